@@ -1,0 +1,2 @@
+/** @wiremesh/coordinator: not yet built; see the issue tracker. */
+export {};

@@ -1,0 +1,2 @@
+/** @wiremesh/mesh-agent: not yet built; see the issue tracker. */
+export {};

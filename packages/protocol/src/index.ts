@@ -1,0 +1,2 @@
+/** @wiremesh/protocol: not yet built; see the issue tracker. */
+export {};

@@ -1,0 +1,2 @@
+/** @wiremesh/wg-tun: not yet built; see the issue tracker. */
+export {};

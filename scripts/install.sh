@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Installs everything wiremesh needs on a fresh Debian machine: system packages, the pinned pnpm,
+# the workspace's dependencies (with native builds), then builds the TypeScript.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PNPM_VERSION=12.4.2
+APT_PACKAGES=(
+  wireguard-tools wireguard-go iproute2 iptables nftables conntrack iperf3 iputils-ping
+  qemu-system-x86 busybox-static cpio kmod
+  python3 make g++
+)
+
+need=()
+for p in "${APT_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || need+=("$p")
+done
+if ((${#need[@]})); then
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "wiremesh: these Debian packages are missing: ${need[*]}; run this script as root or install them." >&2
+    exit 1
+  fi
+  echo "wiremesh: installing Debian packages: ${need[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+
+if [ "$(pnpm --version 2>/dev/null || true)" != "$PNPM_VERSION" ]; then
+  echo "wiremesh: installing pnpm $PNPM_VERSION"
+  npm install -g "pnpm@$PNPM_VERSION" >/dev/null 2>&1
+fi
+
+pnpm install --frozen-lockfile --reporter=append-only | tail -n 3
+pnpm run -s build
