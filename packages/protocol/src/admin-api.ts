@@ -1,0 +1,184 @@
+/**
+ * The admin side of the REST API (used by the CLI, the web UI and tests): networks, enrollment
+ * keys, nodes, gateway roles, relays and external clients. Admin routes need
+ * `Authorization: Bearer wma_...`. Secrets (enrollment keys, generated private keys) appear once.
+ */
+import { z } from 'zod';
+import { MAX_EGRESS_RANGES, MAX_LOCAL_ENDPOINTS, MAX_RELAYED_NODES } from './constants.js';
+import { Backend, EgressRole, Keepalive, Mtu, NodeState } from './map.js';
+import { PeerStatus } from './node-api.js';
+import {
+  Cidr,
+  Endpoint,
+  Id,
+  IpAddress,
+  Ipv4,
+  Ipv4Cidr,
+  Ipv6,
+  Ipv6Cidr,
+  Name,
+  Port,
+  Text,
+  UnixMs,
+  WgKey,
+} from './primitives.js';
+
+/** Body of `POST /api/v1/networks`. */
+export const CreateNetworkRequest = z.object({
+  name: Name,
+  ipv4Cidr: Ipv4Cidr,
+  /** An IPv6 ULA prefix (fc00::/7) of length 64-120, or omitted for IPv4 only. */
+  ipv6Cidr: Ipv6Cidr.optional(),
+  listenPort: Port.optional(),
+  persistentKeepalive: Keepalive.optional(),
+  mtu: Mtu.optional(),
+  /** Let nodes register without an enrollment key; they then wait for approval. */
+  allowJoinWithoutKey: z.boolean().optional(),
+});
+/** Body of a network creation. */
+export type CreateNetworkRequest = z.infer<typeof CreateNetworkRequest>;
+
+/** Body of `PATCH /api/v1/networks/:network`: the settings that can change without renumbering. */
+export const UpdateNetworkRequest = z.object({
+  listenPort: Port.optional(),
+  persistentKeepalive: Keepalive.optional(),
+  mtu: Mtu.optional(),
+  allowJoinWithoutKey: z.boolean().optional(),
+});
+/** Body of a network update. */
+export type UpdateNetworkRequest = z.infer<typeof UpdateNetworkRequest>;
+
+/** A network as the admin API returns it. */
+export const Network = z.object({
+  id: Id,
+  name: Name,
+  ipv4Cidr: Ipv4Cidr,
+  ipv6Cidr: Ipv6Cidr.nullable(),
+  listenPort: Port,
+  persistentKeepalive: Keepalive,
+  mtu: Mtu,
+  allowJoinWithoutKey: z.boolean(),
+  /** The current map version of the network. */
+  revision: z.int().min(0),
+  createdAt: UnixMs,
+});
+/** A network. */
+export type Network = z.infer<typeof Network>;
+
+/** Body of `POST /api/v1/networks/:network/keys`. */
+export const CreateKeyRequest = z.object({
+  name: Name.optional(),
+  /** How many registrations the key admits; omitted means unlimited (reusable). */
+  maxUses: z.int().min(1).optional(),
+  /** Lifetime in seconds from now; omitted means it never expires. */
+  expiresInS: z.int().min(1).optional(),
+  /** Nodes registering with this key are approved at once. */
+  autoApprove: z.boolean().optional(),
+});
+/** Body of an enrollment-key creation. */
+export type CreateKeyRequest = z.infer<typeof CreateKeyRequest>;
+
+/** An enrollment key. `key` is present only in the creation response (shown once). */
+export const EnrollmentKey = z.object({
+  id: Id,
+  network: Name,
+  name: z.string().nullable(),
+  maxUses: z.int().nullable(),
+  uses: z.int().min(0),
+  expiresAt: UnixMs.nullable(),
+  autoApprove: z.boolean(),
+  revoked: z.boolean(),
+  createdAt: UnixMs,
+  key: z.string().optional(),
+});
+/** An enrollment key. */
+export type EnrollmentKey = z.infer<typeof EnrollmentKey>;
+
+/** A node as the admin API returns it. */
+export const Node = z.object({
+  id: Id,
+  network: Name,
+  name: Name,
+  publicKey: WgKey,
+  state: NodeState,
+  addressV4: Ipv4,
+  addressV6: Ipv6.nullable(),
+  os: z.string(),
+  version: z.string(),
+  backend: Backend,
+  listenPort: Port,
+  localEndpoints: z.array(Endpoint).max(MAX_LOCAL_ENDPOINTS),
+  reflectedEndpoint: Endpoint.nullable(),
+  egress: EgressRole.nullable(),
+  isIngressGateway: z.boolean(),
+  ingressEndpoint: z.string().nullable(),
+  isRelay: z.boolean(),
+  relayedBy: Id.nullable(),
+  lastSeenAt: UnixMs.nullable(),
+  /** Per-peer status the node reported at its last check-in. */
+  peers: z.array(PeerStatus),
+  createdAt: UnixMs,
+});
+/** A node. */
+export type Node = z.infer<typeof Node>;
+
+/** Body of `PUT /api/v1/nodes/:id/egress`. */
+export const SetEgressRequest = z.object({
+  ranges: z.array(Cidr).min(1).max(MAX_EGRESS_RANGES),
+  interface: Text.optional(),
+});
+/** Body of an egress-gateway change. */
+export type SetEgressRequest = z.infer<typeof SetEgressRequest>;
+
+/** Body of `PUT /api/v1/nodes/:id/ingress`. */
+export const SetIngressRequest = z.object({
+  /**
+   * The `host:port` external clients dial (written into their config). Omitted means the node's
+   * reflected public endpoint, else its first local endpoint.
+   */
+  endpoint: z.string().min(1).max(261).optional(),
+});
+/** Body of an ingress-gateway change. */
+export type SetIngressRequest = z.infer<typeof SetIngressRequest>;
+
+/** Body of `PUT /api/v1/nodes/:id/relay`: the node relays for these nodes of its network. */
+export const SetRelayRequest = z.object({
+  relayedNodeIds: z.array(Id).max(MAX_RELAYED_NODES),
+});
+/** Body of a relay change. */
+export type SetRelayRequest = z.infer<typeof SetRelayRequest>;
+
+/** Body of `POST /api/v1/networks/:network/extclients`. */
+export const CreateExtClientRequest = z.object({
+  name: Name,
+  /** The ingress gateway node; omitted means the network's only ingress gateway. */
+  ingressNodeId: Id.optional(),
+  /** The client's own public key; omitted means the coordinator generates the key pair. */
+  publicKey: WgKey.optional(),
+  /** DNS servers for the client's wg-quick `DNS =` line. */
+  dns: z.array(IpAddress).max(4).optional(),
+});
+/** Body of an external-client creation. */
+export type CreateExtClientRequest = z.infer<typeof CreateExtClientRequest>;
+
+/** An external (stock WireGuard) client. */
+export const ExtClient = z.object({
+  id: Id,
+  network: Name,
+  name: Name,
+  publicKey: WgKey,
+  /** Whether the coordinator holds the private key (generated) so it can render a full config. */
+  hasPrivateKey: z.boolean(),
+  ingressNodeId: Id,
+  addressV4: Ipv4,
+  addressV6: Ipv6.nullable(),
+  dns: z.array(IpAddress),
+  createdAt: UnixMs,
+});
+/** An external client. */
+export type ExtClient = z.infer<typeof ExtClient>;
+
+/** Response of `POST /api/v1/admin/token/rotate`: the new admin token, shown once. */
+export const RotateTokenResponse = z.object({ token: z.string() });
+/** Response of an admin-token rotation. */
+export type RotateTokenResponse = z.infer<typeof RotateTokenResponse>;

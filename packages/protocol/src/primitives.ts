@@ -1,0 +1,68 @@
+/**
+ * Shared value schemas of the wire format: WireGuard keys (base64 of 32 bytes, as wg(8) prints
+ * them), names (DNS labels, RFC 1035), IP addresses, CIDR ranges, UDP endpoints.
+ */
+import { z } from 'zod';
+import { MAX_NAME_LENGTH, MAX_PORT, MAX_TEXT_LENGTH } from './constants.js';
+
+/** Base64 of exactly 32 bytes: 43 significant characters, the last one with two zero bits, then '='. */
+const WG_KEY_RE = /^[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=$/;
+/** A DNS label in lower case: letters, digits, inner hyphens. */
+const NAME_RE = /^[a-z0-9](?:[a-z0-9-]*[a-z0-9])?$/;
+
+/** A WireGuard public key as wg(8) prints it (base64, 44 characters). */
+export const WgKey = z.string().regex(WG_KEY_RE, 'must be a base64 WireGuard key (44 characters)');
+/** A name usable as a DNS label: 1-63 of a-z, 0-9 and inner '-'. */
+export const Name = z
+  .string()
+  .min(1)
+  .max(MAX_NAME_LENGTH)
+  .regex(NAME_RE, 'must be lower-case letters, digits and inner hyphens (a DNS label)');
+/** Free text of bounded length (OS name, agent version, interface name). */
+export const Text = z.string().max(MAX_TEXT_LENGTH);
+/** An opaque identifier issued by the coordinator. */
+export const Id = z.string().min(1).max(MAX_TEXT_LENGTH);
+/** A UDP/TCP port, 1-65535. */
+export const Port = z.int().min(1).max(MAX_PORT);
+/** An IPv4 address in dotted-quad form. */
+export const Ipv4 = z.ipv4();
+/** An IPv6 address in RFC 5952 or any valid textual form. */
+export const Ipv6 = z.ipv6();
+/** An IPv4 or IPv6 address. */
+export const IpAddress = z.union([Ipv4, Ipv6]);
+/** An IPv4 CIDR range such as 10.8.0.0/16. */
+export const Ipv4Cidr = z.cidrv4();
+/** An IPv6 CIDR range such as fd00:8::/64. */
+export const Ipv6Cidr = z.cidrv6();
+/** An IPv4 or IPv6 CIDR range. */
+export const Cidr = z.union([Ipv4Cidr, Ipv6Cidr]);
+/** A UDP endpoint: an address and a port (format with `formatEndpoint`). */
+export const Endpoint = z.object({ ip: IpAddress, port: Port });
+/** Unix time in milliseconds. */
+export const UnixMs = z.int().min(0);
+
+/** A WireGuard public key (base64). */
+export type WgKey = z.infer<typeof WgKey>;
+/** A DNS-label name. */
+export type Name = z.infer<typeof Name>;
+/** A UDP endpoint. */
+export type Endpoint = z.infer<typeof Endpoint>;
+
+/**
+ * Formats an endpoint the way wg(8) and wg-quick write it: `1.2.3.4:51820` or `[fd00::1]:51820`.
+ * Takes a valid Endpoint; returns a new string.
+ */
+export function formatEndpoint(e: Endpoint): string {
+  return e.ip.includes(':') ? `[${e.ip}]:${e.port}` : `${e.ip}:${e.port}`;
+}
+
+/**
+ * Parses `ip:port` or `[ipv6]:port` into an Endpoint. Returns null (never throws) when the text is
+ * not a literal address with a valid port; host names are not accepted.
+ */
+export function parseEndpoint(text: string): Endpoint | null {
+  const m = /^\[([^\]]+)\]:(\d{1,5})$/.exec(text) ?? /^([^:[\]]+):(\d{1,5})$/.exec(text);
+  if (m === null) return null;
+  const parsed = Endpoint.safeParse({ ip: m[1], port: Number(m[2]) });
+  return parsed.success ? parsed.data : null;
+}
