@@ -3,3 +3,8 @@ export * from './constants.js';
 export * from './types.js';
 export type { CryptoProvider, RandomSource } from './crypto/provider.js';
 export { nobleCrypto } from './crypto/noble.js';
+export * from './kdf.js';
+export * from './tai64n.js';
+export * from './messages.js';
+export * from './handshake.js';
+export * from './cookie.js';
