@@ -3,6 +3,17 @@ export * from './constants.js';
 export * from './types.js';
 export type { CryptoProvider, RandomSource } from './crypto/provider.js';
 export { nobleCrypto } from './crypto/noble.js';
+export {
+  equalBytes,
+  generatePrivateKey,
+  isZeroKey,
+  keyFromBase64,
+  keyFromHex,
+  keyToBase64,
+  keyToHex,
+  publicKeyOf,
+  wipe,
+} from './keys.js';
 export * from './kdf.js';
 export * from './tai64n.js';
 export * from './messages.js';
