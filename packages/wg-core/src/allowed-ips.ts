@@ -8,12 +8,25 @@ const WORD_BITS = 32;
 const WORD_SHIFT = 5; // log2(WORD_BITS)
 const WORD_BIT_MASK = WORD_BITS - 1;
 const BYTE_BITS = 8;
+const BYTE_MASK = 0xff;
+const BYTES_PER_WORD = WORD_BITS / BYTE_BITS;
 const V4_BITS = IPV4_LEN * BYTE_BITS;
 const V6_BITS = IPV6_LEN * BYTE_BITS;
-const BYTES_PER_WORD = WORD_BITS / BYTE_BITS;
-const BYTE_MASK = 0xff;
 
-type Bits = typeof V4_BITS | typeof V6_BITS;
+/*
+ * Nodes live in one Int32Array per family (struct of arrays, no objects): V8 keeps int32 values
+ * there unboxed, and a lookup touches a few consecutive cache lines instead of chasing boxed
+ * object fields. A node is `stride` ints: its prefix words (host bits zero), META (cidr, and
+ * HAS_VALUE), then the two children. Id 0 is the null node.
+ */
+const NULL = 0;
+const META_CIDR_MASK = 0xff;
+const META_HAS_VALUE = 0x100;
+const V4_STRIDE = 4; // w0, meta, child0, child1
+const V4_STRIDE_SHIFT = 2;
+const V6_STRIDE = 8; // w0..w3, meta, child0, child1, unused
+const V6_STRIDE_SHIFT = 3;
+const INITIAL_NODES = 16;
 
 /** The network-order 32-bit word of `b` at `at`, as an int32. */
 function word(b: Uint8Array, at: number): number {
@@ -28,76 +41,257 @@ function wordMask(cidr: number, w: number): number {
   return -1 << (WORD_BITS - bits);
 }
 
-/** Bit `pos` (0 = most significant) of the 128-bit value k0..k3. */
+/** Bit `pos` (0 = most significant) of the 128-bit value k0..k3; 0 past the end. */
 function bitAt(k0: number, k1: number, k2: number, k3: number, pos: number): number {
   const w = pos >>> WORD_SHIFT;
-  const v = w === 0 ? k0 : w === 1 ? k1 : w === 2 ? k2 : k3;
+  const v = w === 0 ? k0 : w === 1 ? k1 : w === 2 ? k2 : w === 3 ? k3 : 0;
   return (v >>> (WORD_BIT_MASK - (pos & WORD_BIT_MASK))) & 1;
 }
 
-/**
- * A trie node: the prefix (w0..w3 with host bits zero, m0..m3 its mask, so a match is four
- * xor-and-or operations) and an optional value. Valueless nodes exist only as branch points with
- * two children, which keeps the trie minimal after removals.
- */
-class Node<T> {
-  w0: number;
-  w1: number;
-  w2: number;
-  w3: number;
-  readonly m0: number;
-  readonly m1: number;
-  readonly m2: number;
-  readonly m3: number;
-  readonly cidr: number;
-  readonly bits: Bits;
-  parent: Node<T> | null = null;
-  child0: Node<T> | null = null;
-  child1: Node<T> | null = null;
-  hasValue = false;
-  value: T | undefined = undefined;
+/** One family's trie. Node ids are stable while the node lives; freed ids are reused. */
+class Trie<T> {
+  readonly bits: number;
+  readonly words: number;
+  readonly stride: number;
+  readonly shift: number;
+  readonly meta: number; // offset of META in a node, then child0, child1
+  nodes: Int32Array;
+  parents: Int32Array;
+  values: Array<T | undefined>;
+  root = NULL;
+  private nextId = 1;
+  private free: number[] = [];
 
-  constructor(bits: Bits, cidr: number, k0: number, k1: number, k2: number, k3: number) {
+  constructor(bits: number) {
     this.bits = bits;
-    this.cidr = cidr;
-    this.m0 = wordMask(cidr, 0);
-    this.m1 = wordMask(cidr, 1);
-    this.m2 = wordMask(cidr, 2);
-    this.m3 = wordMask(cidr, 3);
-    this.w0 = k0 & this.m0;
-    this.w1 = k1 & this.m1;
-    this.w2 = k2 & this.m2;
-    this.w3 = k3 & this.m3;
+    this.words = bits / WORD_BITS;
+    this.stride = bits === V4_BITS ? V4_STRIDE : V6_STRIDE;
+    this.shift = bits === V4_BITS ? V4_STRIDE_SHIFT : V6_STRIDE_SHIFT;
+    this.meta = this.words;
+    this.nodes = new Int32Array(INITIAL_NODES * this.stride);
+    this.parents = new Int32Array(INITIAL_NODES);
+    this.values = new Array<T | undefined>(INITIAL_NODES).fill(undefined);
   }
 
-  /** Number of leading bits shared with k0..k3, capped at this node's cidr. */
-  commonBits(k0: number, k1: number, k2: number, k3: number): number {
-    let x = (this.w0 ^ k0) & this.m0;
-    let n = 0;
-    if (x === 0) {
-      n = WORD_BITS;
-      x = (this.w1 ^ k1) & this.m1;
-      if (x === 0) {
-        n += WORD_BITS;
-        x = (this.w2 ^ k2) & this.m2;
-        if (x === 0) {
-          n += WORD_BITS;
-          x = (this.w3 ^ k3) & this.m3;
-          if (x === 0) return this.cidr;
-        }
-      }
+  reset(): void {
+    this.nodes = new Int32Array(INITIAL_NODES * this.stride);
+    this.parents = new Int32Array(INITIAL_NODES);
+    this.values = new Array<T | undefined>(INITIAL_NODES).fill(undefined);
+    this.root = NULL;
+    this.nextId = 1;
+    this.free = [];
+  }
+
+  cidr(id: number): number {
+    return this.nodes[(id << this.shift) + this.meta]! & META_CIDR_MASK;
+  }
+
+  hasValue(id: number): boolean {
+    return (this.nodes[(id << this.shift) + this.meta]! & META_HAS_VALUE) !== 0;
+  }
+
+  setValue(id: number, value: T): void {
+    this.nodes[(id << this.shift) + this.meta]! |= META_HAS_VALUE;
+    this.values[id] = value;
+  }
+
+  child(id: number, bit: number): number {
+    return this.nodes[(id << this.shift) + this.meta + 1 + bit]!;
+  }
+
+  prefixWord(id: number, w: number): number {
+    return w < this.words ? this.nodes[(id << this.shift) + w]! : 0;
+  }
+
+  /** Leading bits node `id`'s prefix shares with k0..k3, capped at the node's cidr. */
+  commonBits(id: number, k0: number, k1: number, k2: number, k3: number): number {
+    const cidr = this.cidr(id);
+    const keys = [k0, k1, k2, k3];
+    for (let w = 0; w < this.words; w++) {
+      const x = this.prefixWord(id, w) ^ keys[w]!;
+      if (x !== 0 || (w + 1) * WORD_BITS >= cidr)
+        return Math.min(w * WORD_BITS + Math.clz32(x), cidr);
     }
-    return Math.min(n + Math.clz32(x), this.cidr);
+    return cidr;
   }
 
-  address(): Uint8Array {
+  address(id: number): Uint8Array {
     const out = new Uint8Array(this.bits / BYTE_BITS);
-    const words = [this.w0, this.w1, this.w2, this.w3];
     for (let i = 0; i < out.length; i++) {
       const shift = BYTE_BITS * (BYTES_PER_WORD - 1 - (i % BYTES_PER_WORD));
-      out[i] = (words[Math.floor(i / BYTES_PER_WORD)]! >>> shift) & BYTE_MASK;
+      out[i] = (this.prefixWord(id, Math.floor(i / BYTES_PER_WORD)) >>> shift) & BYTE_MASK;
     }
     return out;
+  }
+
+  private alloc(cidr: number, k0: number, k1: number, k2: number, k3: number): number {
+    let id = this.free.pop();
+    if (id === undefined) {
+      id = this.nextId++;
+      if (id >= this.parents.length) this.grow();
+    }
+    const b = id << this.shift;
+    const keys = [k0, k1, k2, k3];
+    for (let w = 0; w < this.words; w++) this.nodes[b + w] = keys[w]! & wordMask(cidr, w);
+    this.nodes[b + this.meta] = cidr;
+    this.nodes[b + this.meta + 1] = NULL;
+    this.nodes[b + this.meta + 2] = NULL;
+    this.parents[id] = NULL;
+    return id;
+  }
+
+  private release(id: number): void {
+    this.parents[id] = NULL;
+    this.values[id] = undefined;
+    this.free.push(id);
+  }
+
+  private grow(): void {
+    const capacity = this.parents.length * 2;
+    const nodes = new Int32Array(capacity * this.stride);
+    nodes.set(this.nodes);
+    this.nodes = nodes;
+    const parents = new Int32Array(capacity);
+    parents.set(this.parents);
+    this.parents = parents;
+    for (let i = this.values.length; i < capacity; i++) this.values.push(undefined);
+  }
+
+  private attach(parent: number, bit: number, child: number): void {
+    this.parents[child] = parent;
+    this.nodes[(parent << this.shift) + this.meta + 1 + bit] = child;
+  }
+
+  /** Puts `next` where `id` hangs (a parent's child slot or the root). */
+  private replaceChild(id: number, next: number): void {
+    const parent = this.parents[id]!;
+    if (next !== NULL) this.parents[next] = parent;
+    if (parent === NULL) this.root = next;
+    else
+      this.nodes[(parent << this.shift) + this.meta + 1 + (this.child(parent, 0) === id ? 0 : 1)] =
+        next;
+    this.parents[id] = NULL;
+  }
+
+  /** The node of exactly `k`/`cidr`, created (without a value) if missing. */
+  findOrCreate(k0: number, k1: number, k2: number, k3: number, cidr: number): number {
+    if (this.root === NULL) {
+      this.root = this.alloc(cidr, k0, k1, k2, k3);
+      return this.root;
+    }
+    let id = this.root;
+    for (;;) {
+      const nodeCidr = this.cidr(id);
+      const common = Math.min(this.commonBits(id, k0, k1, k2, k3), cidr);
+      if (common === nodeCidr) {
+        if (common === cidr) return id;
+        const bit = bitAt(k0, k1, k2, k3, nodeCidr);
+        const next = this.child(id, bit);
+        if (next === NULL) {
+          const leaf = this.alloc(cidr, k0, k1, k2, k3);
+          this.attach(id, bit, leaf);
+          return leaf;
+        }
+        id = next;
+        continue;
+      }
+      // The new prefix leaves the path inside `id`'s prefix: a new node takes id's place.
+      const leaf = this.alloc(cidr, k0, k1, k2, k3);
+      const n0 = this.prefixWord(id, 0);
+      const n1 = this.prefixWord(id, 1);
+      const n2 = this.prefixWord(id, 2);
+      const n3 = this.prefixWord(id, 3);
+      if (common === cidr) {
+        this.replaceChild(id, leaf);
+        this.attach(leaf, bitAt(n0, n1, n2, n3, cidr), id);
+      } else {
+        const branch = this.alloc(common, k0, k1, k2, k3);
+        this.replaceChild(id, branch);
+        const bit = bitAt(k0, k1, k2, k3, common);
+        this.attach(branch, bit, leaf);
+        this.attach(branch, bit ^ 1, id);
+      }
+      return leaf;
+    }
+  }
+
+  /** The node of exactly `k`/`cidr`, or NULL. */
+  find(k0: number, k1: number, k2: number, k3: number, cidr: number): number {
+    let id = this.root;
+    while (id !== NULL) {
+      const nodeCidr = this.cidr(id);
+      if (nodeCidr > cidr || this.commonBits(id, k0, k1, k2, k3) !== nodeCidr) return NULL;
+      if (nodeCidr === cidr) return id;
+      id = this.child(id, bitAt(k0, k1, k2, k3, nodeCidr));
+    }
+    return NULL;
+  }
+
+  /** Clears node `id`'s value and frees nodes that no longer branch (valueless nodes keep two children). */
+  clearValue(id: number): void {
+    this.nodes[(id << this.shift) + this.meta]! &= ~META_HAS_VALUE;
+    this.values[id] = undefined;
+    const c0 = this.child(id, 0);
+    const c1 = this.child(id, 1);
+    if (c0 !== NULL && c1 !== NULL) return;
+    const only = c0 !== NULL ? c0 : c1;
+    const parent = this.parents[id]!;
+    this.replaceChild(id, only);
+    this.release(id);
+    if (only !== NULL || parent === NULL || this.hasValue(parent)) return;
+    // `parent` was a branch point and now has a single child: splice it out too.
+    const other = this.child(parent, 0) !== NULL ? this.child(parent, 0) : this.child(parent, 1);
+    this.replaceChild(parent, other);
+    this.release(parent);
+  }
+
+  /** Longest-prefix match of the IPv4 address `a` (int32): the node id, or NULL. */
+  lookup4(a: number): number {
+    const nodes = this.nodes;
+    let id = this.root;
+    let found = NULL;
+    while (id !== NULL) {
+      const b = id << V4_STRIDE_SHIFT;
+      const meta = nodes[b + 1]!;
+      const cidr = meta & META_CIDR_MASK;
+      if (Math.clz32(a ^ nodes[b]!) < cidr) break;
+      if ((meta & META_HAS_VALUE) !== 0) found = id;
+      // A /32 has no children, so the bit read past its end only selects an empty slot.
+      id = nodes[b + 2 + ((a >>> (WORD_BIT_MASK - cidr)) & 1)]!;
+    }
+    return found;
+  }
+
+  /** Longest-prefix match of the IPv6 address a0..a3 (int32 words): the node id, or NULL. */
+  lookup6(a0: number, a1: number, a2: number, a3: number): number {
+    const nodes = this.nodes;
+    let id = this.root;
+    let found = NULL;
+    while (id !== NULL) {
+      const b = id << V6_STRIDE_SHIFT;
+      const meta = nodes[b + 4]!;
+      const cidr = meta & META_CIDR_MASK;
+      // The first differing bit must lie at or past cidr; stop reading words once past cidr.
+      let x = a0 ^ nodes[b]!;
+      if (x !== 0 || cidr <= WORD_BITS) {
+        if (Math.clz32(x) < cidr) break;
+      } else {
+        x = a1 ^ nodes[b + 1]!;
+        if (x !== 0 || cidr <= 2 * WORD_BITS) {
+          if (WORD_BITS + Math.clz32(x) < cidr) break;
+        } else {
+          x = a2 ^ nodes[b + 2]!;
+          if (x !== 0 || cidr <= 3 * WORD_BITS) {
+            if (2 * WORD_BITS + Math.clz32(x) < cidr) break;
+          } else if (3 * WORD_BITS + Math.clz32(a3 ^ nodes[b + 3]!) < cidr) break;
+        }
+      }
+      if ((meta & META_HAS_VALUE) !== 0) found = id;
+      const w = cidr >>> WORD_SHIFT;
+      const v = w === 0 ? a0 : w === 1 ? a1 : w === 2 ? a2 : a3;
+      id = nodes[b + 5 + ((v >>> (WORD_BIT_MASK - (cidr & WORD_BIT_MASK))) & 1)]!;
+    }
+    return found;
   }
 }
 
@@ -108,9 +302,10 @@ class Node<T> {
  * peer's allowed IPs. Values are compared with `===`. Lookups allocate nothing.
  */
 export class AllowedIps<T> {
-  private root4: Node<T> | null = null;
-  private root6: Node<T> | null = null;
-  private readonly byValue = new Map<T, Set<Node<T>>>();
+  private readonly v4 = new Trie<T>(V4_BITS);
+  private readonly v6 = new Trie<T>(V6_BITS);
+  /** Each value's nodes as handles (id * 2 + 1 for IPv6), in insertion order. */
+  private readonly byValue = new Map<T, Set<number>>();
   private count = 0;
 
   /** Number of prefixes in the table (IPv4 and IPv6). */
@@ -125,53 +320,31 @@ export class AllowedIps<T> {
    * `cidr` is not an integer in 0..32 / 0..128.
    */
   insert(address: Uint8Array, cidr: number, value: T): void {
-    const bits = checkPrefix(address, cidr);
-    const v6 = bits === V6_BITS;
-    const k0 = word(address, 0);
-    const k1 = v6 ? word(address, 4) : 0;
-    const k2 = v6 ? word(address, 8) : 0;
-    const k3 = v6 ? word(address, 12) : 0;
-    const root = v6 ? this.root6 : this.root4;
-    if (root === null) {
-      const leaf = new Node<T>(bits, cidr, k0, k1, k2, k3);
-      this.setRoot(bits, leaf);
-      this.assign(leaf, value);
-      return;
+    const v6 = checkPrefix(address, cidr);
+    const trie = v6 ? this.v6 : this.v4;
+    const id = trie.findOrCreate(
+      word(address, 0),
+      v6 ? word(address, 4) : 0,
+      v6 ? word(address, 8) : 0,
+      v6 ? word(address, 12) : 0,
+      cidr,
+    );
+    const handle = id * 2 + (v6 ? 1 : 0);
+    if (trie.hasValue(id)) {
+      const old = trie.values[id] as T;
+      const set = this.byValue.get(old)!;
+      set.delete(handle);
+      if (set.size === 0 && old !== value) this.byValue.delete(old);
+    } else {
+      this.count++;
     }
-    let node: Node<T> = root;
-    for (;;) {
-      const common = Math.min(node.commonBits(k0, k1, k2, k3), cidr);
-      if (common === node.cidr) {
-        if (common === cidr) {
-          this.assign(node, value);
-          return;
-        }
-        const bit = bitAt(k0, k1, k2, k3, node.cidr);
-        const next: Node<T> | null = bit === 0 ? node.child0 : node.child1;
-        if (next === null) {
-          const leaf = new Node<T>(bits, cidr, k0, k1, k2, k3);
-          attach(node, bit, leaf);
-          this.assign(leaf, value);
-          return;
-        }
-        node = next;
-        continue;
-      }
-      // The new prefix leaves the path inside `node`'s prefix: a new node takes node's place.
-      const leaf = new Node<T>(bits, cidr, k0, k1, k2, k3);
-      if (common === cidr) {
-        this.replaceChild(node, leaf);
-        attach(leaf, bitAt(node.w0, node.w1, node.w2, node.w3, cidr), node);
-      } else {
-        const branch = new Node<T>(bits, common, k0, k1, k2, k3);
-        this.replaceChild(node, branch);
-        const bit = bitAt(k0, k1, k2, k3, common);
-        attach(branch, bit, leaf);
-        attach(branch, bit ^ 1, node);
-      }
-      this.assign(leaf, value);
-      return;
+    trie.setValue(id, value);
+    let set = this.byValue.get(value);
+    if (set === undefined) {
+      set = new Set();
+      this.byValue.set(value, set);
     }
+    set.add(handle);
   }
 
   /**
@@ -194,16 +367,9 @@ export class AllowedIps<T> {
     if (!(offset >= 0 && offset + IPV4_LEN <= packet.length)) {
       throw new RangeError('address out of bounds');
     }
-    const a = word(packet, offset);
-    let node = this.root4;
-    let found: T | undefined;
-    while (node !== null && ((a ^ node.w0) & node.m0) === 0) {
-      if (node.hasValue) found = node.value;
-      const cidr = node.cidr;
-      if (cidr === V4_BITS) break;
-      node = ((a >>> (WORD_BIT_MASK - cidr)) & 1) === 0 ? node.child0 : node.child1;
-    }
-    return found;
+    const trie = this.v4;
+    const id = trie.lookup4(word(packet, offset));
+    return id === NULL ? undefined : trie.values[id];
   }
 
   /**
@@ -215,26 +381,14 @@ export class AllowedIps<T> {
     if (!(offset >= 0 && offset + IPV6_LEN <= packet.length)) {
       throw new RangeError('address out of bounds');
     }
-    const a0 = word(packet, offset);
-    const a1 = word(packet, offset + 4);
-    const a2 = word(packet, offset + 8);
-    const a3 = word(packet, offset + 12);
-    let node = this.root6;
-    let found: T | undefined;
-    while (
-      node !== null &&
-      (((a0 ^ node.w0) & node.m0) |
-        ((a1 ^ node.w1) & node.m1) |
-        ((a2 ^ node.w2) & node.m2) |
-        ((a3 ^ node.w3) & node.m3)) ===
-        0
-    ) {
-      if (node.hasValue) found = node.value;
-      const cidr = node.cidr;
-      if (cidr === V6_BITS) break;
-      node = bitAt(a0, a1, a2, a3, cidr) === 0 ? node.child0 : node.child1;
-    }
-    return found;
+    const trie = this.v6;
+    const id = trie.lookup6(
+      word(packet, offset),
+      word(packet, offset + 4),
+      word(packet, offset + 8),
+      word(packet, offset + 12),
+    );
+    return id === NULL ? undefined : trie.values[id];
   }
 
   /**
@@ -242,32 +396,32 @@ export class AllowedIps<T> {
    * Throws as `insert` does for a malformed prefix.
    */
   remove(address: Uint8Array, cidr: number, value: T): boolean {
-    const bits = checkPrefix(address, cidr);
-    const v6 = bits === V6_BITS;
-    const k0 = word(address, 0);
-    const k1 = v6 ? word(address, 4) : 0;
-    const k2 = v6 ? word(address, 8) : 0;
-    const k3 = v6 ? word(address, 12) : 0;
-    let node = v6 ? this.root6 : this.root4;
-    while (node !== null && node.cidr <= cidr && node.commonBits(k0, k1, k2, k3) === node.cidr) {
-      if (node.cidr === cidr) {
-        if (!node.hasValue || node.value !== value) return false;
-        this.byValue.get(value)?.delete(node);
-        if (this.byValue.get(value)?.size === 0) this.byValue.delete(value);
-        this.removeNode(node);
-        return true;
-      }
-      node = bitAt(k0, k1, k2, k3, node.cidr) === 0 ? node.child0 : node.child1;
-    }
-    return false;
+    const v6 = checkPrefix(address, cidr);
+    const trie = v6 ? this.v6 : this.v4;
+    const id = trie.find(
+      word(address, 0),
+      v6 ? word(address, 4) : 0,
+      v6 ? word(address, 8) : 0,
+      v6 ? word(address, 12) : 0,
+      cidr,
+    );
+    if (id === NULL || !trie.hasValue(id) || trie.values[id] !== value) return false;
+    const set = this.byValue.get(value)!;
+    set.delete(id * 2 + (v6 ? 1 : 0));
+    if (set.size === 0) this.byValue.delete(value);
+    trie.clearValue(id);
+    this.count--;
+    return true;
   }
 
   /** Removes every prefix that maps to `value` (all allowed IPs of a peer). */
   removeValue(value: T): void {
-    const nodes = this.byValue.get(value);
-    if (nodes === undefined) return;
+    const handles = this.byValue.get(value);
+    if (handles === undefined) return;
     this.byValue.delete(value);
-    for (const node of nodes) this.removeNode(node);
+    // Clearing frees only the cleared node and valueless branch nodes, so the other handles stay valid.
+    for (const h of handles) (h & 1 ? this.v6 : this.v4).clearValue(h >>> 1);
+    this.count -= handles.size;
   }
 
   /**
@@ -275,120 +429,86 @@ export class AllowedIps<T> {
    * host bits zero. Returns fresh objects and bytes owned by the caller.
    */
   entriesFor(value: T): IpPrefix[] {
-    const nodes = this.byValue.get(value);
-    if (nodes === undefined) return [];
-    return Array.from(nodes, (n) => ({ address: n.address(), cidr: n.cidr }));
+    const handles = this.byValue.get(value);
+    if (handles === undefined) return [];
+    return Array.from(handles, (h) => {
+      const trie = h & 1 ? this.v6 : this.v4;
+      return { address: trie.address(h >>> 1), cidr: trie.cidr(h >>> 1) };
+    });
   }
 
-  /** Removes everything. */
+  /** Removes everything and releases the tries' memory. */
   clear(): void {
-    this.root4 = null;
-    this.root6 = null;
+    this.v4.reset();
+    this.v6.reset();
     this.byValue.clear();
     this.count = 0;
   }
 
   /**
-   * For tests: checks the trie's structural invariants (parent links, prefixes nested and
-   * branching on the right bit, no valueless node without two children, value index exact) and returns
-   * the number of nodes. Throws Error on a violation.
+   * For tests: checks the tries' structural invariants (parent links, prefixes nested and
+   * branching on the right bit, no valueless node without two children, value index exact) and
+   * returns the number of live nodes. Throws Error on a violation.
    * @internal
    */
   debugCheck(): number {
     let nodes = 0;
     let valued = 0;
-    const walk = (n: Node<T> | null, parent: Node<T> | null, bit: number): void => {
-      if (n === null) return;
-      nodes++;
-      if (n.parent !== parent) throw new Error('bad parent link');
-      if (parent !== null) {
-        if (n.cidr <= parent.cidr) throw new Error('child prefix not longer');
-        if (parent.commonBits(n.w0, n.w1, n.w2, n.w3) !== parent.cidr)
-          throw new Error('not nested');
-        if (bitAt(n.w0, n.w1, n.w2, n.w3, parent.cidr) !== bit) throw new Error('wrong side');
-      }
-      if (n.hasValue) {
-        valued++;
-        if (!this.byValue.get(n.value as T)?.has(n)) throw new Error('value index missing node');
-      } else if (n.child0 === null || n.child1 === null) {
-        throw new Error('valueless node without two children');
-      }
-      walk(n.child0, n, 0);
-      walk(n.child1, n, 1);
-    };
-    walk(this.root4, null, 0);
-    walk(this.root6, null, 0);
-    let indexed = 0;
-    for (const set of this.byValue.values()) {
+    const handles = new Map<number, T>();
+    for (const [value, set] of this.byValue) {
       if (set.size === 0) throw new Error('empty value index entry');
-      indexed += set.size;
+      for (const h of set) handles.set(h, value);
     }
-    if (valued !== this.count || indexed !== this.count) throw new Error('count mismatch');
+    for (const [trie, family] of [
+      [this.v4, 0],
+      [this.v6, 1],
+    ] as const) {
+      const walk = (id: number, parent: number, bit: number): void => {
+        if (id === NULL) return;
+        nodes++;
+        if (trie.parents[id] !== parent) throw new Error('bad parent link');
+        const cidr = trie.cidr(id);
+        const w = [0, 1, 2, 3].map((i) => trie.prefixWord(id, i)) as [
+          number,
+          number,
+          number,
+          number,
+        ];
+        for (let i = 0; i < trie.words; i++) {
+          if ((w[i]! & ~wordMask(cidr, i)) !== 0) throw new Error('host bits set in a node');
+        }
+        if (parent !== NULL) {
+          const pc = trie.cidr(parent);
+          if (cidr <= pc) throw new Error('child prefix not longer');
+          if (trie.commonBits(parent, ...w) !== pc) throw new Error('not nested');
+          if (bitAt(...w, pc) !== bit) throw new Error('wrong side');
+        }
+        if (trie.hasValue(id)) {
+          valued++;
+          if (handles.get(id * 2 + family) !== trie.values[id])
+            throw new Error('value index wrong');
+        } else if (trie.child(id, 0) === NULL || trie.child(id, 1) === NULL) {
+          throw new Error('valueless node without two children');
+        }
+        walk(trie.child(id, 0), id, 0);
+        walk(trie.child(id, 1), id, 1);
+      };
+      walk(trie.root, NULL, 0);
+    }
+    if (valued !== this.count || handles.size !== this.count) throw new Error('count mismatch');
     return nodes;
   }
-
-  private assign(node: Node<T>, value: T): void {
-    if (node.hasValue) {
-      const old = this.byValue.get(node.value as T)!;
-      old.delete(node);
-      if (old.size === 0 && node.value !== value) this.byValue.delete(node.value as T);
-    } else {
-      this.count++;
-    }
-    node.hasValue = true;
-    node.value = value;
-    let set = this.byValue.get(value);
-    if (set === undefined) {
-      set = new Set();
-      this.byValue.set(value, set);
-    }
-    set.add(node);
-  }
-
-  /** Clears `node`'s value and removes nodes that no longer branch. The value index is the caller's. */
-  private removeNode(node: Node<T>): void {
-    this.count--;
-    node.hasValue = false;
-    node.value = undefined;
-    if (node.child0 !== null && node.child1 !== null) return;
-    const only = node.child0 ?? node.child1;
-    const parent = node.parent;
-    this.replaceChild(node, only);
-    if (only !== null || parent === null || parent.hasValue) return;
-    // `parent` was a branch point and now has a single child: splice it out too.
-    this.replaceChild(parent, parent.child0 ?? parent.child1);
-  }
-
-  /** Puts `next` where `node` hangs (a parent's child slot or the root). */
-  private replaceChild(node: Node<T>, next: Node<T> | null): void {
-    const parent = node.parent;
-    if (next !== null) next.parent = parent;
-    if (parent === null) this.setRoot(node.bits, next);
-    else if (parent.child0 === node) parent.child0 = next;
-    else parent.child1 = next;
-    node.parent = null;
-  }
-
-  private setRoot(bits: Bits, node: Node<T> | null): void {
-    if (bits === V4_BITS) this.root4 = node;
-    else this.root6 = node;
-  }
 }
 
-function attach<T>(parent: Node<T>, bit: number, child: Node<T>): void {
-  child.parent = parent;
-  if (bit === 0) parent.child0 = child;
-  else parent.child1 = child;
-}
-
-function checkPrefix(address: Uint8Array, cidr: number): Bits {
+/** Validates a prefix; returns whether it is IPv6. */
+function checkPrefix(address: Uint8Array, cidr: number): boolean {
   if (!(address instanceof Uint8Array)) throw new TypeError('address must be a Uint8Array');
-  let bits: Bits;
+  let bits: number;
   if (address.length === IPV4_LEN) bits = V4_BITS;
   else if (address.length === IPV6_LEN) bits = V6_BITS;
   else throw new RangeError(`address must be 4 or 16 bytes, got ${address.length}`);
   if (!Number.isInteger(cidr) || cidr < 0 || cidr > bits) {
     throw new RangeError(`cidr must be an integer in 0..${bits}, got ${cidr}`);
   }
-  return bits;
+  return bits === V6_BITS;
 }
