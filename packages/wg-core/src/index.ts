@@ -19,3 +19,7 @@ export * from './tai64n.js';
 export * from './messages.js';
 export * from './handshake.js';
 export * from './cookie.js';
+export * from './ip.js';
+export * from './replay.js';
+export * from './allowed-ips.js';
+export * from './index-table.js';
