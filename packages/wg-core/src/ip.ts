@@ -3,7 +3,9 @@
  * (RFC 791 text without octal or shorthand), IPv6 text (RFC 4291 §2.2) printed canonically (RFC 5952).
  */
 
+/** Bytes of an IPv4 address. */
 export const IPV4_LEN = 4;
+/** Bytes of an IPv6 address. */
 export const IPV6_LEN = 16;
 const IPV4_BITS = IPV4_LEN * 8;
 const IPV6_BITS = IPV6_LEN * 8;
