@@ -65,3 +65,14 @@ export const RATELIMIT_PACKETS_PER_SECOND = 20;
 export const RATELIMIT_BURST = 5;
 export const DEFAULT_MTU = 1420;
 export const MAX_PEERS = 1 << 16;
+/**
+ * Longest UAPI line, without its '\n': wireguard-go reads lines with bufio.Scanner, whose 64 KiB
+ * buffer must hold the line and its newline.
+ */
+export const MAX_UAPI_LINE_BYTES = 64 * 1024 - 1;
+/**
+ * Largest UAPI request held in memory. wireguard-go streams a set=1 line by line with no total
+ * limit; we apply a request whole or not at all, so we buffer it: room for MAX_PEERS peers of
+ * about 500 bytes each (key, PSK, endpoint, keepalive and a few allowed IPs).
+ */
+export const MAX_UAPI_REQUEST_BYTES = 32 * 1024 * 1024;

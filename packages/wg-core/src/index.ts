@@ -23,3 +23,4 @@ export * from './ip.js';
 export * from './replay.js';
 export * from './allowed-ips.js';
 export * from './index-table.js';
+export * from './uapi.js';
