@@ -30,5 +30,9 @@ if [ "$(pnpm --version 2>/dev/null || true)" != "$PNPM_VERSION" ]; then
   npm install -g "pnpm@$PNPM_VERSION" >/dev/null 2>&1
 fi
 
+# Native addons (ours, better-sqlite3) build against Node's own headers: nothing may be downloaded.
+node_prefix=$(dirname "$(dirname "$(command -v node)")")
+if [ -f "$node_prefix/include/node/node_api.h" ]; then export npm_config_nodedir="$node_prefix"; fi
+
 pnpm install --frozen-lockfile --reporter=append-only | tail -n 3
 pnpm run -s build

@@ -43,6 +43,7 @@ import { RateLimiter } from './ratelimiter.js';
 import { tai64n } from './tai64n.js';
 import { TIMER_NAMES, type TimerName } from './timers.js';
 import type { Action, DropReason, Endpoint, WallClock } from './types.js';
+import type { UapiDeviceState, UapiSetRequest } from './uapi.js';
 
 /** Options of a Device. */
 export interface DeviceOptions {
@@ -173,19 +174,22 @@ export class Device {
     if (privateKey !== null && privateKey.length !== KEY_LEN) {
       throw new RangeError(`private key must be ${KEY_LEN} bytes`);
     }
-    if (privateKey && this.local && equal(privateKey, this.local.privateKey)) return;
+    if (privateKey && this.local && equal(clamp(privateKey), this.local.privateKey)) return;
+    // Stored clamped, as wireguard-go stores it, so get=1 reports the key X25519 really uses.
     const local =
-      privateKey && !isZero(privateKey) ? new LocalIdentity(this.crypto, privateKey.slice()) : null;
+      privateKey && !isZero(privateKey) ? new LocalIdentity(this.crypto, clamp(privateKey)) : null;
     if (local) {
       const self = this.peerMap.get(hex(local.publicKey));
       if (self) this.removePeer(self.publicKey);
     }
+    const old = this.local;
     this.local = local;
     this.cookieChecker.setLocal(local);
     for (const peer of this.peerMap.values()) {
       peer.handshake.setLocal(local);
       this.expireCurrentKeypairs(peer);
     }
+    old?.wipe();
   }
 
   /** Peers in insertion order. */
@@ -265,6 +269,60 @@ export class Device {
   /** Forces (or stops forcing) the under-load mode in which MAC2 is demanded; for shells that measure their own queue. */
   setUnderLoad(on: boolean): void {
     this.forcedUnderLoad = on;
+  }
+
+  /**
+   * Applies a set=1 request that `parseSet` validated, whole and in order, with wireguard-go's
+   * semantics (see UapiPeerConfig). The shell binds a changed listen_port before calling this, so
+   * a request either applies completely or not at all. Keepalives it triggers go to `out`.
+   */
+  applyUapi(req: UapiSetRequest, now: number, out: Action[]): void {
+    if (req.privateKey !== undefined) this.setPrivateKey(req.privateKey);
+    if (req.listenPort !== undefined) this.listenPort = req.listenPort;
+    if (req.fwmark !== undefined) this.fwmark = req.fwmark;
+    if (req.replacePeers) this.clearPeers();
+    for (const pc of req.peers) {
+      if (this.local && equal(pc.publicKey, this.local.publicKey)) continue;
+      if (pc.remove) {
+        this.removePeer(pc.publicKey);
+        continue;
+      }
+      let peer = this.peer(pc.publicKey);
+      if (!peer) {
+        if (pc.updateOnly) continue;
+        peer = this.addPeer(pc.publicKey);
+      }
+      if (pc.presharedKey !== undefined) this.setPresharedKey(peer, pc.presharedKey);
+      if (pc.endpoint !== undefined) peer.endpoint = pc.endpoint;
+      if (pc.replaceAllowedIps) this.allowedIps.removeValue(peer);
+      for (const a of pc.allowedIps) {
+        if (a.remove) this.allowedIps.remove(a.address, a.cidr, peer);
+        else this.allowedIps.insert(a.address, a.cidr, peer);
+      }
+      if (pc.persistentKeepaliveInterval !== undefined) {
+        this.setPersistentKeepalive(peer, pc.persistentKeepaliveInterval, now, out);
+      }
+    }
+  }
+
+  /** The device as get=1 reports it; `listenPort` is the port the shell actually bound. Returns copies. */
+  uapiState(listenPort: number): UapiDeviceState {
+    const peers = [...this.peerMap.values()].map((p) => ({
+      publicKey: p.publicKey,
+      ...(p.handshake.presharedKey ? { presharedKey: p.handshake.presharedKey.slice() } : {}),
+      ...(p.endpoint ? { endpoint: p.endpoint } : {}),
+      lastHandshakeWallMs: p.lastHandshakeWallMs,
+      txBytes: p.txBytes,
+      rxBytes: p.rxBytes,
+      persistentKeepaliveInterval: p.persistentKeepaliveInterval,
+      allowedIps: this.allowedIps.entriesFor(p),
+    }));
+    return {
+      ...(this.local ? { privateKey: this.local.privateKey.slice() } : {}),
+      listenPort,
+      fwmark: this.fwmark,
+      peers,
+    };
   }
 
   // ---------------------------------------------------------------- data path
@@ -737,6 +795,14 @@ function writeLe32(b: Uint8Array, off: number, v: number): void {
   b[off + 1] = (v >>> 8) & 0xff;
   b[off + 2] = (v >>> 16) & 0xff;
   b[off + 3] = (v >>> 24) & 0xff;
+}
+
+/** A copy of an X25519 private key with RFC 7748 §5 clamping applied. */
+function clamp(key: Uint8Array): Uint8Array {
+  const k = key.slice();
+  k[0]! &= 248;
+  k[31]! = (k[31]! & 127) | 64;
+  return k;
 }
 
 function equal(a: Uint8Array, b: Uint8Array): boolean {

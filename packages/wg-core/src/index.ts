@@ -24,3 +24,8 @@ export * from './replay.js';
 export * from './allowed-ips.js';
 export * from './index-table.js';
 export * from './uapi.js';
+export { Device, paddedLength, type DeviceOptions, type PeerOptions } from './device.js';
+export { Peer } from './peer.js';
+export { Keypair, Keypairs } from './keypair.js';
+export type { TimerName } from './timers.js';
+export { ipPacketLength, ipVersion } from './ip-packet.js';

@@ -16,6 +16,8 @@ import {
 } from '../src/constants.js';
 import { paddedLength } from '../src/device.js';
 import type { Action } from '../src/types.js';
+import { keyToHex } from '../src/keys.js';
+import { formatGet, parseSet } from '../src/uapi.js';
 import { ipv4Packet, ipv6Packet, Net, type Node } from './harness.js';
 
 const INIT = 1;
@@ -478,5 +480,50 @@ describe('untrusted input', () => {
     );
     expect([aPeer.keypairs.current, bPeer.keypairs.current]).toEqual(cur);
     expect(aPeer.endpoint).toEqual(a.endpoint);
+  });
+});
+
+describe('UAPI', () => {
+  test('set=1 configures a device that then handshakes; get=1 reports it as wg expects', () => {
+    const net = new Net();
+    const a = net.add('a', '192.0.2.1', 1);
+    const b = net.add('b', '192.0.2.2', 2);
+    const body =
+      `private_key=${keyToHex(a.privateKey)}\nlisten_port=51820\nreplace_peers=true\n` +
+      `public_key=${keyToHex(b.publicKey)}\nendpoint=192.0.2.2:51820\npersistent_keepalive_interval=0\n` +
+      `replace_allowed_ips=true\nallowed_ip=10.0.0.2/32\nallowed_ip=fd00::2/128\n\n`;
+    const parsed = parseSet(body);
+    if (!parsed.ok) throw new Error(parsed.message);
+    a.device.applyUapi(parsed.request, net.now, []);
+    b.device.addPeer(a.publicKey, {
+      endpoint: a.endpoint,
+      allowedIps: [{ address: new Uint8Array([10, 0, 0, 1]), cidr: 32 }],
+    });
+    net.send(a, ping('10.0.0.1', '10.0.0.2'));
+    expect(b.delivered).toHaveLength(1);
+    const text = formatGet(a.device.uapiState(51820));
+    const clamped = a.privateKey.slice();
+    clamped[0]! &= 248;
+    clamped[31]! = (clamped[31]! & 127) | 64;
+    expect(text).toContain(`private_key=${keyToHex(clamped)}\n`);
+    expect(text).toContain(`public_key=${keyToHex(b.publicKey)}\n`);
+    expect(text).toContain('endpoint=192.0.2.2:51820\n');
+    expect(text).toContain('allowed_ip=10.0.0.2/32\nallowed_ip=fd00::2/128\n');
+    expect(text).toMatch(/last_handshake_time_sec=[1-9]\d*\n/);
+    expect(text).toContain(`tx_bytes=${a.device.peer(b.publicKey)!.txBytes}\n`);
+    expect(text.endsWith('errno=0\n\n')).toBe(true);
+  });
+
+  test('remove=true removes a peer and its routes; replace_peers clears all', () => {
+    const { a, b } = pair();
+    const rm = parseSet(`public_key=${keyToHex(b.publicKey)}\nremove=true\n\n`);
+    if (!rm.ok) throw new Error(rm.message);
+    a.device.applyUapi(rm.request, 0, []);
+    expect(a.device.peer(b.publicKey)).toBeUndefined();
+    expect(a.device.allowedIps.lookup(new Uint8Array([10, 0, 0, 2]))).toBeUndefined();
+    const rp = parseSet('replace_peers=true\n\n');
+    if (!rp.ok) throw new Error(rp.message);
+    b.device.applyUapi(rp.request, 0, []);
+    expect([...b.device.peers()]).toHaveLength(0);
   });
 });
