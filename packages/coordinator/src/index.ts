@@ -1,2 +1,13 @@
-/** @wiremesh/coordinator: not yet built; see the issue tracker. */
-export {};
+/**
+ * @wiremesh/coordinator: the `wiremesh-coordinator` server (DESIGN.md "coordinator"): storage,
+ * REST API, push streams, endpoint reflection, metrics. Import it to embed a coordinator.
+ */
+export { startCoordinator, parseListen, openDatabase, COORDINATOR_VERSION } from './coordinator.js';
+export type { Coordinator, CoordinatorOptions } from './coordinator.js';
+export { Store } from './store.js';
+export { Hub } from './hub.js';
+export type { Db, Queryable } from './db.js';
+export { openSqlite } from './sqlite.js';
+export { openPostgres } from './postgres.js';
+export { migrate } from './migrations.js';
+export { renderWgQuick } from './ext-config.js';

@@ -1,0 +1,49 @@
+/**
+ * Coordinator constants: defaults of `serve`, limits it enforces, and timings of its background
+ * work. Protocol-wide values (ports, keepalive, stream timings) live in @wiremesh/protocol.
+ */
+
+// --- Defaults of `serve` ---
+
+/** Default HTTP listen address: loopback only, so nothing is exposed by accident. */
+export const DEFAULT_LISTEN = '127.0.0.1:8080';
+/** Default data directory (SQLite database) relative to the working directory. */
+export const DEFAULT_DATA_DIR = './wiremesh-data';
+/** File name of the SQLite database inside the data directory. */
+export const SQLITE_FILE_NAME = 'coordinator.db';
+/** Port of the HTTP listen address when only a host is given. */
+export const DEFAULT_HTTP_PORT = 8080;
+
+// --- Limits ---
+
+/** Largest request body in bytes (the biggest is a check-in with MAX_PEER_STATUS rows). */
+export const BODY_LIMIT_BYTES = 1024 * 1024;
+/** Registrations a single client address may burst before the rate limit applies. */
+export const REGISTER_BURST = 30;
+/** Registrations per second a client address regains after its burst. */
+export const REGISTER_REFILL_PER_S = 1;
+/** Most client addresses the rate limiter remembers (oldest forgotten first). */
+export const RATE_LIMITER_MAX_CLIENTS = 10_000;
+/** Bytes of randomness in admin tokens, node secrets and enrollment keys. */
+export const SECRET_BYTES = 32;
+/** Longest IPv4 prefix a network may use (a /30 leaves two host addresses). */
+export const MAX_IPV4_PREFIX = 30;
+/** Shortest IPv6 prefix a network may use (host indexes are shared with IPv4 and fit in 64 bits). */
+export const MIN_IPV6_PREFIX = 64;
+/** Longest IPv6 prefix a network may use. */
+export const MAX_IPV6_PREFIX = 120;
+
+// --- Timings ---
+
+/** How long the hub waits to coalesce a burst of changes into one map push. */
+export const PUSH_COALESCE_MS = 5;
+/** Busy timeout of SQLite when another connection holds the write lock. */
+export const SQLITE_BUSY_TIMEOUT_MS = 5_000;
+/** Delay before a replica reconnects its PostgreSQL LISTEN connection after losing it. */
+export const PG_LISTEN_RETRY_MS = 1_000;
+/** Persistent keepalive written into external clients' wg-quick configs, in seconds. */
+export const EXT_CLIENT_KEEPALIVE_S = 25;
+/** How long after its last check-in a node counts as online, for metrics and the UI. */
+export const ONLINE_WINDOW_MS = 3 * 60_000;
+/** A stream whose unsent bytes exceed this is closed; its agent reconnects and gets a full map. */
+export const STREAM_MAX_BUFFER_BYTES = 32 * 1024 * 1024;

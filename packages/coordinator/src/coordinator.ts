@@ -1,0 +1,175 @@
+/**
+ * Assembles a running coordinator: storage (SQLite in a data directory, or PostgreSQL), schema
+ * migrations, the first admin token, the push hub, the UDP reflector and the HTTP server.
+ */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import pino, { type Logger } from 'pino';
+import {
+  DEFAULT_DATA_DIR,
+  DEFAULT_HTTP_PORT,
+  DEFAULT_LISTEN,
+  REGISTER_BURST,
+  REGISTER_REFILL_PER_S,
+  SQLITE_FILE_NAME,
+} from './constants.js';
+import type { Db } from './db.js';
+import { Hub } from './hub.js';
+import { Metrics } from './metrics.js';
+import { migrate } from './migrations.js';
+import { openPostgres } from './postgres.js';
+import { RateLimiter } from './rate-limit.js';
+import { startReflector, type Reflector } from './reflector.js';
+import { DEFAULT_WEB_ROOT, buildServer } from './server.js';
+import { openSqlite } from './sqlite.js';
+import { Store } from './store.js';
+
+/** The coordinator's version string, reported at /api/v1/info. */
+export const COORDINATOR_VERSION = '0.1.0';
+
+const DATA_DIR_MODE = 0o700;
+const SECRET_FILE_MODE = 0o600;
+
+/** Options of `startCoordinator` (and of `wiremesh-coordinator serve`). */
+export interface CoordinatorOptions {
+  /** `host:port` or `[v6]:port` to listen on; port 0 picks one. Default 127.0.0.1:8080. */
+  listen?: string;
+  /** Directory of the SQLite database (created 0700). Ignored with `database`. */
+  dataDir?: string;
+  /** A postgres:// URL: use PostgreSQL instead of SQLite. */
+  database?: string;
+  /** UDP reflector port on the listen host (0 picks one); undefined or null turns it off. */
+  reflectPort?: number | null;
+  /** Write a newly created admin token to this file (0600) as well as returning it. */
+  adminTokenFile?: string;
+  /** A pino logger; default JSON logs to stderr at `logLevel`. */
+  logger?: Logger;
+  logLevel?: string;
+  /** Registration rate limit per client address. */
+  registerBurst?: number;
+  registerRefillPerS?: number;
+  /** Directory of the web UI files. */
+  webRoot?: string;
+  /** Wall clock in unix ms (tests move it to expire keys). */
+  clock?: () => number;
+}
+
+/** A running coordinator. */
+export interface Coordinator {
+  /** Base URL, e.g. http://127.0.0.1:41234. */
+  readonly url: string;
+  readonly host: string;
+  readonly port: number;
+  readonly reflectPort: number | null;
+  /** The admin token when this start created it (first start), else null. Shown once. */
+  readonly adminToken: string | null;
+  readonly store: Store;
+  readonly hub: Hub;
+  close(): Promise<void>;
+}
+
+/** Splits `host:port`, `[v6]:port` or a bare host. Throws RangeError for a bad port. */
+export function parseListen(text: string): { host: string; port: number } {
+  const m = /^\[([^\]]+)\](?::(\d+))?$/.exec(text) ?? /^([^:]+)(?::(\d+))?$/.exec(text);
+  if (m === null || m[1] === undefined)
+    throw new RangeError(`--listen ${text}: expected host:port`);
+  const port = m[2] === undefined ? DEFAULT_HTTP_PORT : Number(m[2]);
+  if (!Number.isInteger(port) || port < 0 || port > 65535)
+    throw new RangeError(`--listen ${text}: bad port`);
+  return { host: m[1], port };
+}
+
+/** Redaction paths: secrets never reach the log even if a future log call passes a body. */
+const REDACT = [
+  'req.headers.authorization',
+  '*.nodeSecret',
+  '*.enrollmentKey',
+  '*.privateKey',
+  '*.token',
+  '*.key',
+];
+
+/** Opens the database an options object names (SQLite in `dataDir` by default). */
+export async function openDatabase(
+  opts: Pick<CoordinatorOptions, 'dataDir' | 'database'>,
+  logger: Logger,
+): Promise<Db> {
+  if (opts.database !== undefined) {
+    return openPostgres(opts.database, (e) =>
+      logger.error({ err: e }, 'postgres connection error'),
+    );
+  }
+  const dir = opts.dataDir ?? DEFAULT_DATA_DIR;
+  mkdirSync(dir, { recursive: true, mode: DATA_DIR_MODE });
+  return openSqlite(join(dir, SQLITE_FILE_NAME));
+}
+
+/** Starts a coordinator. Rejects when the database or a port cannot be opened. */
+export async function startCoordinator(opts: CoordinatorOptions = {}): Promise<Coordinator> {
+  const logger =
+    opts.logger ??
+    pino({
+      level: opts.logLevel ?? 'info',
+      redact: REDACT,
+      base: { service: 'wiremesh-coordinator' },
+    });
+  const { host, port } = parseListen(opts.listen ?? DEFAULT_LISTEN);
+  const db = await openDatabase(opts, logger);
+  let reflector: Reflector | null = null;
+  try {
+    await migrate(db, Date.now());
+    const store = new Store(db, opts.clock);
+    const adminToken = await store.ensureAdminToken();
+    if (adminToken !== null && opts.adminTokenFile !== undefined) {
+      writeFileSync(opts.adminTokenFile, `${adminToken}\n`, { mode: SECRET_FILE_MODE });
+    }
+    const metrics = new Metrics();
+    if (opts.reflectPort !== undefined && opts.reflectPort !== null)
+      reflector = await startReflector(host, opts.reflectPort, metrics);
+    const reflectPort = reflector?.port ?? null;
+    const hub = new Hub(store, reflectPort, metrics, (e) =>
+      logger.error({ err: e }, 'push fan-out failed'),
+    );
+    const app = buildServer({
+      store,
+      hub,
+      metrics,
+      logger,
+      reflectPort,
+      version: COORDINATOR_VERSION,
+      registerLimiter: new RateLimiter(
+        opts.registerBurst ?? REGISTER_BURST,
+        opts.registerRefillPerS ?? REGISTER_REFILL_PER_S,
+      ),
+      webRoot: opts.webRoot ?? DEFAULT_WEB_ROOT,
+    });
+    await app.listen({ host, port });
+    const addr = app.server.address();
+    const boundPort = typeof addr === 'object' && addr !== null ? addr.port : port;
+    const urlHost = host.includes(':') ? `[${host}]` : host;
+    logger.info(
+      { listen: `${urlHost}:${boundPort}`, reflectPort, storage: db.dialect },
+      'coordinator started',
+    );
+    const r = reflector;
+    return {
+      url: `http://${urlHost}:${boundPort}`,
+      host,
+      port: boundPort,
+      reflectPort,
+      adminToken,
+      store,
+      hub,
+      async close() {
+        hub.close();
+        await app.close();
+        await r?.close();
+        await db.close();
+      },
+    };
+  } catch (e) {
+    await reflector?.close();
+    await db.close();
+    throw e;
+  }
+}

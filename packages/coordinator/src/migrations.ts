@@ -1,0 +1,119 @@
+/**
+ * Schema migrations, in order, written in the SQL subset SQLite and PostgreSQL share. Each runs
+ * once, inside a transaction, recorded in `schema_migrations`; PostgreSQL replicas starting
+ * together take an advisory lock so only one applies them.
+ */
+import type { Db } from './db.js';
+
+/** Key of the PostgreSQL advisory lock held while migrating (any fixed number unique to us). */
+const PG_MIGRATION_LOCK = 0x776d6967;
+
+const MIGRATIONS: readonly { version: number; sql: string }[] = [
+  {
+    version: 1,
+    sql: `
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE networks (
+  id TEXT PRIMARY KEY,
+  name TEXT NOT NULL UNIQUE,
+  ipv4_cidr TEXT NOT NULL,
+  ipv6_cidr TEXT,
+  listen_port INTEGER NOT NULL,
+  persistent_keepalive INTEGER NOT NULL,
+  mtu INTEGER NOT NULL,
+  allow_without_key INTEGER NOT NULL,
+  revision BIGINT NOT NULL,
+  created_at BIGINT NOT NULL
+);
+CREATE TABLE enrollment_keys (
+  id TEXT PRIMARY KEY,
+  network_id TEXT NOT NULL REFERENCES networks(id) ON DELETE CASCADE,
+  name TEXT,
+  key_hash TEXT NOT NULL UNIQUE,
+  max_uses INTEGER,
+  uses INTEGER NOT NULL,
+  expires_at BIGINT,
+  auto_approve INTEGER NOT NULL,
+  revoked INTEGER NOT NULL,
+  created_at BIGINT NOT NULL
+);
+CREATE INDEX enrollment_keys_network ON enrollment_keys(network_id);
+CREATE TABLE nodes (
+  id TEXT PRIMARY KEY,
+  network_id TEXT NOT NULL REFERENCES networks(id) ON DELETE CASCADE,
+  name TEXT NOT NULL,
+  public_key TEXT NOT NULL,
+  state TEXT NOT NULL,
+  host_index INTEGER NOT NULL,
+  secret_hash TEXT NOT NULL,
+  os TEXT NOT NULL,
+  version TEXT NOT NULL,
+  backend TEXT NOT NULL,
+  listen_port INTEGER NOT NULL,
+  local_endpoints TEXT NOT NULL,
+  reflected_endpoint TEXT,
+  egress_ranges TEXT,
+  egress_interface TEXT,
+  is_ingress INTEGER NOT NULL,
+  ingress_endpoint TEXT,
+  is_relay INTEGER NOT NULL,
+  relayed_by TEXT,
+  last_seen_at BIGINT,
+  peer_status TEXT NOT NULL,
+  enrollment_key_id TEXT,
+  created_at BIGINT NOT NULL
+);
+CREATE INDEX nodes_network ON nodes(network_id);
+CREATE UNIQUE INDEX nodes_active_name ON nodes(network_id, name) WHERE state IN ('pending', 'approved');
+CREATE UNIQUE INDEX nodes_active_key ON nodes(network_id, public_key) WHERE state IN ('pending', 'approved');
+CREATE TABLE addresses (
+  network_id TEXT NOT NULL REFERENCES networks(id) ON DELETE CASCADE,
+  host_index INTEGER NOT NULL,
+  owner_id TEXT NOT NULL,
+  PRIMARY KEY (network_id, host_index)
+);
+CREATE TABLE ext_clients (
+  id TEXT PRIMARY KEY,
+  network_id TEXT NOT NULL REFERENCES networks(id) ON DELETE CASCADE,
+  name TEXT NOT NULL,
+  public_key TEXT NOT NULL,
+  private_key TEXT,
+  ingress_node_id TEXT NOT NULL REFERENCES nodes(id) ON DELETE CASCADE,
+  host_index INTEGER NOT NULL,
+  dns TEXT NOT NULL,
+  created_at BIGINT NOT NULL,
+  UNIQUE (network_id, name)
+);
+`,
+  },
+];
+
+/** The newest schema version this build knows. */
+export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1]?.version ?? 0;
+
+/** Applies every migration `db` lacks. Throws if the database is newer than this build. */
+export async function migrate(db: Db, now: number): Promise<void> {
+  await db.exec(
+    'CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at BIGINT NOT NULL)',
+  );
+  await db.tx(async (q) => {
+    if (db.dialect === 'postgres')
+      await q.get('SELECT pg_advisory_xact_lock(?)', [PG_MIGRATION_LOCK]);
+    const rows = await q.all<{ version: number }>('SELECT version FROM schema_migrations');
+    const applied = new Set(rows.map((r) => Number(r.version)));
+    const newest = Math.max(0, ...applied);
+    if (newest > SCHEMA_VERSION) {
+      throw new Error(
+        `the database has schema version ${newest}, newer than this coordinator (${SCHEMA_VERSION}); upgrade the coordinator`,
+      );
+    }
+    for (const m of MIGRATIONS) {
+      if (applied.has(m.version)) continue;
+      await q.exec(m.sql);
+      await q.run('INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)', [
+        m.version,
+        now,
+      ]);
+    }
+  });
+}

@@ -1,0 +1,499 @@
+/**
+ * The coordinator's HTTP API (fastify): node routes (register, check-in, map, push stream,
+ * leave), admin routes (networks, keys, nodes, gateways, relays, external clients, token
+ * rotation), /metrics, /healthz and the web UI. Every body is validated with the protocol's
+ * schemas; every error is `{code, message}` with the registry's status.
+ */
+import { readFile } from 'node:fs/promises';
+import { fileURLToPath } from 'node:url';
+import Fastify, {
+  type FastifyBaseLogger,
+  type FastifyInstance,
+  type FastifyReply,
+  type FastifyRequest,
+} from 'fastify';
+import type { Logger } from 'pino';
+import { z } from 'zod';
+import {
+  ADMIN_ROUTES,
+  ADMIN_TOKEN_PREFIX,
+  API_PREFIX,
+  CheckinRequest,
+  CreateExtClientRequest,
+  CreateKeyRequest,
+  CreateNetworkRequest,
+  DEFAULT_POLL_INTERVAL_MS,
+  MIN_SUPPORTED_PROTOCOL_VERSION,
+  NODE_ROUTES,
+  NodeState,
+  PROTOCOL_VERSION,
+  RegisterRequest,
+  STREAM_CONTENT_TYPE,
+  SetEgressRequest,
+  SetIngressRequest,
+  SetRelayRequest,
+  UpdateNetworkRequest,
+  type ErrorCode,
+  type InfoResponse,
+} from '@wiremesh/protocol';
+import { ApiError, parseBody } from './api-error.js';
+import { BODY_LIMIT_BYTES } from './constants.js';
+import { qrPng, qrText, renderWgQuick } from './ext-config.js';
+import type { Hub } from './hub.js';
+import type { Metrics } from './metrics.js';
+import { RateLimiter } from './rate-limit.js';
+import { mapJsonFor } from './snapshot.js';
+import type { NodeRow, Store } from './store.js';
+
+/** What the HTTP layer needs from the rest of the coordinator. */
+export interface ServerDeps {
+  store: Store;
+  hub: Hub;
+  metrics: Metrics;
+  logger: Logger;
+  reflectPort: number | null;
+  version: string;
+  registerLimiter: RateLimiter;
+  /** Directory of the web UI's static files. */
+  webRoot: string;
+}
+
+const WEB_FILES: Record<string, string> = {
+  '/': 'index.html',
+  '/ui/app.js': 'app.js',
+  '/ui/style.css': 'style.css',
+};
+const CONTENT_TYPES: Record<string, string> = {
+  html: 'text/html; charset=utf-8',
+  js: 'text/javascript; charset=utf-8',
+  css: 'text/css; charset=utf-8',
+};
+
+const IdParam = z.object({ id: z.string().min(1).max(128) });
+const NetworkParam = z.object({ network: z.string().min(1).max(128) });
+const NetworkKeyParam = z.object({
+  network: z.string().min(1).max(128),
+  id: z.string().min(1).max(128),
+});
+const NodeQuery = z.object({ network: z.string().optional(), state: NodeState.optional() });
+const StateQuery = z.object({ state: NodeState.optional() });
+
+/** The default web UI directory: `web/` beside `src/` and `dist/`. */
+export const DEFAULT_WEB_ROOT = fileURLToPath(new URL('../web/', import.meta.url));
+
+function bearer(req: FastifyRequest): string | null {
+  const h = req.headers.authorization;
+  if (h === undefined) return null;
+  const m = /^Bearer\s+(\S+)\s*$/i.exec(h);
+  return m?.[1] ?? '';
+}
+
+function checkProtocol(v: number): void {
+  if (v < MIN_SUPPORTED_PROTOCOL_VERSION || v > PROTOCOL_VERSION) {
+    throw new ApiError(
+      'unsupported_protocol_version',
+      `protocol version ${v} is not supported (this coordinator speaks ${MIN_SUPPORTED_PROTOCOL_VERSION}..${PROTOCOL_VERSION}); ${v > PROTOCOL_VERSION ? 'upgrade the coordinator' : 'upgrade the agent'}`,
+    );
+  }
+}
+
+function checkAlive(node: NodeRow): void {
+  if (node.state === 'rejected')
+    throw new ApiError(
+      'node_rejected',
+      'an admin rejected this node; ask the admin, then join again',
+    );
+  if (node.state === 'removed')
+    throw new ApiError('node_removed', 'this node was removed from the network; join again');
+}
+
+/** Builds the fastify app (not yet listening). */
+export function buildServer(d: ServerDeps): FastifyInstance {
+  const { store, hub, metrics } = d;
+  const app = Fastify({
+    loggerInstance: d.logger as FastifyBaseLogger,
+    bodyLimit: BODY_LIMIT_BYTES,
+    forceCloseConnections: true,
+  });
+
+  metrics.counter('wiremesh_http_requests_total', 'HTTP requests by method, route and status.');
+  metrics.counter('wiremesh_registrations_total', 'Node registrations by result.');
+  metrics.gauge('wiremesh_nodes', 'Nodes by network and state.');
+  metrics.gauge('process_resident_memory_bytes', 'Resident set size of the coordinator.');
+  metrics.collect(async () => {
+    metrics.reset('wiremesh_nodes');
+    for (const c of await store.nodeCounts())
+      metrics.set('wiremesh_nodes', { network: c.network, state: c.state }, Number(c.count));
+    metrics.set('process_resident_memory_bytes', {}, process.memoryUsage.rss());
+  });
+  app.addHook('onResponse', async (req, reply) => {
+    metrics.inc('wiremesh_http_requests_total', {
+      method: req.method,
+      route: req.routeOptions.url ?? 'unmatched',
+      status: String(reply.statusCode),
+    });
+  });
+
+  const fail = (
+    reply: FastifyReply,
+    code: ErrorCode,
+    message: string,
+    status?: number,
+  ): FastifyReply => {
+    if (code === 'auth_required' || code === 'invalid_token')
+      reply.header('www-authenticate', 'Bearer');
+    return reply.code(status ?? new ApiError(code, message).status).send({ code, message });
+  };
+
+  app.setErrorHandler((err: Error & { statusCode?: number; code?: string }, req, reply) => {
+    if (err instanceof ApiError) {
+      if (err.retryAfterS !== undefined) reply.header('retry-after', String(err.retryAfterS));
+      return fail(reply, err.code, err.message);
+    }
+    if (err.code === 'FST_ERR_CTP_BODY_TOO_LARGE' || err.statusCode === 413)
+      return fail(reply, 'payload_too_large', 'the request body is too large');
+    if (err.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE' || err.statusCode === 415) {
+      return fail(
+        reply,
+        'unsupported_media_type',
+        'send the body as JSON with Content-Type: application/json',
+      );
+    }
+    if (err.statusCode === 400)
+      return fail(reply, 'invalid_json', 'the request body is not valid JSON');
+    req.log.error({ err }, 'request failed');
+    return fail(reply, 'internal', 'internal error; see the coordinator log');
+  });
+  app.setNotFoundHandler((req, reply) =>
+    fail(reply, 'route_not_found', `no route ${req.method} ${req.url.split('?')[0]}`),
+  );
+
+  const requireAdmin = async (req: FastifyRequest): Promise<void> => {
+    const token = bearer(req);
+    if (token === null)
+      throw new ApiError(
+        'auth_required',
+        'this route needs the admin token: Authorization: Bearer wma_...',
+      );
+    if (token.startsWith(ADMIN_TOKEN_PREFIX) && (await store.isAdminToken(token))) return;
+    if ((await store.authenticateNode(token)) !== null)
+      throw new ApiError('forbidden', 'a node secret cannot use admin routes');
+    throw new ApiError('invalid_token', 'the admin token is wrong or was rotated');
+  };
+
+  const requireNode = async (req: FastifyRequest): Promise<NodeRow> => {
+    const token = bearer(req);
+    if (token === null)
+      throw new ApiError(
+        'auth_required',
+        'this route needs the node secret: Authorization: Bearer wmn_...',
+      );
+    const node = await store.authenticateNode(token);
+    if (node !== null) return node;
+    if (token.startsWith(ADMIN_TOKEN_PREFIX) && (await store.isAdminToken(token))) {
+      throw new ApiError(
+        'forbidden',
+        'node routes act for one node and need its node secret, not the admin token',
+      );
+    }
+    throw new ApiError(
+      'invalid_token',
+      'the node secret is wrong, or the node was released; join again',
+    );
+  };
+
+  // --- public ---
+
+  app.get('/healthz', async () => ({ ok: true }));
+  app.get('/metrics', async (_req, reply) =>
+    reply.type('text/plain; version=0.0.4; charset=utf-8').send(await metrics.render()),
+  );
+  app.get(NODE_ROUTES.info, async (): Promise<InfoResponse> => ({
+    name: 'wiremesh-coordinator',
+    version: d.version,
+    protocolVersion: PROTOCOL_VERSION,
+    minProtocolVersion: MIN_SUPPORTED_PROTOCOL_VERSION,
+    reflectPort: d.reflectPort,
+  }));
+  for (const [path, file] of Object.entries(WEB_FILES)) {
+    app.get(path, async (_req, reply) => {
+      let body: Buffer;
+      try {
+        body = await readFile(`${d.webRoot}/${file}`);
+      } catch {
+        return fail(reply, 'route_not_found', 'the web UI is not installed');
+      }
+      const ext = file.slice(file.lastIndexOf('.') + 1);
+      return reply
+        .type(CONTENT_TYPES[ext] ?? 'application/octet-stream')
+        .header('cache-control', 'no-cache')
+        .send(body);
+    });
+  }
+
+  // --- node routes ---
+
+  app.post(NODE_ROUTES.register, async (req, reply) => {
+    const wait = d.registerLimiter.take(req.ip);
+    if (wait > 0) {
+      metrics.inc('wiremesh_registrations_total', { result: 'rate_limited' });
+      const e = new ApiError(
+        'rate_limited',
+        `too many registrations from this address; retry in ${wait} s`,
+      );
+      e.retryAfterS = wait;
+      throw e;
+    }
+    const body = parseBody(RegisterRequest, req.body);
+    checkProtocol(body.protocolVersion);
+    let out;
+    try {
+      out = await store.register(body);
+    } catch (e) {
+      metrics.inc('wiremesh_registrations_total', {
+        result: e instanceof ApiError ? e.code : 'error',
+      });
+      throw e;
+    }
+    metrics.inc('wiremesh_registrations_total', { result: out.node.state });
+    req.log.info(
+      { node: out.node.id, network: body.network, state: out.node.state },
+      'node registered',
+    );
+    let map = 'null';
+    if (out.node.state === 'approved') {
+      const snap = await hub.snapshot(out.node.network_id);
+      map = (snap && mapJsonFor(snap, out.node.id)) ?? 'null';
+    }
+    return reply
+      .code(201)
+      .type('application/json')
+      .send(
+        `{"protocolVersion":${PROTOCOL_VERSION},"nodeId":${JSON.stringify(out.node.id)},"nodeSecret":${JSON.stringify(out.secret)},` +
+          `"state":${JSON.stringify(out.node.state)},"map":${map}}`,
+      );
+  });
+
+  app.post(NODE_ROUTES.checkin, async (req, reply) => {
+    const node = await requireNode(req);
+    const body = parseBody(CheckinRequest, req.body);
+    checkProtocol(body.protocolVersion);
+    checkAlive(node);
+    await store.checkin(node, body);
+    let version: number | null = null;
+    let map = 'null';
+    if (node.state === 'approved') {
+      const snap = await hub.snapshot(node.network_id);
+      if (snap !== null) {
+        version = snap.revision;
+        if (body.knownMapVersion !== snap.revision) map = mapJsonFor(snap, node.id) ?? 'null';
+      }
+    }
+    return reply
+      .type('application/json')
+      .send(
+        `{"protocolVersion":${PROTOCOL_VERSION},"state":${JSON.stringify(node.state)},"mapVersion":${JSON.stringify(version)},` +
+          `"map":${map},"pollIntervalMs":${DEFAULT_POLL_INTERVAL_MS}}`,
+      );
+  });
+
+  app.get(NODE_ROUTES.map, async (req, reply) => {
+    const node = await requireNode(req);
+    checkAlive(node);
+    if (node.state !== 'approved')
+      throw new ApiError('node_pending', 'the node waits for an admin to approve it');
+    const snap = await hub.snapshot(node.network_id);
+    const map = snap === null ? null : mapJsonFor(snap, node.id);
+    if (map === null) throw new ApiError('node_removed', 'the node is no longer in the network');
+    return reply.type('application/json').send(map);
+  });
+
+  app.get(NODE_ROUTES.stream, async (req, reply) => {
+    const node = await requireNode(req);
+    checkAlive(node);
+    reply.hijack();
+    reply.raw.writeHead(200, {
+      'content-type': `${STREAM_CONTENT_TYPE}; charset=utf-8`,
+      'cache-control': 'no-cache, no-transform',
+      'x-accel-buffering': 'no',
+      connection: 'keep-alive',
+    });
+    reply.raw.flushHeaders();
+    const detach = await hub.attach(node, reply.raw);
+    reply.raw.on('close', detach);
+  });
+
+  app.delete(NODE_ROUTES.self, async (req, reply) => {
+    const node = await requireNode(req);
+    if (node.state !== 'removed') await store.setNodeState(node.id, 'removed');
+    req.log.info({ node: node.id }, 'node left');
+    return reply.code(204).send();
+  });
+
+  // --- admin routes ---
+
+  app.register(async (admin) => {
+    admin.addHook('onRequest', async (req) => requireAdmin(req));
+
+    admin.get(ADMIN_ROUTES.networks, async () => store.listNetworks());
+    admin.post(ADMIN_ROUTES.networks, async (req, reply) =>
+      reply.code(201).send(await store.createNetwork(parseBody(CreateNetworkRequest, req.body))),
+    );
+    admin.get(`${API_PREFIX}/networks/:network`, async (req) =>
+      store.getNetwork(parseBody(NetworkParam, req.params, 'path').network),
+    );
+    admin.patch(`${API_PREFIX}/networks/:network`, async (req) =>
+      store.updateNetwork(
+        parseBody(NetworkParam, req.params, 'path').network,
+        parseBody(UpdateNetworkRequest, req.body),
+      ),
+    );
+    admin.delete(`${API_PREFIX}/networks/:network`, async (req, reply) => {
+      await store.deleteNetwork(parseBody(NetworkParam, req.params, 'path').network);
+      return reply.code(204).send();
+    });
+
+    admin.get(`${API_PREFIX}/networks/:network/keys`, async (req) =>
+      store.listKeys(parseBody(NetworkParam, req.params, 'path').network),
+    );
+    admin.post(`${API_PREFIX}/networks/:network/keys`, async (req, reply) =>
+      reply
+        .code(201)
+        .send(
+          await store.createKey(
+            parseBody(NetworkParam, req.params, 'path').network,
+            parseBody(CreateKeyRequest, req.body),
+          ),
+        ),
+    );
+    admin.delete(`${API_PREFIX}/networks/:network/keys/:id`, async (req) => {
+      const p = parseBody(NetworkKeyParam, req.params, 'path');
+      return store.revokeKey(p.network, p.id);
+    });
+
+    admin.get(`${API_PREFIX}/networks/:network/nodes`, async (req) =>
+      store.listNodes(
+        parseBody(NetworkParam, req.params, 'path').network,
+        parseBody(StateQuery, req.query, 'query').state,
+      ),
+    );
+    admin.get(ADMIN_ROUTES.nodes, async (req) => {
+      const q = parseBody(NodeQuery, req.query, 'query');
+      return store.listNodes(q.network, q.state);
+    });
+    admin.get(`${API_PREFIX}/nodes/:id`, async (req) =>
+      store.getNode(parseBody(IdParam, req.params, 'path').id),
+    );
+    admin.get(`${API_PREFIX}/nodes/:id/map`, async (req, reply) => {
+      const node = await store.getNode(parseBody(IdParam, req.params, 'path').id);
+      const row = (await store.nodeById(node.id)) as NodeRow;
+      const snap = await hub.snapshot(row.network_id);
+      const map = snap === null ? null : mapJsonFor(snap, node.id);
+      if (map === null)
+        throw new ApiError(
+          'conflict',
+          `node ${node.name} is ${node.state}; only approved nodes have a map`,
+        );
+      return reply.type('application/json').send(map);
+    });
+    const stateRoute = (suffix: string, to: 'approved' | 'rejected') =>
+      admin.post(`${API_PREFIX}/nodes/:id/${suffix}`, async (req) => {
+        const node = await store.setNodeState(parseBody(IdParam, req.params, 'path').id, to);
+        req.log.info({ node: node.id, state: to }, 'node state changed');
+        return node;
+      });
+    stateRoute('approve', 'approved');
+    stateRoute('reject', 'rejected');
+    admin.delete(`${API_PREFIX}/nodes/:id`, async (req) =>
+      store.setNodeState(parseBody(IdParam, req.params, 'path').id, 'removed'),
+    );
+    admin.post(`${API_PREFIX}/nodes/:id/release`, async (req, reply) => {
+      await store.releaseNode(parseBody(IdParam, req.params, 'path').id);
+      return reply.code(204).send();
+    });
+    admin.put(`${API_PREFIX}/nodes/:id/egress`, async (req) =>
+      store.setEgress(
+        parseBody(IdParam, req.params, 'path').id,
+        parseBody(SetEgressRequest, req.body),
+      ),
+    );
+    admin.delete(`${API_PREFIX}/nodes/:id/egress`, async (req) =>
+      store.clearEgress(parseBody(IdParam, req.params, 'path').id),
+    );
+    admin.put(`${API_PREFIX}/nodes/:id/ingress`, async (req) =>
+      store.setIngress(
+        parseBody(IdParam, req.params, 'path').id,
+        parseBody(SetIngressRequest, req.body),
+      ),
+    );
+    admin.delete(`${API_PREFIX}/nodes/:id/ingress`, async (req) =>
+      store.clearIngress(parseBody(IdParam, req.params, 'path').id),
+    );
+    admin.put(`${API_PREFIX}/nodes/:id/relay`, async (req) =>
+      store.setRelay(
+        parseBody(IdParam, req.params, 'path').id,
+        parseBody(SetRelayRequest, req.body).relayedNodeIds,
+      ),
+    );
+    admin.delete(`${API_PREFIX}/nodes/:id/relay`, async (req) =>
+      store.clearRelay(parseBody(IdParam, req.params, 'path').id),
+    );
+
+    admin.get(`${API_PREFIX}/networks/:network/extclients`, async (req) =>
+      store.listExtClients(parseBody(NetworkParam, req.params, 'path').network),
+    );
+    admin.post(`${API_PREFIX}/networks/:network/extclients`, async (req, reply) =>
+      reply
+        .code(201)
+        .send(
+          await store.createExtClient(
+            parseBody(NetworkParam, req.params, 'path').network,
+            parseBody(CreateExtClientRequest, req.body),
+          ),
+        ),
+    );
+    admin.get(`${API_PREFIX}/extclients/:id`, async (req) =>
+      store.getExtClient(parseBody(IdParam, req.params, 'path').id),
+    );
+    admin.delete(`${API_PREFIX}/extclients/:id`, async (req, reply) => {
+      await store.deleteExtClient(parseBody(IdParam, req.params, 'path').id);
+      return reply.code(204).send();
+    });
+    const configOf = async (req: FastifyRequest): Promise<{ name: string; text: string }> => {
+      const { row, network } = await store.extClientRow(parseBody(IdParam, req.params, 'path').id);
+      const state = await store.networkState(network.id);
+      const nodes = state?.nodes ?? [];
+      const ingress = nodes.find((n) => n.id === row.ingress_node_id);
+      const gateways = nodes.filter((n) => n.state === 'approved' && n.egress_ranges !== null);
+      return { name: row.name, text: renderWgQuick(row, network, ingress, gateways) };
+    };
+    admin.get(`${API_PREFIX}/extclients/:id/config`, async (req, reply) => {
+      const c = await configOf(req);
+      return reply
+        .type('text/plain; charset=utf-8')
+        .header('content-disposition', `attachment; filename="${c.name}.conf"`)
+        .header('cache-control', 'no-store')
+        .send(c.text);
+    });
+    admin.get(`${API_PREFIX}/extclients/:id/qr.png`, async (req, reply) =>
+      reply
+        .type('image/png')
+        .header('cache-control', 'no-store')
+        .send(await qrPng((await configOf(req)).text)),
+    );
+    admin.get(`${API_PREFIX}/extclients/:id/qr.txt`, async (req, reply) =>
+      reply
+        .type('text/plain; charset=utf-8')
+        .header('cache-control', 'no-store')
+        .send(await qrText((await configOf(req)).text)),
+    );
+
+    admin.post(ADMIN_ROUTES.rotateToken, async (req) => {
+      const token = await store.rotateAdminToken();
+      req.log.info('admin token rotated');
+      return { token };
+    });
+  });
+
+  return app;
+}
