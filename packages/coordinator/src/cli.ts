@@ -30,7 +30,7 @@ const S_PER_M = 60;
 const USAGE = `usage: ${PROG} <command> [options]
 
   serve [--listen HOST:PORT] [--data-dir DIR] [--database postgres://...] [--reflect-port N]
-        [--admin-token-file FILE] [--log-level LEVEL]
+        [--admin-token-file FILE] [--log-level LEVEL] [--register-burst N] [--register-rate PER_S]
   admin-token rotate [--data-dir DIR | --database URL]
 
 Admin commands (over the REST API; --server URL or $WIREMESH_SERVER, default ${DEFAULT_SERVER};
@@ -59,6 +59,8 @@ const OPTIONS = {
   'reflect-port': { type: 'string' },
   'admin-token-file': { type: 'string' },
   'log-level': { type: 'string' },
+  'register-burst': { type: 'string' },
+  'register-rate': { type: 'string' },
   server: { type: 'string' },
   token: { type: 'string' },
   json: { type: 'boolean' },
@@ -259,6 +261,8 @@ async function serve(v: Values): Promise<void> {
     database: v.database,
     reflectPort: reflect ?? null,
     adminTokenFile: v['admin-token-file'],
+    registerBurst: int(v['register-burst'], 'register-burst'),
+    registerRefillPerS: int(v['register-rate'], 'register-rate'),
     logger: pino({ level: v['log-level'] ?? 'info', base: { service: PROG } }, pino.destination(2)),
   });
   if (c.adminToken !== null) {
