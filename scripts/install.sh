@@ -9,6 +9,7 @@ APT_PACKAGES=(
   wireguard-tools wireguard-go iproute2 iptables nftables conntrack iperf3 iputils-ping
   qemu-system-x86 busybox-static cpio kmod
   python3 make g++
+  postgresql
 )
 
 need=()
@@ -36,3 +37,12 @@ if [ -f "$node_prefix/include/node/node_api.h" ]; then export npm_config_nodedir
 
 pnpm install --frozen-lockfile --reporter=append-only | tail -n 3
 pnpm run -s build
+
+# wgts, the userspace WireGuard daemon (drop-in for wireguard-go), on PATH so that
+# `WG_QUICK_USERSPACE_IMPLEMENTATION=wgts wg-quick up wg0` finds it.
+chmod +x packages/wg-tun/dist/cli/wgts.js
+if [ "$(id -u)" -eq 0 ]; then
+  ln -sfn "$PWD/packages/wg-tun/dist/cli/wgts.js" /usr/local/bin/wgts
+else
+  echo "wiremesh: to put wgts on PATH, run as root: ln -sfn $PWD/packages/wg-tun/dist/cli/wgts.js /usr/local/bin/wgts"
+fi
