@@ -10,6 +10,7 @@ APT_PACKAGES=(
   qemu-system-x86 busybox-static cpio kmod
   python3 make g++
   postgresql
+  postgresql
 )
 
 need=()
