@@ -10,7 +10,6 @@ APT_PACKAGES=(
   qemu-system-x86 busybox-static cpio kmod
   python3 make g++
   postgresql
-  postgresql
 )
 
 need=()
