@@ -1,0 +1,118 @@
+// The web UI at `/` in headless Chromium (Debian's, driven by playwright-core): sign in with the
+// admin token, create a network and a key, approve a pending node, make gateways, add an external
+// client and see its QR code, and refuse a wrong token.
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { existsSync } from 'node:fs';
+import { chromium, type Browser, type Page } from 'playwright-core';
+import { api, registration, startTestCoordinator, type TestCoordinator } from './helpers.js';
+
+const CHROMIUM = '/usr/bin/chromium';
+let c: TestCoordinator;
+let browser: Browser;
+let page: Page;
+
+beforeAll(async () => {
+  expect(existsSync(CHROMIUM), 'Debian chromium is missing (scripts/install.sh installs it)').toBe(
+    true,
+  );
+  c = await startTestCoordinator();
+  browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    args: [
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+    ],
+  });
+  page = await browser.newPage();
+}, 60_000);
+afterAll(async () => {
+  await browser?.close();
+  await c?.close();
+});
+
+const admin = (method: string, path: string, body?: unknown) =>
+  api(c.url, method, path, { token: c.admin, body });
+
+it('manages a network end to end from the browser', { timeout: 60_000 }, async () => {
+  await page.goto(c.url);
+  await page.fill('#token', 'wma_wrong');
+  await page.click('#signin-form button');
+  await expect.poll(() => page.textContent('#signin-error')).toContain('not accepted');
+
+  await page.fill('#token', c.admin);
+  await page.click('#signin-form button');
+  await page.waitForSelector('#app:not([hidden])');
+
+  await page.fill('#network-form [name=name]', 'ui');
+  await page.fill('#network-form [name=ipv4Cidr]', '10.60.0.0/24');
+  await page.check('#network-form [name=allowJoinWithoutKey]');
+  await page.click('#network-form button');
+  await page.waitForSelector('#network-title:has-text("Network ui")');
+  expect((await admin('GET', '/api/v1/networks/ui')).body.allowJoinWithoutKey).toBe(true);
+
+  await page.check('#key-form [name=autoApprove]');
+  await page.click('#key-form button');
+  await page.waitForSelector('#new-key:not([hidden])');
+  const key = /wmk_\S+/.exec((await page.textContent('#new-key')) ?? '')?.[0];
+  expect(key).toBeDefined();
+
+  const alpha = await api(c.url, 'POST', '/api/v1/register', { body: registration('ui', 'alpha') });
+  const beta = await api(c.url, 'POST', '/api/v1/register', {
+    body: registration('ui', 'beta', { enrollmentKey: key }),
+  });
+  expect([alpha.body.state, beta.body.state]).toEqual(['pending', 'approved']);
+  await api(c.url, 'POST', '/api/v1/node/checkin', {
+    token: beta.body.nodeSecret,
+    body: {
+      protocolVersion: 1,
+      reflectedEndpoint: { ip: '198.51.100.20', port: 51820 },
+      peers: [
+        {
+          publicKey: alpha.body.map?.self.publicKey ?? registration('ui', 'x').publicKey,
+          latestHandshakeMs: Date.now(),
+          rxBytes: 1,
+          txBytes: 2,
+          endpoint: null,
+        },
+      ],
+    },
+  });
+
+  await page.click('[data-network=ui]');
+  await page.click('#pending tr[data-node=alpha] button:has-text("Approve")');
+  await page.waitForSelector('#nodes tr[data-node=alpha] .state-approved');
+  expect((await admin('GET', `/api/v1/nodes/${alpha.body.nodeId}`)).body.state).toBe('approved');
+  expect(await page.textContent('#nodes tr[data-node=beta]')).toContain(
+    'public 198.51.100.20:51820',
+  );
+  expect(await page.textContent('#nodes tr[data-node=beta]')).toContain('1/1 peers up');
+
+  page.once('dialog', (d) => void d.accept('192.168.100.0/24'));
+  await page.click('#nodes tr[data-node=alpha] button:has-text("Make egress")');
+  await page.waitForSelector('#nodes tr[data-node=alpha]:has-text("egress 192.168.100.0/24")');
+  await page.click('#nodes tr[data-node=beta] button:has-text("Make ingress")');
+  await page.waitForSelector('#nodes tr[data-node=beta]:has-text("ingress")');
+
+  await page.fill('#ext-form [name=name]', 'phone');
+  await page.click('#ext-form button');
+  await page.waitForSelector('#qr:not([hidden])');
+  await page.waitForFunction(
+    () => (document.getElementById('qr-img') as HTMLImageElement).naturalWidth > 100,
+  );
+  const conf = await page.evaluate(async () =>
+    (await fetch((document.getElementById('qr-download') as HTMLAnchorElement).href)).text(),
+  );
+  expect(conf).toContain('Endpoint = 198.51.100.20:51820');
+  expect(conf).toContain('AllowedIPs = 10.60.0.0/24, 192.168.100.0/24');
+  expect(await page.getAttribute('#qr-download', 'download')).toBe('phone.conf');
+  await page.screenshot({ path: `${c.dir}/ui.png`, fullPage: true });
+
+  await page.click('#signout');
+  await page.waitForSelector('#signin:not([hidden])');
+  expect(await page.evaluate(() => sessionStorage.getItem('wiremesh-admin-token'))).toBeNull();
+});

@@ -1,0 +1,381 @@
+// The coordinator's web UI: plain JavaScript over the admin REST API (no build step). The admin
+// token lives in sessionStorage for this tab only and is sent as a Bearer header.
+const API = '/api/v1';
+const $ = (id) => document.getElementById(id);
+let token = sessionStorage.getItem('wiremesh-admin-token');
+let current = null;
+let timer = null;
+
+function h(tag, attrs = {}, ...children) {
+  const el = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (k.startsWith('on')) el.addEventListener(k.slice(2), v);
+    else if (v !== undefined && v !== null && v !== false)
+      el.setAttribute(k, v === true ? '' : String(v));
+  }
+  for (const c of children.flat())
+    el.append(c instanceof Node ? c : document.createTextNode(c ?? ''));
+  return el;
+}
+
+async function call(method, path, body) {
+  const headers = { authorization: `Bearer ${token}` };
+  if (body !== undefined) headers['content-type'] = 'application/json';
+  const r = await fetch(API + path, {
+    method,
+    headers,
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  if (r.status === 401) {
+    signOut('The admin token was not accepted; sign in again.');
+    throw new Error('unauthorized');
+  }
+  if (!r.ok) {
+    const e = await r.json().catch(() => ({ message: `HTTP ${r.status}` }));
+    throw new Error(`${e.message}${e.code ? ` (${e.code})` : ''}`);
+  }
+  const type = r.headers.get('content-type') ?? '';
+  return r.status === 204 ? null : type.includes('json') ? r.json() : r.blob();
+}
+
+function showError(e) {
+  $('error').textContent = e ? String(e.message ?? e) : '';
+}
+
+async function act(fn) {
+  try {
+    showError(null);
+    await fn();
+    await refresh();
+  } catch (e) {
+    if (e.message !== 'unauthorized') showError(e);
+  }
+}
+
+function signOut(message) {
+  token = null;
+  sessionStorage.removeItem('wiremesh-admin-token');
+  clearInterval(timer);
+  $('app').hidden = true;
+  $('signout').hidden = true;
+  $('signin').hidden = false;
+  $('whoami').textContent = '';
+  $('signin-error').textContent = message ?? '';
+}
+
+async function signIn(t) {
+  token = t;
+  try {
+    await call('GET', '/networks');
+  } catch (e) {
+    if (e.message !== 'unauthorized') $('signin-error').textContent = e.message;
+    return;
+  }
+  sessionStorage.setItem('wiremesh-admin-token', t);
+  $('signin').hidden = true;
+  $('app').hidden = false;
+  $('signout').hidden = false;
+  $('whoami').textContent = 'signed in as admin';
+  await refresh();
+  timer = setInterval(() => void refresh().catch(() => undefined), 5000);
+}
+
+const ago = (ms) => {
+  if (ms === null) return 'never';
+  const s = Math.max(0, Math.round((Date.now() - ms) / 1000));
+  return s < 60
+    ? `${s}s ago`
+    : s < 3600
+      ? `${Math.round(s / 60)}m ago`
+      : `${Math.round(s / 3600)}h ago`;
+};
+const ep = (e) => (e ? (e.ip.includes(':') ? `[${e.ip}]:${e.port}` : `${e.ip}:${e.port}`) : '');
+
+function handshakes(node) {
+  if (node.peers.length === 0) return 'no report';
+  const fresh = node.peers.filter(
+    (p) => p.latestHandshakeMs !== null && Date.now() - p.latestHandshakeMs < 180_000,
+  ).length;
+  return `${fresh}/${node.peers.length} peers up`;
+}
+
+function table(el, headers, rows) {
+  el.replaceChildren(
+    h(
+      'tr',
+      {},
+      headers.map((x) => h('th', {}, x)),
+    ),
+    ...rows.map((r) =>
+      h(
+        'tr',
+        r.attrs ?? {},
+        r.cells.map((c) => h('td', {}, c)),
+      ),
+    ),
+  );
+  if (rows.length === 0) el.append(h('tr', {}, h('td', { colspan: headers.length }, 'none')));
+}
+
+async function refresh() {
+  const networks = await call('GET', '/networks');
+  $('networks').replaceChildren(
+    ...networks.map((n) =>
+      h(
+        'li',
+        {},
+        h(
+          'button',
+          {
+            class: n.name === current ? 'current' : '',
+            'data-network': n.name,
+            onclick: () => select(n.name),
+          },
+          `${n.name} (${n.ipv4Cidr})`,
+        ),
+      ),
+    ),
+  );
+  if (current !== null && !networks.some((n) => n.name === current)) current = null;
+  $('network').hidden = current === null;
+  if (current === null) return;
+  const net = networks.find((n) => n.name === current);
+  const [nodes, keys, clients] = await Promise.all([
+    call('GET', `/networks/${current}/nodes`),
+    call('GET', `/networks/${current}/keys`),
+    call('GET', `/networks/${current}/extclients`),
+  ]);
+  $('network-title').textContent = `Network ${net.name}`;
+  $('network-info').textContent =
+    `${net.ipv4Cidr}${net.ipv6Cidr ? `, ${net.ipv6Cidr}` : ''} · port ${net.listenPort} · keepalive ${net.persistentKeepalive}s · MTU ${net.mtu} · ${net.allowJoinWithoutKey ? 'open join (approval needed)' : 'key required'} · map version ${net.revision}`;
+  const names = new Map(nodes.map((n) => [n.id, n.name]));
+  const pending = nodes.filter((n) => n.state === 'pending');
+  table(
+    $('pending'),
+    ['Name', 'Public key', 'OS', 'Backend', 'Registered', ''],
+    pending.map((n) => ({
+      attrs: { 'data-node': n.name },
+      cells: [
+        n.name,
+        n.publicKey,
+        n.os,
+        n.backend,
+        ago(n.createdAt),
+        [
+          h(
+            'button',
+            { onclick: () => act(() => call('POST', `/nodes/${n.id}/approve`)) },
+            'Approve',
+          ),
+          h(
+            'button',
+            { onclick: () => act(() => call('POST', `/nodes/${n.id}/reject`)) },
+            'Reject',
+          ),
+        ],
+      ],
+    })),
+  );
+  const active = nodes.filter((n) => n.state !== 'pending');
+  table(
+    $('nodes'),
+    ['Name', 'State', 'Overlay', 'Endpoints', 'Backend', 'Last seen', 'Handshakes', 'Roles', ''],
+    active.map((n) => ({
+      attrs: { 'data-node': n.name },
+      cells: [
+        n.name,
+        h('span', { class: `state-${n.state}` }, n.state),
+        [n.addressV4, n.addressV6].filter(Boolean).join(' '),
+        [
+          n.reflectedEndpoint ? `public ${ep(n.reflectedEndpoint)}` : '',
+          ...n.localEndpoints.map((e) => `lan ${ep(e)}`),
+        ]
+          .filter(Boolean)
+          .join(', '),
+        n.backend,
+        ago(n.lastSeenAt),
+        handshakes(n),
+        [
+          n.egress ? `egress ${n.egress.ranges.join(' ')}` : '',
+          n.isIngressGateway ? 'ingress' : '',
+          n.isRelay ? 'relay' : '',
+          n.relayedBy ? `via ${names.get(n.relayedBy) ?? n.relayedBy}` : '',
+        ]
+          .filter(Boolean)
+          .join(', '),
+        n.state === 'removed' || n.state === 'rejected'
+          ? [
+              h(
+                'button',
+                { onclick: () => act(() => call('POST', `/nodes/${n.id}/release`)) },
+                'Release address',
+              ),
+            ]
+          : [
+              n.egress
+                ? h(
+                    'button',
+                    { onclick: () => act(() => call('DELETE', `/nodes/${n.id}/egress`)) },
+                    'Unmake egress',
+                  )
+                : h(
+                    'button',
+                    {
+                      onclick: () =>
+                        act(async () => {
+                          const r = prompt(
+                            'Egress ranges (comma-separated CIDRs)',
+                            '192.168.100.0/24',
+                          );
+                          if (r)
+                            await call('PUT', `/nodes/${n.id}/egress`, {
+                              ranges: r
+                                .split(',')
+                                .map((s) => s.trim())
+                                .filter(Boolean),
+                            });
+                        }),
+                    },
+                    'Make egress',
+                  ),
+              n.isIngressGateway
+                ? h(
+                    'button',
+                    { onclick: () => act(() => call('DELETE', `/nodes/${n.id}/ingress`)) },
+                    'Unmake ingress',
+                  )
+                : h(
+                    'button',
+                    { onclick: () => act(() => call('PUT', `/nodes/${n.id}/ingress`, {})) },
+                    'Make ingress',
+                  ),
+              h(
+                'button',
+                {
+                  onclick: () =>
+                    act(async () => {
+                      if (confirm(`Remove node ${n.name}?`)) await call('DELETE', `/nodes/${n.id}`);
+                    }),
+                },
+                'Remove',
+              ),
+            ],
+      ],
+    })),
+  );
+  table(
+    $('keys'),
+    ['Id', 'Uses', 'Expires', 'Auto-approve', 'State', ''],
+    keys.map((k) => ({
+      cells: [
+        k.id,
+        k.maxUses === null ? `${k.uses}/unlimited` : `${k.uses}/${k.maxUses}`,
+        k.expiresAt ? new Date(k.expiresAt).toLocaleString() : 'never',
+        k.autoApprove ? 'yes' : 'no',
+        k.revoked ? 'revoked' : 'active',
+        k.revoked
+          ? ''
+          : h(
+              'button',
+              { onclick: () => act(() => call('DELETE', `/networks/${current}/keys/${k.id}`)) },
+              'Revoke',
+            ),
+      ],
+    })),
+  );
+  table(
+    $('extclients'),
+    ['Name', 'Address', 'Ingress', 'Public key', ''],
+    clients.map((c) => ({
+      attrs: { 'data-client': c.name },
+      cells: [
+        c.name,
+        [c.addressV4, c.addressV6].filter(Boolean).join(' '),
+        names.get(c.ingressNodeId) ?? c.ingressNodeId,
+        c.publicKey,
+        [
+          h('button', { onclick: () => act(() => showQr(c)) }, 'QR / config'),
+          h(
+            'button',
+            { onclick: () => act(() => call('DELETE', `/extclients/${c.id}`)) },
+            'Delete',
+          ),
+        ],
+      ],
+    })),
+  );
+}
+
+async function showQr(c) {
+  const [png, conf] = await Promise.all([
+    call('GET', `/extclients/${c.id}/qr.png`),
+    call('GET', `/extclients/${c.id}/config`),
+  ]);
+  $('qr-title').textContent = `WireGuard configuration of ${c.name}`;
+  $('qr-img').src = URL.createObjectURL(png);
+  const link = $('qr-download');
+  link.href = URL.createObjectURL(conf);
+  link.download = `${c.name}.conf`;
+  $('qr').hidden = false;
+}
+
+function select(name) {
+  current = name;
+  $('qr').hidden = true;
+  $('new-key').hidden = true;
+  void act(async () => undefined);
+}
+
+const fields = (form) => Object.fromEntries(new FormData(form).entries());
+
+$('signin-form').addEventListener('submit', (e) => {
+  e.preventDefault();
+  void signIn($('token').value.trim());
+});
+$('signout').addEventListener('click', () => signOut());
+$('network-form').addEventListener('submit', (e) => {
+  e.preventDefault();
+  const f = fields(e.target);
+  void act(async () => {
+    await call('POST', '/networks', {
+      name: f.name,
+      ipv4Cidr: f.ipv4Cidr,
+      ipv6Cidr: f.ipv6Cidr || undefined,
+      allowJoinWithoutKey: f.allowJoinWithoutKey === 'on',
+    });
+    current = f.name;
+    e.target.reset();
+  });
+});
+$('key-form').addEventListener('submit', (e) => {
+  e.preventDefault();
+  const f = fields(e.target);
+  void act(async () => {
+    const k = await call('POST', `/networks/${current}/keys`, {
+      maxUses: f.maxUses ? Number(f.maxUses) : undefined,
+      expiresInS: f.expiresInH ? Number(f.expiresInH) * 3600 : undefined,
+      autoApprove: f.autoApprove === 'on',
+    });
+    $('new-key').textContent = `New enrollment key (shown once): ${k.key}`;
+    $('new-key').hidden = false;
+    e.target.reset();
+  });
+});
+$('ext-form').addEventListener('submit', (e) => {
+  e.preventDefault();
+  const f = fields(e.target);
+  void act(async () => {
+    const dns = f.dns
+      ? f.dns
+          .split(',')
+          .map((s) => s.trim())
+          .filter(Boolean)
+      : undefined;
+    const c = await call('POST', `/networks/${current}/extclients`, { name: f.name, dns });
+    e.target.reset();
+    await showQr(c);
+  });
+});
+
+if (token) void signIn(token);
+else signOut();
