@@ -41,6 +41,11 @@ export interface TunDevice {
   readonly name: string;
   /** True once close() ran. */
   readonly closed: boolean;
+  /**
+   * The file descriptor (-1 for a fake or once closed), e.g. to pass to a daemonized child as
+   * wireguard-go passes WG_TUN_FD; the child adopts it with openTun({ fd }). Still owned by this device.
+   */
+  readonly fd: number;
   /** Reads the interface MTU. Throws Error (code ENODEV...) if the interface is gone or elsewhere. */
   mtu(): number;
   /** Sets the interface MTU (needs CAP_NET_ADMIN). Throws RangeError outside 68..65535, Error if refused. */
@@ -87,6 +92,11 @@ export interface TunOptions {
   readonly slotBytes?: number;
   /** The clone device; default /dev/net/tun. Tests point it elsewhere to see ENOENT. */
   readonly devicePath?: string;
+  /**
+   * Adopt this already-attached TUN fd (IFF_TUN | IFF_NO_PI, e.g. inherited from a parent) instead of
+   * opening one; `name` and `devicePath` are then ignored. The device owns the fd once this returns.
+   */
+  readonly fd?: number;
 }
 
 /**
@@ -200,6 +210,10 @@ class NativeTunDevice implements TunDevice {
     return this.#closed;
   }
 
+  get fd(): number {
+    return this.#native.fd();
+  }
+
   mtu(): number {
     return this.#native.mtu();
   }
@@ -286,8 +300,10 @@ class NativeTunDevice implements TunDevice {
  * The interface starts down and without addresses; reading starts at onPackets().
  * Throws TypeError/RangeError for bad options (a name over 15 bytes is refused before any syscall),
  * and Error with `code` for the system: ENOENT (no /dev/net/tun), EPERM (no CAP_NET_ADMIN), EBUSY
- * (the name is in use by another process), EINVAL (the name belongs to a non-TUN interface); each
- * message says what to do. The caller owns the device and must close() it.
+ * (the name is in use by another process), EINVAL (the name belongs to a non-TUN interface); with
+ * `fd`: EBADF (not open), ENOTTY (not a TUN fd), EBADFD (not attached), EINVAL (not IFF_TUN |
+ * IFF_NO_PI), leaving the fd to the caller. Each message says what to do. The caller owns the device
+ * and must close() it.
  */
 export function openTun(options: TunOptions = {}): TunDevice {
   const name = options.name ?? '';
@@ -298,9 +314,13 @@ export function openTun(options: TunOptions = {}): TunDevice {
   if (options.mtu !== undefined) checkMtu(options.mtu);
   const devicePath = options.devicePath ?? TUN_DEVICE_PATH;
   if (typeof devicePath !== 'string') throw new TypeError('devicePath must be a string');
+  const fd = options.fd ?? -1;
+  if (!Number.isInteger(fd) || fd < -1 || fd > 0x7fff_ffff) {
+    throw new RangeError(`fd must be a file descriptor number, got ${fd}`);
+  }
   const { Tun } = loadAddon();
   const device = new NativeTunDevice(
-    new Tun(devicePath, name, batchSize, slotBytes),
+    new Tun(devicePath, name, batchSize, slotBytes, fd),
     batchSize,
     slotBytes,
   );
@@ -406,6 +426,7 @@ export function createFakeTun(options: FakeTunOptions = {}): FakeTun {
     get closed() {
       return closed;
     },
+    fd: -1,
     mtu: () => mtu,
     setMtu(value: number) {
       checkMtu(value);

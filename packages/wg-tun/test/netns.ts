@@ -23,9 +23,36 @@ export interface Netns {
   remove(): void;
 }
 
-/** Creates a namespace named wgtun-<purpose>-<tag> with loopback up. */
+const NETNS_PATTERN = /^wgtun-[a-z]+-(\d+)-[0-9a-f]+$/;
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** Deletes namespaces an earlier run of these tests left behind when it was killed (its pid is gone). */
+function sweepStaleNetns(): void {
+  for (const line of run('ip', ['netns', 'list']).split('\n')) {
+    const name = line.split(' ')[0] ?? '';
+    const owner = NETNS_PATTERN.exec(name)?.[1];
+    if (owner !== undefined && !alive(Number(owner))) {
+      try {
+        run('ip', ['netns', 'del', name]);
+      } catch {
+        // raced with another sweeper
+      }
+    }
+  }
+}
+
+/** Creates a namespace named wgtun-<purpose>-<pid>-<tag> with loopback up. */
 export function createNetns(purpose: string): Netns {
-  const name = `wgtun-${purpose}-${uniqueTag()}`;
+  sweepStaleNetns();
+  const name = `wgtun-${purpose}-${process.pid}-${uniqueTag()}`;
   run('ip', ['netns', 'add', name]);
   const ns: Netns = {
     name,
@@ -56,19 +83,21 @@ export interface Exit {
 
 /**
  * Starts a command without blocking the event loop (so the test's devices keep working) and
- * resolves when it exits; it is killed after timeoutMs. The caller must await the promise.
+ * resolves when it exits; it is killed after timeoutMs. extraFds become the child's fds 3, 4, ...
+ * The caller must await the promise.
  */
 export function spawnBounded(
   cmd: string,
   args: readonly string[],
   timeoutMs: number,
+  extraFds: readonly number[] = [],
 ): Promise<Exit> {
   return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe', ...extraFds] });
     let stdout = '';
     let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
     const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
     child.on('error', (err) => {
       clearTimeout(timer);

@@ -3,6 +3,7 @@
  * it in a namespace the test makes, batched reads, writes while down, deletion, and every error the
  * issue names. The fake TUN is held to the same contract at the end.
  */
+import { closeSync, openSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
@@ -172,6 +173,33 @@ describe('native TUN lifecycle and errors', () => {
     expect(tun.writePackets([new Uint8Array(20)])).toBe(0);
   });
 
+  it('hands its fd to a child process that adopts it, as a daemonizing parent would', async () => {
+    const tun = openTun({ name: `wmt${uniqueTag()}` });
+    const name = tun.name;
+    let exit;
+    try {
+      const addon = fileURLToPath(new URL('../build/Release/wgtun.node', import.meta.url));
+      const script = `const t=new (require(${JSON.stringify(addon)}).Tun)('','',8,2048,3);console.log(t.createdName,t.fd());t.close()`;
+      exit = await spawnBounded(process.execPath, ['-e', script], WAIT_MS, [tun.fd]);
+    } finally {
+      tun.close();
+    }
+    expect(exit.stderr).toBe('');
+    expect(exit.stdout.trim()).toBe(`${name} 3`);
+    expect(linkExists(name)).toBe(false); // both copies closed: the interface is gone
+  });
+
+  it('refuses to adopt an fd that is not an attached TUN device', () => {
+    expect(() => openTun({ fd: 987_654 })).toThrow(expect.objectContaining({ code: 'EBADF' }));
+    const devNull = openSync('/dev/null', 'r');
+    try {
+      expect(() => openTun({ fd: devNull })).toThrow(expect.objectContaining({ code: 'ENOTTY' }));
+    } finally {
+      closeSync(devNull);
+    }
+    expect(() => openTun({ fd: -2 })).toThrow(RangeError);
+  });
+
   it('refuses a name over 15 bytes before any syscall', () => {
     // the device path does not exist: reaching open() would give ENOENT instead
     expect(() => openTun({ name: 'wmt-sixteen-byte', devicePath: '/nonexistent' })).toThrow(
@@ -216,7 +244,7 @@ describe('native TUN lifecycle and errors', () => {
 
   it('gives EPERM naming CAP_NET_ADMIN when the capability is missing', async () => {
     const addon = fileURLToPath(new URL('../build/Release/wgtun.node', import.meta.url));
-    const script = `try{new (require(${JSON.stringify(addon)}).Tun)('/dev/net/tun','wmt${uniqueTag()}',8,2048);console.log('opened')}catch(e){console.log(e.code+' '+e.message)}`;
+    const script = `try{new (require(${JSON.stringify(addon)}).Tun)('/dev/net/tun','wmt${uniqueTag()}',8,2048,-1);console.log('opened')}catch(e){console.log(e.code+' '+e.message)}`;
     const exit = await spawnBounded(
       'setpriv',
       ['--bounding-set=-net_admin', '--inh-caps=-net_admin', process.execPath, '-e', script],

@@ -51,6 +51,7 @@ interface NativeIo {
 export interface NativeTun extends NativeIo {
   readonly createdName: string;
   write(count: number): number;
+  fd(): number;
   name(): string;
   mtu(set?: number): number;
 }
@@ -70,7 +71,7 @@ export interface NativeUdp extends NativeIo {
 
 /** The addon's exports. */
 export interface NativeAddon {
-  Tun: new (devicePath: string, name: string, batch: number, slot: number) => NativeTun;
+  Tun: new (devicePath: string, name: string, batch: number, slot: number, fd: number) => NativeTun;
   Udp: new (
     host: string,
     port: number,

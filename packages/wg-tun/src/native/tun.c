@@ -91,12 +91,49 @@ static napi_value throw_setiff_error(napi_env env, int err, const char *ifname) 
   return wgtun_throw_errno(env, err, "ioctl(TUNSETIFF)", msg);
 }
 
-/* new Tun(devicePath, name, batch, slot): opens and attaches; name "" lets the kernel choose. */
+/* Takes over an fd opened elsewhere (a parent before daemonizing passes it down, as wireguard-go
+ * does with WG_TUN_FD): it must be a TUN fd attached with IFF_TUN | IFF_NO_PI. Returns 0 or throws. */
+static int adopt_fd(napi_env env, int fd, struct ifreq *ifr) {
+  char msg[300], name[64];
+  int flags = fcntl(fd, F_GETFL);
+  if (flags < 0) {
+    wgtun_errno_name(errno, name, sizeof name);
+    snprintf(msg, sizeof msg, "cannot use fd %d as a TUN device (%s): it is not open", fd, name);
+    wgtun_throw_errno(env, errno, "fcntl", msg);
+    return -1;
+  }
+  memset(ifr, 0, sizeof *ifr);
+  if (ioctl(fd, TUNGETIFF, ifr) < 0) {
+    int err = errno;
+    wgtun_errno_name(err, name, sizeof name);
+    snprintf(msg, sizeof msg, "cannot use fd %d as a TUN device (%s): %s", fd, name,
+             err == EBADFD ? "it is not attached to an interface (no TUNSETIFF)"
+                           : "it is not a /dev/net/tun fd");
+    wgtun_throw_errno(env, err, "ioctl(TUNGETIFF)", msg);
+    return -1;
+  }
+  if ((ifr->ifr_flags & (IFF_TUN | IFF_TAP | IFF_NO_PI)) != (IFF_TUN | IFF_NO_PI)) {
+    snprintf(msg, sizeof msg,
+             "cannot use fd %d as a TUN device (EINVAL): it was attached without IFF_TUN | IFF_NO_PI",
+             fd);
+    wgtun_throw_errno(env, EINVAL, "ioctl(TUNGETIFF)", msg);
+    return -1;
+  }
+  if (fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0 || fcntl(fd, F_SETFD, FD_CLOEXEC) < 0) {
+    wgtun_throw_errno(env, errno, "fcntl", "cannot make the TUN fd non-blocking");
+    return -1;
+  }
+  return 0;
+}
+
+/* new Tun(devicePath, name, batch, slot, fd): opens and attaches (name "" lets the kernel choose),
+ * or with fd >= 0 adopts that fd instead (devicePath and name unused). */
 static napi_value tun_new(napi_env env, napi_callback_info info) {
-  size_t argc = 4;
-  napi_value argv[4], self, target, vname;
+  size_t argc = 5;
+  napi_value argv[5], self, target, vname;
   char path[WGTUN_PATH_MAX], ifname[IFNAMSIZ];
   uint32_t batch, slot;
+  int32_t adopt = -1;
   struct ifreq ifr;
   wgtun_io *io;
   int fd;
@@ -104,21 +141,28 @@ static napi_value tun_new(napi_env env, napi_callback_info info) {
   napi_get_cb_info(env, info, &argc, argv, &self, NULL);
   napi_get_new_target(env, info, &target);
   if (target == NULL) return wgtun_throw_type(env, "Tun must be called with new");
-  if (argc < 4) return wgtun_throw_type(env, "Tun(devicePath, name, batch, slot)");
+  if (argc < 5) return wgtun_throw_type(env, "Tun(devicePath, name, batch, slot, fd)");
   if (wgtun_arg_string(env, argv[0], "devicePath", path, sizeof path) < 0) return NULL;
   if (wgtun_arg_string(env, argv[1], "interface name", ifname, sizeof ifname) < 0) return NULL;
   if (wgtun_arg_u32(env, argv[2], "batch", 1, WGTUN_MAX_BATCH, &batch) < 0) return NULL;
   if (wgtun_arg_u32(env, argv[3], "slot", WGTUN_MIN_SLOT, WGTUN_MAX_SLOT, &slot) < 0) return NULL;
+  if (napi_get_value_int32(env, argv[4], &adopt) != napi_ok)
+    return wgtun_throw_type(env, "fd must be a number (-1 to open the device)");
 
-  fd = open(path, O_RDWR | O_NONBLOCK | O_CLOEXEC);
-  if (fd < 0) return throw_open_error(env, errno, path);
-  memset(&ifr, 0, sizeof ifr);
-  memcpy(ifr.ifr_name, ifname, strlen(ifname));
-  ifr.ifr_flags = IFF_TUN | IFF_NO_PI;
-  if (ioctl(fd, TUNSETIFF, &ifr) < 0) {
-    int err = errno;
-    close(fd);
-    return throw_setiff_error(env, err, ifname);
+  if (adopt >= 0) {
+    fd = adopt;
+    if (adopt_fd(env, fd, &ifr) < 0) return NULL;
+  } else {
+    fd = open(path, O_RDWR | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) return throw_open_error(env, errno, path);
+    memset(&ifr, 0, sizeof ifr);
+    memcpy(ifr.ifr_name, ifname, strlen(ifname));
+    ifr.ifr_flags = IFF_TUN | IFF_NO_PI;
+    if (ioctl(fd, TUNSETIFF, &ifr) < 0) {
+      int err = errno;
+      close(fd);
+      return throw_setiff_error(env, err, ifname);
+    }
   }
   ifr.ifr_name[IFNAMSIZ - 1] = 0;
 
@@ -128,6 +172,15 @@ static napi_value tun_new(napi_env env, napi_callback_info info) {
   napi_create_string_utf8(env, ifr.ifr_name, NAPI_AUTO_LENGTH, &vname);
   napi_set_named_property(env, self, "createdName", vname);
   return self;
+}
+
+/* fd(): the device's file descriptor (-1 once closed), to hand to a child process. */
+static napi_value tun_fd(napi_env env, napi_callback_info info) {
+  napi_value result;
+  wgtun_io *io = wgtun_io_unwrap(env, info, NULL, NULL);
+  if (io == NULL) return NULL;
+  napi_create_int32(env, io->closed ? -1 : io->fd, &result);
+  return result;
 }
 
 /* write(count): writes tx slots 0..count-1 (lengths in txLengths); returns how many the kernel took. */
@@ -235,6 +288,7 @@ napi_value wgtun_tun_init(napi_env env, napi_value exports) {
       {"write", NULL, tun_write, NULL, NULL, NULL, napi_default_method, NULL},
       {"name", NULL, tun_name, NULL, NULL, NULL, napi_default_method, NULL},
       {"mtu", NULL, tun_mtu, NULL, NULL, NULL, napi_default_method, NULL},
+      {"fd", NULL, tun_fd, NULL, NULL, NULL, napi_default_method, NULL},
   };
   napi_define_class(env, "Tun", NAPI_AUTO_LENGTH, tun_new, NULL,
                     sizeof methods / sizeof methods[0], methods, &cls);
