@@ -26,6 +26,11 @@ if ((${#need[@]})); then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
 
+# Debian's kernel (with wireguard.ko) for the kernel interop VM, unpacked into a cache, not /boot.
+if [ "$(id -u)" -eq 0 ]; then
+  bash test/harness/kernel-vm/prepare.sh >/dev/null
+fi
+
 if [ "$(pnpm --version 2>/dev/null || true)" != "$PNPM_VERSION" ]; then
   echo "wiremesh: installing pnpm $PNPM_VERSION"
   npm install -g "pnpm@$PNPM_VERSION" >/dev/null 2>&1
