@@ -53,6 +53,7 @@ export class Hub {
   private readonly seq = new Map<string, number>();
   private readonly timers = new Map<string, NodeJS.Timeout>();
   private readonly chains = new Map<string, Promise<void>>();
+  private readonly loads = new Map<string, Promise<Snapshot | null>>();
   private readonly streams = new Map<string, Set<Stream>>();
   private readonly keepalive: NodeJS.Timeout;
   private closed = false;
@@ -93,16 +94,34 @@ export class Hub {
     this.timers.set(networkId, t);
   }
 
-  /** The current snapshot of a network (reloaded if it changed since cached), or null if gone. */
+  /**
+   * The current snapshot of a network, or null if it is gone: the cached one when nothing changed
+   * since it was loaded, else a reload. Loads are single-flight per network, so a burst of
+   * requests after a burst of changes shares one reload instead of each reading every node.
+   */
   async snapshot(networkId: string): Promise<Snapshot | null> {
+    const want = this.seq.get(networkId) ?? 0;
+    for (;;) {
+      const hit = this.cache.get(networkId);
+      if (hit !== undefined && hit.seq >= want) return hit.snap;
+      const inflight = this.loads.get(networkId);
+      if (inflight === undefined) break;
+      await inflight.catch(() => undefined);
+    }
     const seq = this.seq.get(networkId) ?? 0;
-    const hit = this.cache.get(networkId);
-    if (hit !== undefined && hit.seq === seq) return hit.snap;
-    const state = await this.store.networkState(networkId);
-    const snap = state === null ? null : buildSnapshot(state, this.reflectPort);
-    const cur = this.cache.get(networkId);
-    if (cur === undefined || cur.seq <= seq) this.cache.set(networkId, { snap, seq });
-    return snap;
+    const load = (async () => {
+      const state = await this.store.networkState(networkId);
+      const snap = state === null ? null : buildSnapshot(state, this.reflectPort);
+      const cur = this.cache.get(networkId);
+      if (cur === undefined || cur.seq <= seq) this.cache.set(networkId, { snap, seq });
+      return snap;
+    })();
+    this.loads.set(networkId, load);
+    try {
+      return await load;
+    } finally {
+      if (this.loads.get(networkId) === load) this.loads.delete(networkId);
+    }
   }
 
   private send(s: Stream, event: string, data: string, id?: number): void {
