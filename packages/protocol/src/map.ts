@@ -146,6 +146,7 @@ export const NetworkMap = z.object({
   version: z.int().min(0),
   network: MapNetwork,
   self: MapSelf,
+  /** Every approved node but this one; their order carries no meaning. */
   peers: z.array(MapPeer),
   /** UDP port of the coordinator's endpoint reflector (same host as the API); null when off. */
   reflectPort: Port.nullable(),
