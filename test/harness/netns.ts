@@ -1,0 +1,340 @@
+// Network namespaces, veth links and processes for system tests, after the kernel's
+// tools/testing/selftests/wireguard/netns.sh: everything made here is registered and removed on
+// every exit path (normal cleanup, a failed test, process exit, SIGINT/SIGTERM/SIGHUP).
+import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { readdirSync } from 'node:fs';
+
+/** Namespaces made here are named `<tag>-<owner pid>-<hex>`; the default tag. */
+export const DEFAULT_NS_TAG = 'wgts';
+const NETNS_DIR = '/var/run/netns';
+const DEFAULT_RUN_TIMEOUT_MS = 20_000;
+const MAX_OUTPUT_BYTES = 64 << 20;
+/** How much of a tracked process's output is kept for error messages. */
+const KEPT_OUTPUT_CHARS = 64 * 1024;
+
+const namespaces = new Set<string>();
+const processes = new Set<TrackedProcess>();
+const cleanups = new Set<() => void>();
+let hooked = false;
+
+/** A short random hex string, for names that must not collide with other tests or runs. */
+export function uniqueId(bytes = 3): string {
+  return randomBytes(bytes).toString('hex');
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+function quiet(argv: string[]): void {
+  try {
+    execFileSync(argv[0]!, argv.slice(1), { stdio: 'ignore', timeout: DEFAULT_RUN_TIMEOUT_MS });
+  } catch {
+    // Already gone, or nothing to do.
+  }
+}
+
+/** Kills every process still inside `ns` (they are ours: the namespace is), then deletes it. */
+function destroyNamespace(ns: string): void {
+  try {
+    const pids = execFileSync('ip', ['netns', 'pids', ns], {
+      encoding: 'utf8',
+      timeout: DEFAULT_RUN_TIMEOUT_MS,
+    })
+      .split('\n')
+      .map(Number)
+      .filter((n) => Number.isInteger(n) && n > 0);
+    for (const pid of pids) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        // Exited meanwhile.
+      }
+    }
+  } catch {
+    // No such namespace.
+  }
+  quiet(['ip', 'netns', 'del', ns]);
+}
+
+/** Removes namespaces of this harness whose owner process is gone (a SIGKILLed earlier run). Never throws. */
+export function removeStaleNamespaces(tag = DEFAULT_NS_TAG): void {
+  let names: string[];
+  try {
+    names = readdirSync(NETNS_DIR);
+  } catch {
+    return;
+  }
+  const re = new RegExp(`^${tag}-(\\d+)-[0-9a-f]+$`);
+  for (const name of names) {
+    const owner = Number(re.exec(name)?.[1] ?? NaN);
+    if (!Number.isInteger(owner) || owner === process.pid || alive(owner)) continue;
+    destroyNamespace(name);
+  }
+}
+
+/** Runs every registered cleanup, stops every tracked process, deletes every namespace. Sync; never throws. */
+export function cleanupAll(): void {
+  for (const fn of [...cleanups].reverse()) {
+    try {
+      fn();
+    } catch {
+      // Keep cleaning.
+    }
+  }
+  cleanups.clear();
+  for (const p of processes) p.kill('SIGKILL');
+  processes.clear();
+  for (const ns of namespaces) destroyNamespace(ns);
+  namespaces.clear();
+}
+
+function hook(): void {
+  if (hooked) return;
+  hooked = true;
+  process.on('exit', cleanupAll);
+  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+    const handler = (): void => {
+      cleanupAll();
+      process.removeListener(sig, handler);
+      if (process.listenerCount(sig) === 0) process.kill(process.pid, sig);
+    };
+    process.on(sig, handler);
+  }
+}
+
+/** Registers a synchronous cleanup step run by cleanupAll (last registered, first run). Returns its remover. */
+export function onCleanup(fn: () => void): () => void {
+  hook();
+  cleanups.add(fn);
+  return () => cleanups.delete(fn);
+}
+
+/** Creates namespace `<tag>-<pid>-<hex>` with loopback up, registered for cleanup. Returns its name. */
+export function createNamespace(tag = DEFAULT_NS_TAG): string {
+  hook();
+  removeStaleNamespaces(tag);
+  const ns = `${tag}-${process.pid}-${uniqueId()}`;
+  execFileSync('ip', ['netns', 'add', ns], { stdio: ['ignore', 'ignore', 'pipe'] });
+  namespaces.add(ns);
+  execFileSync('ip', ['-n', ns, 'link', 'set', 'lo', 'up'], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  return ns;
+}
+
+/** Kills what runs inside `ns` and deletes it. Never throws. */
+export function deleteNamespace(ns: string): void {
+  namespaces.delete(ns);
+  destroyNamespace(ns);
+}
+
+/** One end of a veth link: its name and the addresses to give it (with prefix length). */
+export interface VethEnd {
+  ns: string;
+  name: string;
+  /** e.g. '192.168.241.1/24' */
+  ipv4?: string;
+  /** e.g. 'fd00:aa::1/64' (added with nodad, usable at once) */
+  ipv6?: string;
+  mtu?: number;
+}
+
+/** Joins two namespaces by a veth pair made directly inside them, addressed and up. */
+export function linkNamespaces(a: VethEnd, b: VethEnd): void {
+  execFileSync(
+    'ip',
+    ['link', 'add', a.name, 'netns', a.ns, 'type', 'veth', 'peer', 'name', b.name, 'netns', b.ns],
+    {
+      stdio: ['ignore', 'ignore', 'pipe'],
+    },
+  );
+  for (const end of [a, b]) {
+    const ip = (...args: string[]): void =>
+      void execFileSync('ip', ['-n', end.ns, ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
+    if (end.ipv4 !== undefined) ip('address', 'add', end.ipv4, 'dev', end.name);
+    if (end.ipv6 !== undefined) ip('-6', 'address', 'add', end.ipv6, 'dev', end.name, 'nodad');
+    if (end.mtu !== undefined) ip('link', 'set', end.name, 'mtu', String(end.mtu));
+    ip('link', 'set', end.name, 'up');
+  }
+}
+
+/** What run() resolves with. */
+export interface RunResult {
+  stdout: string;
+  stderr: string;
+  /** Exit status, null when killed (e.g. by the timeout). */
+  status: number | null;
+}
+
+/** Options of run()/check(). */
+export interface RunOptions {
+  input?: string;
+  timeoutMs?: number;
+  env?: NodeJS.ProcessEnv;
+}
+
+function inNs(ns: string | null, argv: readonly string[]): string[] {
+  return ns === null ? [...argv] : ['ip', 'netns', 'exec', ns, ...argv];
+}
+
+/**
+ * Runs argv to completion inside `ns` (null: here) with `input` on stdin, killed after timeoutMs.
+ * Resolves with output and status whatever the status; rejects only if it cannot start.
+ */
+export function run(
+  ns: string | null,
+  argv: readonly string[],
+  options: RunOptions = {},
+): Promise<RunResult> {
+  const [cmd, ...args] = inNs(ns, argv);
+  if (cmd === undefined) throw new TypeError('run: empty argv');
+  return new Promise((resolve, reject) => {
+    const child = execFile(
+      cmd,
+      args,
+      {
+        timeout: options.timeoutMs ?? DEFAULT_RUN_TIMEOUT_MS,
+        killSignal: 'SIGKILL',
+        maxBuffer: MAX_OUTPUT_BYTES,
+        ...(options.env === undefined ? {} : { env: options.env }),
+      },
+      (err, stdout, stderr) => {
+        const e = err as NodeJS.ErrnoException | null;
+        if (e !== null && typeof e.code === 'string')
+          reject(new Error(`cannot run ${cmd}: ${e.message}`));
+        else resolve({ stdout, stderr, status: child.exitCode });
+      },
+    );
+    child.stdin?.on('error', () => undefined);
+    child.stdin?.end(options.input ?? '');
+  });
+}
+
+/** run() that resolves with stdout and rejects (with stderr in the message) unless the status is 0. */
+export async function check(
+  ns: string | null,
+  argv: readonly string[],
+  options: RunOptions = {},
+): Promise<string> {
+  const r = await run(ns, argv, options);
+  if (r.status !== 0) {
+    throw new Error(
+      `${argv.join(' ')} failed (status ${r.status}): ${(r.stderr || r.stdout).trim()}`,
+    );
+  }
+  return r.stdout;
+}
+
+/** A long-running process started by spawnIn, tracked until it exits. */
+export interface TrackedProcess {
+  readonly child: ChildProcess;
+  /** The program's own PID (ip netns exec and setpriv exec into it). */
+  readonly pid: number;
+  /** Settles with how it ended. */
+  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  /** True until it has exited. */
+  readonly running: boolean;
+  /** Its stdout and stderr so far (the last 64 KiB), for messages. */
+  output(): string;
+  /** Sends a signal if it still runs. */
+  kill(signal?: NodeJS.Signals): void;
+}
+
+/**
+ * Spawns argv inside `ns` with a parent-death SIGKILL (so it never outlives the test process),
+ * output captured, registered for cleanup. Throws if it cannot be spawned.
+ */
+export function spawnIn(
+  ns: string | null,
+  argv: readonly string[],
+  options: { env?: NodeJS.ProcessEnv } = {},
+): TrackedProcess {
+  hook();
+  const full = ['setpriv', '--pdeathsig', 'KILL', '--', ...inNs(ns, argv)];
+  const child = spawn(full[0]!, full.slice(1), {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    ...(options.env === undefined ? {} : { env: options.env }),
+  });
+  if (child.pid === undefined) throw new Error(`cannot spawn ${argv.join(' ')}`);
+  let out = '';
+  const keep = (d: Buffer): void => {
+    out = (out + d.toString('utf8')).slice(-KEPT_OUTPUT_CHARS);
+  };
+  child.stdout?.on('data', keep);
+  child.stderr?.on('data', keep);
+  let running = true;
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    child.once('exit', (code, signal) => {
+      running = false;
+      processes.delete(tracked);
+      resolve({ code, signal });
+    }),
+  );
+  const tracked: TrackedProcess = {
+    child,
+    pid: child.pid,
+    exited,
+    get running() {
+      return running;
+    },
+    output: () => out,
+    kill(signal = 'SIGTERM') {
+      if (!running) return;
+      try {
+        process.kill(child.pid!, signal);
+      } catch {
+        // Exited meanwhile.
+      }
+    },
+  };
+  processes.add(tracked);
+  return tracked;
+}
+
+/** Sends `signal`, then SIGKILL after graceMs; resolves with how it ended. Never rejects. */
+export async function stopProcess(
+  p: TrackedProcess,
+  signal: NodeJS.Signals = 'SIGTERM',
+  graceMs = 5_000,
+): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
+  p.kill(signal);
+  const timer = setTimeout(() => p.kill('SIGKILL'), graceMs);
+  const how = await p.exited;
+  clearTimeout(timer);
+  return how;
+}
+
+/**
+ * Calls probe every intervalMs until it returns something other than undefined/false, or timeoutMs
+ * passes. Resolves with that value; rejects naming `what` and the last error.
+ */
+export async function pollUntil<T>(
+  what: string,
+  probe: () => Promise<T | undefined | false> | T | undefined | false,
+  timeoutMs: number,
+  intervalMs = 100,
+): Promise<T> {
+  const deadline = performance.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const v = await probe();
+      if (v !== undefined && v !== false) return v;
+    } catch (err) {
+      last = err;
+    }
+    if (performance.now() >= deadline) {
+      throw new Error(
+        `timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${String(last)}` : ''}`,
+      );
+    }
+    await new Promise((r) => setTimeout(r, intervalMs));
+  }
+}
