@@ -466,6 +466,8 @@ export function createFakeTun(options: FakeTunOptions = {}): FakeTun {
     },
     stats: () => ({
       ...stats,
+      rxMessages: stats.rxPackets,
+      txMessages: stats.txPackets,
       rxDroppedTruncated: 0,
       rxDroppedKernel: 0,
       rxErrors: 0,

@@ -48,6 +48,10 @@ export interface UdpBind {
   readonly port: number;
   /** 'dual': one AF_INET6 socket serving IPv4 and IPv6; 'ipv4' where IPv6 is off or an IPv4 host was given. */
   readonly family: BindFamily;
+  /** Which UDP offloads are on now: gso, runs of equal datagrams to one endpoint sent as one
+   * message (off for good once a route refuses it with EIO); gro, the kernel handing over coalesced
+   * runs, split again before the callback. */
+  readonly offloads: { readonly gso: boolean; readonly gro: boolean };
   /** True once close() ran. */
   readonly closed: boolean;
   /**
@@ -93,6 +97,11 @@ export interface UdpBindOptions {
   readonly sendBufferBytes?: number;
   /** SO_MARK to set; default none. */
   readonly fwmark?: number;
+  /**
+   * Use UDP GSO and GRO where the kernel has them (default true). GRO needs the default slotBytes.
+   * Neither changes what the callbacks see: one datagram per packet, in order.
+   */
+  readonly offload?: boolean;
 }
 
 function checkUint(value: number, what: string, max: number, min = 0): void {
@@ -200,6 +209,10 @@ class NativeUdpBind implements UdpBind {
     this.#batch = new NativeDatagramBatch(addon, native);
     this.port = native.port;
     this.family = native.family;
+  }
+
+  get offloads(): { readonly gso: boolean; readonly gro: boolean } {
+    return this.#native.offloads();
   }
 
   get closed(): boolean {
@@ -337,6 +350,8 @@ export function openUdpBind(options: UdpBindOptions = {}): UdpBind {
   checkUint(sendBufferBytes, 'sendBufferBytes', 0x7fff_ffff);
   const fwmark = options.fwmark ?? 0;
   checkUint(fwmark, 'fwmark', 0xffff_ffff);
+  const offload = options.offload ?? true;
+  if (typeof offload !== 'boolean') throw new TypeError('offload must be a boolean');
   const addon = loadAddon();
   const native = new addon.Udp(
     host,
@@ -346,6 +361,7 @@ export function openUdpBind(options: UdpBindOptions = {}): UdpBind {
     receiveBufferBytes,
     sendBufferBytes,
     fwmark,
+    offload ? 1 : 0,
   );
   return new NativeUdpBind(addon, native, batchSize, slotBytes);
 }
@@ -411,6 +427,7 @@ export function createFakeNetwork(options: FakeNetworkOptions = {}): FakeNetwork
 
   class FakeBind implements UdpBind {
     readonly family: BindFamily = 'dual';
+    readonly offloads = Object.freeze({ gso: false, gro: false });
     readonly inbox: { from: Endpoint; data: Uint8Array }[] = [];
     #onDatagrams: ((batch: DatagramBatch) => void) | undefined;
     #paused = false;
@@ -466,6 +483,8 @@ export function createFakeNetwork(options: FakeNetworkOptions = {}): FakeNetwork
     stats(): IoStats {
       return {
         ...this.#stats,
+        rxMessages: this.#stats.rxPackets,
+        txMessages: this.#stats.txPackets,
         rxDroppedTruncated: 0,
         rxDroppedKernel: 0,
         rxErrors: 0,

@@ -63,7 +63,7 @@ describe('addon lifecycle', () => {
   it('hands an exception thrown by a callback to uncaughtException', async () => {
     const exit = await node(`
       process.on('uncaughtException', (e) => { console.log('caught ' + e.message); a.close(); b.close(); });
-      const a = new m.Udp('', 0, 8, 2048, 0, 0, 0), b = new m.Udp('', 0, 8, 2048, 0, 0, 0);
+      const a = new m.Udp('', 0, 8, 2048, 0, 0, 0, 0), b = new m.Udp('', 0, 8, 2048, 0, 0, 0, 0);
       b.start(() => { throw new Error('boom'); });
       a.txLengths[0] = 1; m.encodeAddress('127.0.0.1', b.port, a.txMeta, 0); a.send(1);
     `);
@@ -74,14 +74,14 @@ describe('addon lifecycle', () => {
   it('closes a socket whose object was garbage-collected without close()', async () => {
     const exit = await node(
       `
-      let u = new m.Udp('', 0, 8, 2048, 0, 0, 0);
+      let u = new m.Udp('', 0, 8, 2048, 0, 0, 0, 0);
       const port = u.port;
       u = null;
       // finalizers run on a later turn of the loop: collect and look again, a bounded number of times
       let tries = 0;
       const check = () => {
         gc();
-        try { new m.Udp('', port, 8, 2048, 0, 0, 0).close(); console.log('port free'); }
+        try { new m.Udp('', port, 8, 2048, 0, 0, 0, 0).close(); console.log('port free'); }
         catch (e) { if (++tries < 50) setImmediate(check); else console.log(e.code); }
       };
       check();
@@ -96,13 +96,13 @@ describe('addon lifecycle', () => {
       const { Worker } = require('node:worker_threads');
       const w = new Worker(\`
         const m = require(${ADDON.replaceAll('\\', '\\\\')});
-        const u = new m.Udp('', 0, 8, 2048, 0, 0, 0);
+        const u = new m.Udp('', 0, 8, 2048, 0, 0, 0, 0);
         u.start(() => {});
         require('node:worker_threads').parentPort.postMessage(u.port);
       \`, { eval: true });
       w.once('message', (port) => {
         w.terminate().then(() => {
-          try { new m.Udp('', port, 8, 2048, 0, 0, 0).close(); console.log('port free'); }
+          try { new m.Udp('', port, 8, 2048, 0, 0, 0, 0).close(); console.log('port free'); }
           catch (e) { console.log(e.code); }
         });
       });

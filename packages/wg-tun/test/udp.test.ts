@@ -3,10 +3,11 @@
  * conformance suite; then what only the real socket has: dual stack, kernel-chosen ports, buffers,
  * kernel drop counting, fwmark, and its errors.
  */
+import { spawn } from 'node:child_process';
 import { afterEach, describe, expect, it } from 'vitest';
 
 import { createFakeNetwork, openUdpBind, type Datagram, type UdpBind } from '../src/udp.js';
-import { deadline, run } from './netns.js';
+import { createNetns, deadline, run, uniqueTag } from './netns.js';
 import { describeUdpBindConformance } from './udp-conformance.js';
 
 const WAIT_MS = 15_000;
@@ -14,6 +15,17 @@ const WAIT_MS = 15_000;
 describeUdpBindConformance('native on 127.0.0.1', () => {
   const a = openUdpBind();
   const b = openUdpBind();
+  return {
+    a,
+    b,
+    address: (bind) => ({ address: '127.0.0.1', port: bind.port }),
+    close: () => (a.close(), b.close()),
+  };
+});
+
+describeUdpBindConformance('native on 127.0.0.1 without offloads', () => {
+  const a = openUdpBind({ offload: false });
+  const b = openUdpBind({ offload: false });
   return {
     a,
     b,
@@ -97,6 +109,142 @@ describe('native UDP bind', () => {
     expect(b.stats()).toMatchObject({ rxDroppedKernel: 0, rxErrors: 0 });
   });
 
+  it('sends runs of equal datagrams as one GSO message and splits GRO reads back into datagrams', async () => {
+    const a = bind();
+    const b = bind();
+    expect(a.offloads).toEqual({ gso: true, gro: true }); // Linux 5.0+
+    const c = bind();
+    // Runs: equal sizes to b (GSO), a shorter tail, a switch of destination, sizes going up.
+    const plan: [UdpBind, number][] = [];
+    for (let i = 0; i < 600; i++) plan.push([b, 1200]);
+    plan.push([b, 300], [c, 1200], [c, 1200], [b, 100], [b, 200], [b, 1452]);
+    for (let i = 0; i < 300; i++) plan.push([i % 2 ? b : c, 500]);
+    const expected = new Map<UdpBind, number[]>([
+      [b, []],
+      [c, []],
+    ]);
+    const datagrams = plan.map(([to, size], seq): Datagram => {
+      expected.get(to)!.push(seq);
+      const data = new Uint8Array(size).fill(seq & 0xff);
+      new DataView(data.buffer).setUint16(0, seq);
+      return { endpoint: { address: '127.0.0.1', port: to.port }, data };
+    });
+    const got = new Map<UdpBind, number[]>([
+      [b, []],
+      [c, []],
+    ]);
+    const all = deadline('every datagram at b and c', WAIT_MS);
+    for (const rx of [b, c]) {
+      rx.onDatagrams((batch) => {
+        for (let i = 0; i < batch.count; i++) {
+          const p = batch.packet(i);
+          const seq = new DataView(p.buffer, p.byteOffset, p.byteLength).getUint16(0);
+          expect(p.length).toBe(plan[seq]![1]);
+          expect(p[p.length - 1]).toBe(seq & 0xff);
+          expect(batch.endpoint(i)).toEqual({ address: '127.0.0.1', port: a.port });
+          got.get(rx)!.push(seq);
+        }
+        if (got.get(b)!.length + got.get(c)!.length === plan.length) all.done();
+      });
+    }
+    expect(a.send(datagrams)).toBe(plan.length);
+    await all.promise;
+    expect(got).toEqual(expected);
+    const tx = a.stats();
+    expect(tx.txPackets).toBe(plan.length);
+    // the 600-datagram run went ~54 per message; the alternating tail cannot be grouped
+    expect(tx.txMessages).toBeLessThan(plan.length - 500);
+    expect(b.stats().rxMessages).toBeLessThan(b.stats().rxPackets); // coalesced on the way in
+  });
+
+  it('over a veth into a namespace: GSO runs arrive whole, runs over the path MTU fall back to single sends', async () => {
+    const ns = createNetns('udp');
+    const tag = uniqueTag();
+    const [outer, inner] = [`wmu${tag}a`, `wmu${tag}b`];
+    try {
+      run('ip', [
+        'link',
+        'add',
+        outer,
+        'mtu',
+        '1280',
+        'type',
+        'veth',
+        'peer',
+        'name',
+        inner,
+        'mtu',
+        '1280',
+        'netns',
+        ns.name,
+      ]);
+      run('ip', ['addr', 'add', '10.202.0.1/24', 'dev', outer]);
+      run('ip', ['link', 'set', outer, 'up']);
+      ns.ip('addr', 'add', '10.202.0.2/24', 'dev', inner);
+      ns.ip('link', 'set', inner, 'up');
+      const a = bind();
+      const perSize = 200;
+      const sizes = [1000, 1400]; // 1400 + 28 exceeds the MTU: the kernel refuses it segmented (EMSGSIZE)
+      const receiver = spawn(
+        'ip',
+        [
+          'netns',
+          'exec',
+          ns.name,
+          process.execPath,
+          '-e',
+          `
+        const s = require('dgram').createSocket({ type: 'udp4', recvBufferSize: 4 << 20 });
+        const n = {}; let total = 0;
+        s.on('message', (m) => { n[m.length] = (n[m.length] || 0) + 1;
+          if (++total === ${perSize * sizes.length}) { console.log(JSON.stringify(n)); process.exit(0); } });
+        s.bind(7000, '10.202.0.2', () => console.log('ready'));
+        setTimeout(() => { console.log(JSON.stringify(n)); process.exit(1); }, ${WAIT_MS});
+      `,
+        ],
+        { stdio: ['ignore', 'pipe', 'inherit'] },
+      );
+      const lines: string[] = [];
+      const ready = deadline('receiver ready', WAIT_MS);
+      const finished = new Promise<number | null>((resolve) => receiver.on('close', resolve));
+      receiver.stdout.on('data', (d: Buffer) => {
+        lines.push(...d.toString().trim().split('\n'));
+        if (lines.includes('ready')) ready.done();
+      });
+      await ready.promise;
+      const to = { address: '10.202.0.2', port: 7000 };
+      for (const size of sizes) {
+        const batch = Array.from({ length: perSize }, () => ({
+          endpoint: to,
+          data: new Uint8Array(size),
+        }));
+        expect(a.send(batch)).toBe(perSize);
+      }
+      expect(await finished).toBe(0);
+      expect(JSON.parse(lines.at(-1)!)).toEqual({ 1000: perSize, 1400: perSize });
+      expect(a.stats().lastError).toBe('EMSGSIZE'); // the oversized runs were refused segmented...
+      expect(a.offloads.gso).toBe(true); // ...which does not turn GSO off
+      expect(a.stats().txMessages).toBeLessThan(2 * perSize);
+    } finally {
+      ns.remove();
+      try {
+        run('ip', ['link', 'del', outer]);
+      } catch {
+        // removed with the namespace's peer
+      }
+    }
+  });
+
+  it('sends one message per datagram with offloads off', () => {
+    const a = bind({ offload: false });
+    expect(a.offloads).toEqual({ gso: false, gro: false });
+    const to = { address: '127.0.0.1', port: bind().port };
+    expect(
+      a.send(Array.from({ length: 50 }, () => ({ endpoint: to, data: new Uint8Array(100) }))),
+    ).toBe(50);
+    expect(a.stats()).toMatchObject({ txPackets: 50, txMessages: 50 });
+  });
+
   it('gives the same frozen endpoint object for repeated sources', async () => {
     const a = bind();
     const b = bind();
@@ -137,8 +285,9 @@ describe('native UDP bind', () => {
   });
 
   it('counts datagrams the kernel dropped on a full receive buffer (SO_RXQ_OVFL)', async () => {
-    const a = bind();
-    const b = bind({ receiveBufferBytes: 1 }); // the kernel rounds up to its minimum: a few datagrams
+    // without offloads, so that the kernel drops (and counts) single datagrams, not coalesced runs
+    const a = bind({ offload: false });
+    const b = bind({ receiveBufferBytes: 1, offload: false }); // rounded up to the minimum: a few fit
     const to = { address: '127.0.0.1', port: b.port };
     const sent = 200;
     let got = 0;

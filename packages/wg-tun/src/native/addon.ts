@@ -14,14 +14,22 @@ export interface IoStats {
   readonly rxPackets: number;
   /** Callback invocations (rxPackets / rxBatches is the mean batch size). */
   readonly rxBatches: number;
+  /** Reads from the kernel: datagrams, or GRO-coalesced runs of them (so fewer than rxPackets). */
+  readonly rxMessages: number;
   /** Datagrams larger than a ring slot, dropped (UDP only). */
   readonly rxDroppedTruncated: number;
-  /** Datagrams the kernel dropped because the socket's receive buffer was full (SO_RXQ_OVFL). */
+  /**
+   * Datagrams the kernel dropped because the socket's receive buffer was full (SO_RXQ_OVFL; a
+   * GSO/GRO run dropped whole counts once). The kernel stamps its count on each datagram it queues,
+   * so this is as of the latest datagram received.
+   */
   readonly rxDroppedKernel: number;
   /** Transient receive errors (a queued socket error), counted and passed over. */
   readonly rxErrors: number;
   /** Packets the kernel accepted. */
   readonly txPackets: number;
+  /** Messages handed to the kernel: one per packet, or one per GSO run of datagrams. */
+  readonly txMessages: number;
   /** Packets dropped because the kernel said EAGAIN (queue or send buffer full). */
   readonly txDroppedFull: number;
   /** Packets the kernel refused (EIO while the link is down, unreachable destination, ...). */
@@ -62,6 +70,8 @@ export interface NativeUdp extends NativeIo {
   readonly family: 'dual' | 'ipv4' | 'ipv6';
   readonly receiveBufferBytes: number;
   readonly sendBufferBytes: number;
+  /** Whether sends use UDP_SEGMENT (it turns itself off if a route refuses it) and reads UDP_GRO. */
+  offloads(): { gso: boolean; gro: boolean };
   /** Address records (layout in io.h), one per rx packet / tx slot. */
   readonly rxMeta: Uint8Array;
   readonly txMeta: Uint8Array;
@@ -80,6 +90,7 @@ export interface NativeAddon {
     receiveBufferBytes: number,
     sendBufferBytes: number,
     fwmark: number,
+    offload: number,
   ) => NativeUdp;
   encodeAddress(address: string, port: number, meta: Uint8Array, index: number): boolean;
   decodeAddress(meta: Uint8Array, index: number): string;

@@ -271,14 +271,16 @@ static int define_view(napi_env env, napi_value self, napi_value ab, const char 
 }
 
 wgtun_io *wgtun_io_new(napi_env env, napi_value self, int fd, uint32_t batch, uint32_t slot,
-                       int with_meta, wgtun_read_batch_fn read_batch) {
+                       uint32_t rx_cap, int with_meta, wgtun_read_batch_fn read_batch) {
   wgtun_io *io = calloc(1, sizeof *io);
   size_t ring = (size_t)batch * slot;
-  size_t idx = align_up((size_t)batch * sizeof(uint32_t));
-  size_t meta = with_meta ? align_up((size_t)batch * WGTUN_META_STRIDE) : 0;
-  size_t o_rx = 0, o_tx = align_up(ring), o_off = o_tx + align_up(ring), o_len = o_off + idx,
-         o_txlen = o_len + idx, o_rxmeta = o_txlen + idx, o_txmeta = o_rxmeta + meta,
-         total = o_txmeta + meta;
+  size_t rx_idx = align_up((size_t)rx_cap * sizeof(uint32_t));
+  size_t tx_idx = align_up((size_t)batch * sizeof(uint32_t));
+  size_t rx_meta = with_meta ? align_up((size_t)rx_cap * WGTUN_META_STRIDE) : 0;
+  size_t tx_meta = with_meta ? align_up((size_t)batch * WGTUN_META_STRIDE) : 0;
+  size_t o_rx = 0, o_tx = align_up(ring), o_off = o_tx + align_up(ring), o_len = o_off + rx_idx,
+         o_txlen = o_len + rx_idx, o_rxmeta = o_txlen + tx_idx, o_txmeta = o_rxmeta + rx_meta,
+         total = o_txmeta + tx_meta;
   void *data = NULL;
   napi_value ab, name;
   uv_loop_t *loop = NULL;
@@ -292,6 +294,7 @@ wgtun_io *wgtun_io_new(napi_env env, napi_value self, int fd, uint32_t batch, ui
   io->fd = fd;
   io->batch = batch;
   io->slot = slot;
+  io->rx_cap = rx_cap;
   io->read_batch = read_batch;
   if (napi_create_arraybuffer(env, total, &data, &ab) != napi_ok) {
     close(fd);
@@ -310,11 +313,11 @@ wgtun_io *wgtun_io_new(napi_env env, napi_value self, int fd, uint32_t batch, ui
   }
   if (define_view(env, self, ab, "rxBuffer", napi_uint8_array, ring, o_rx) ||
       define_view(env, self, ab, "txBuffer", napi_uint8_array, ring, o_tx) ||
-      define_view(env, self, ab, "rxOffsets", napi_uint32_array, batch, o_off) ||
-      define_view(env, self, ab, "rxLengths", napi_uint32_array, batch, o_len) ||
+      define_view(env, self, ab, "rxOffsets", napi_uint32_array, rx_cap, o_off) ||
+      define_view(env, self, ab, "rxLengths", napi_uint32_array, rx_cap, o_len) ||
       define_view(env, self, ab, "txLengths", napi_uint32_array, batch, o_txlen) ||
       (with_meta && (define_view(env, self, ab, "rxMeta", napi_uint8_array,
-                                 (size_t)batch * WGTUN_META_STRIDE, o_rxmeta) ||
+                                 (size_t)rx_cap * WGTUN_META_STRIDE, o_rxmeta) ||
                      define_view(env, self, ab, "txMeta", napi_uint8_array,
                                  (size_t)batch * WGTUN_META_STRIDE, o_txmeta)))) {
     napi_delete_reference(env, io->buffers);
@@ -407,10 +410,12 @@ napi_value wgtun_io_stats(napi_env env, napi_callback_info info) {
   napi_create_object(env, &obj);
   set_number(env, obj, "rxPackets", io->stats.rx_packets);
   set_number(env, obj, "rxBatches", io->stats.rx_batches);
+  set_number(env, obj, "rxMessages", io->stats.rx_messages);
   set_number(env, obj, "rxDroppedTruncated", io->stats.rx_dropped_truncated);
   set_number(env, obj, "rxDroppedKernel", io->stats.rx_dropped_kernel);
   set_number(env, obj, "rxErrors", io->stats.rx_errors);
   set_number(env, obj, "txPackets", io->stats.tx_packets);
+  set_number(env, obj, "txMessages", io->stats.tx_messages);
   set_number(env, obj, "txDroppedFull", io->stats.tx_dropped_full);
   set_number(env, obj, "txErrors", io->stats.tx_errors);
   if (io->stats.last_errno != 0) {

@@ -32,8 +32,8 @@ typedef struct wgtun_io wgtun_io;
 typedef int (*wgtun_read_batch_fn)(wgtun_io *io);
 
 typedef struct {
-  double rx_packets, rx_batches, rx_dropped_truncated, rx_dropped_kernel, rx_errors;
-  double tx_packets, tx_dropped_full, tx_errors;
+  double rx_packets, rx_batches, rx_messages, rx_dropped_truncated, rx_dropped_kernel, rx_errors;
+  double tx_packets, tx_messages, tx_dropped_full, tx_errors;
   int last_errno;
 } wgtun_stats;
 
@@ -53,6 +53,7 @@ struct wgtun_io {
   napi_async_cleanup_hook_handle cleanup;
   wgtun_read_batch_fn read_batch;
   uint32_t batch, slot;
+  uint32_t rx_cap; /* packets one read can yield: batch, or more when one read holds several (GRO) */
   /* rings, each owned by a JS ArrayBuffer held through a strong reference */
   napi_ref buffers;
   uint8_t *rx, *tx, *rx_meta, *tx_meta;
@@ -78,9 +79,10 @@ napi_value wgtun_throw_range(napi_env env, const char *message);
 
 /* Allocates an io around an open fd and wraps it in `self`, creating the rings and exposing them as
  * read-only properties rxBuffer, rxOffsets, rxLengths, txBuffer, txLengths (and rxMeta, txMeta
- * when with_meta). On failure closes fd, throws, and returns NULL. */
+ * when with_meta); rxOffsets, rxLengths and rxMeta have rx_cap entries. On failure closes fd,
+ * throws, and returns NULL. */
 wgtun_io *wgtun_io_new(napi_env env, napi_value self, int fd, uint32_t batch, uint32_t slot,
-                       int with_meta, wgtun_read_batch_fn read_batch);
+                       uint32_t rx_cap, int with_meta, wgtun_read_batch_fn read_batch);
 
 /* Unwraps the io behind `this`; throws and returns NULL if there is none. */
 wgtun_io *wgtun_io_unwrap(napi_env env, napi_callback_info info, size_t *argc, napi_value *argv);

@@ -34,6 +34,7 @@ static int tun_read_batch(wgtun_io *io) {
     n++;
   }
   io->stats.rx_packets += n;
+  io->stats.rx_messages += n;
   return (int)n;
 }
 
@@ -166,7 +167,7 @@ static napi_value tun_new(napi_env env, napi_callback_info info) {
   }
   ifr.ifr_name[IFNAMSIZ - 1] = 0;
 
-  io = wgtun_io_new(env, self, fd, batch, slot, 0, tun_read_batch);
+  io = wgtun_io_new(env, self, fd, batch, slot, batch, 0, tun_read_batch);
   if (io == NULL) return NULL;
   snprintf(io->label, sizeof io->label, "TUN interface %s", ifr.ifr_name);
   napi_create_string_utf8(env, ifr.ifr_name, NAPI_AUTO_LENGTH, &vname);
@@ -215,6 +216,7 @@ static napi_value tun_write(napi_env env, napi_callback_info info) {
     sent++;
   }
   io->stats.tx_packets += sent;
+  io->stats.tx_messages += sent;
   napi_create_uint32(env, sent, &result);
   return result;
 }

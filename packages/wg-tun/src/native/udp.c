@@ -1,7 +1,10 @@
 /*
  * UDP transport for WireGuard datagrams: one non-blocking socket, AF_INET6 with IPV6_V6ONLY off so
  * it serves IPv4 (as v4-mapped addresses, reported as plain IPv4) and IPv6 on one port, falling back
- * to AF_INET where IPv6 is disabled. recvmmsg/sendmmsg move whole batches per syscall.
+ * to AF_INET where IPv6 is disabled. recvmmsg/sendmmsg move whole batches per syscall; with
+ * offload on, runs of equal-size datagrams to one destination leave as one UDP_SEGMENT (GSO) send
+ * and the kernel may hand over coalesced runs (UDP_GRO), which are split here (udp(7), kernel
+ * Documentation/networking/segmentation-offloads.rst).
  */
 #define _GNU_SOURCE
 #include "io.h"
@@ -10,6 +13,7 @@
 #include <errno.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <netinet/udp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,6 +23,21 @@
 #ifndef SO_RXQ_OVFL
 #define SO_RXQ_OVFL 40
 #endif
+#ifndef UDP_SEGMENT
+#define UDP_SEGMENT 103
+#endif
+#ifndef UDP_GRO
+#define UDP_GRO 104
+#endif
+#ifndef SOL_UDP
+#define SOL_UDP 17
+#endif
+
+/* Kernel limits for one GSO send: UDP_MAX_SEGMENTS (include/linux/udp.h) and the largest UDP
+ * payload over IPv4 (65535 - 20 - 8); GRO coalesces at most as many (UDP_GRO_CNT_MAX). */
+#define WGTUN_GSO_MAX_SEGMENTS 64
+#define WGTUN_GSO_MAX_BYTES 65507
+#define WGTUN_TX_CTRL_LEN 32
 
 /* room for the SO_RXQ_OVFL counter (a uint32 in one cmsg) with slack for anything else queued */
 #define WGTUN_CTRL_LEN 64
@@ -32,10 +51,13 @@ typedef union {
 
 typedef struct {
   int family; /* of the socket */
+  int gso, gro;
   struct mmsghdr *rx_msgs, *tx_msgs;
   struct iovec *rx_iov, *tx_iov;
   wgtun_sockaddr *rx_addr, *tx_addr;
-  uint8_t *rx_ctrl;
+  socklen_t *tx_addr_len;
+  uint32_t *tx_first, *tx_count; /* per message: its first datagram and how many it carries */
+  uint8_t *rx_ctrl, *tx_ctrl;
 } udp_kind;
 
 static void udp_free(void *p) {
@@ -48,6 +70,10 @@ static void udp_free(void *p) {
   free(u->rx_addr);
   free(u->tx_addr);
   free(u->rx_ctrl);
+  free(u->tx_ctrl);
+  free(u->tx_addr_len);
+  free(u->tx_first);
+  free(u->tx_count);
   free(u);
 }
 
@@ -145,24 +171,46 @@ static int udp_read_batch(wgtun_io *io) {
     }
     return 0;
   }
+  io->stats.rx_messages += n;
   for (i = 0; i < (uint32_t)n; i++) {
     struct msghdr *h = &u->rx_msgs[i].msg_hdr;
     struct cmsghdr *c;
+    uint32_t len = u->rx_msgs[i].msg_len, off = i * io->slot, segment = 0;
+    uint8_t *meta;
     for (c = CMSG_FIRSTHDR(h); c != NULL; c = CMSG_NXTHDR(h, c)) {
       if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SO_RXQ_OVFL) {
         uint32_t dropped;
         memcpy(&dropped, CMSG_DATA(c), sizeof dropped);
         io->stats.rx_dropped_kernel = dropped; /* the kernel's running count for this socket */
+      } else if (c->cmsg_level == SOL_UDP && c->cmsg_type == UDP_GRO) {
+        int size;
+        memcpy(&size, CMSG_DATA(c), sizeof size);
+        if (size > 0) segment = (uint32_t)size;
       }
     }
     if (h->msg_flags & MSG_TRUNC) {
       io->stats.rx_dropped_truncated++;
       continue;
     }
-    meta_from_sockaddr(io->rx_meta + (size_t)k * WGTUN_META_STRIDE, &u->rx_addr[i]);
-    io->rx_off[k] = i * io->slot;
-    io->rx_len[k] = u->rx_msgs[i].msg_len;
-    k++;
+    if (segment == 0 || segment >= len) segment = len;
+    /* A GRO read holds several datagrams of `segment` bytes from one source (the last may be
+     * shorter): each becomes its own packet with the same address record. */
+    meta = io->rx_meta + (size_t)k * WGTUN_META_STRIDE;
+    meta_from_sockaddr(meta, &u->rx_addr[i]);
+    while (len > 0) {
+      uint32_t part = len < segment ? len : segment;
+      if (k >= io->rx_cap) {
+        io->stats.rx_dropped_truncated++;
+        break;
+      }
+      if (io->rx_meta + (size_t)k * WGTUN_META_STRIDE != meta)
+        memcpy(io->rx_meta + (size_t)k * WGTUN_META_STRIDE, meta, WGTUN_META_STRIDE);
+      io->rx_off[k] = off;
+      io->rx_len[k] = part;
+      k++;
+      off += part;
+      len -= part;
+    }
   }
   io->stats.rx_packets += k;
   return (int)k;
@@ -215,13 +263,15 @@ static napi_value throw_mark_error(napi_env env, int err, uint32_t mark) {
   return wgtun_throw_errno(env, err, "setsockopt(SO_MARK)", msg);
 }
 
-/* new Udp(host, port, batch, slot, rcvbuf, sndbuf, fwmark): host "" binds all addresses, v4 and v6;
- * fwmark 0 leaves the mark unset. */
+/* new Udp(host, port, batch, slot, rcvbuf, sndbuf, fwmark, offload): host "" binds all addresses,
+ * v4 and v6; fwmark 0 leaves the mark unset; offload 1 turns on GSO (and GRO when a slot holds 64 KiB)
+ * where the kernel has them. */
 static napi_value udp_new(napi_env env, napi_callback_info info) {
-  size_t argc = 7;
-  napi_value argv[7], self, target, v;
+  size_t argc = 8;
+  napi_value argv[8], self, target, v;
   char host[WGTUN_HOST_MAX];
-  uint32_t port, batch, slot, rcvbuf, sndbuf, mark, i;
+  uint32_t port, batch, slot, rcvbuf, sndbuf, mark, offload, rx_cap, i;
+  int gso = 0, gro = 0;
   wgtun_sockaddr local;
   socklen_t local_len;
   const char *family_name;
@@ -232,7 +282,8 @@ static napi_value udp_new(napi_env env, napi_callback_info info) {
   napi_get_cb_info(env, info, &argc, argv, &self, NULL);
   napi_get_new_target(env, info, &target);
   if (target == NULL) return wgtun_throw_type(env, "Udp must be called with new");
-  if (argc < 7) return wgtun_throw_type(env, "Udp(host, port, batch, slot, rcvbuf, sndbuf, fwmark)");
+  if (argc < 8)
+    return wgtun_throw_type(env, "Udp(host, port, batch, slot, rcvbuf, sndbuf, fwmark, offload)");
   if (wgtun_arg_string(env, argv[0], "host", host, sizeof host) < 0) return NULL;
   if (wgtun_arg_u32(env, argv[1], "port", 0, 65535, &port) < 0) return NULL;
   if (wgtun_arg_u32(env, argv[2], "batch", 1, WGTUN_MAX_BATCH, &batch) < 0) return NULL;
@@ -240,6 +291,7 @@ static napi_value udp_new(napi_env env, napi_callback_info info) {
   if (wgtun_arg_u32(env, argv[4], "rcvbuf", 0, INT32_MAX, &rcvbuf) < 0) return NULL;
   if (wgtun_arg_u32(env, argv[5], "sndbuf", 0, INT32_MAX, &sndbuf) < 0) return NULL;
   if (wgtun_arg_u32(env, argv[6], "fwmark", 0, UINT32_MAX, &mark) < 0) return NULL;
+  if (wgtun_arg_u32(env, argv[7], "offload", 0, 1, &offload) < 0) return NULL;
 
   memset(&local, 0, sizeof local);
   if (host[0] == 0) {
@@ -292,10 +344,25 @@ static napi_value udp_new(napi_env env, napi_callback_info info) {
   local_len = sizeof local;
   getsockname(fd, &local.sa, &local_len);
   port = ntohs(family == AF_INET ? local.v4.sin_port : local.v6.sin6_port);
+  if (offload) {
+    int size = 0;
+    socklen_t len = sizeof size;
+    /* Reading UDP_SEGMENT succeeds exactly where sending with it is supported (Linux 4.18+). */
+    gso = getsockopt(fd, SOL_UDP, UDP_SEGMENT, &size, &len) == 0;
+    /* A coalesced read can be 64 KiB, so GRO only with slots that hold one (Linux 5.0+). */
+    gro = slot >= WGTUN_MAX_SLOT && setsockopt(fd, SOL_UDP, UDP_GRO, &one, sizeof one) == 0;
+  }
+  rx_cap = gro ? batch * WGTUN_GSO_MAX_SEGMENTS : batch;
 
   u = calloc(1, sizeof *u);
   if (u != NULL) {
     u->family = family;
+    u->gso = gso;
+    u->gro = gro;
+    u->tx_addr_len = calloc(batch, sizeof *u->tx_addr_len);
+    u->tx_first = calloc(batch, sizeof *u->tx_first);
+    u->tx_count = calloc(batch, sizeof *u->tx_count);
+    u->tx_ctrl = calloc(batch, WGTUN_TX_CTRL_LEN);
     u->rx_msgs = calloc(batch, sizeof *u->rx_msgs);
     u->tx_msgs = calloc(batch, sizeof *u->tx_msgs);
     u->rx_iov = calloc(batch, sizeof *u->rx_iov);
@@ -305,12 +372,13 @@ static napi_value udp_new(napi_env env, napi_callback_info info) {
     u->rx_ctrl = calloc(batch, WGTUN_CTRL_LEN);
   }
   if (u == NULL || !u->rx_msgs || !u->tx_msgs || !u->rx_iov || !u->tx_iov || !u->rx_addr ||
-      !u->tx_addr || !u->rx_ctrl) {
+      !u->tx_addr || !u->rx_ctrl || !u->tx_addr_len || !u->tx_first || !u->tx_count ||
+      !u->tx_ctrl) {
     udp_free(u);
     close(fd);
     return wgtun_throw_errno(env, ENOMEM, "malloc", "out of memory allocating UDP batch headers");
   }
-  io = wgtun_io_new(env, self, fd, batch, slot, 1, udp_read_batch);
+  io = wgtun_io_new(env, self, fd, batch, slot, rx_cap, 1, udp_read_batch);
   if (io == NULL) {
     udp_free(u);
     return NULL;
@@ -340,13 +408,63 @@ static napi_value udp_new(napi_env env, napi_callback_info info) {
   return self;
 }
 
+/* offloads(): { gso, gro } as they are now (GSO turns itself off when a route refuses it). */
+static napi_value udp_offloads(napi_env env, napi_callback_info info) {
+  napi_value obj, v;
+  udp_kind *u;
+  wgtun_io *io = wgtun_io_unwrap(env, info, NULL, NULL);
+  if (io == NULL) return NULL;
+  u = io->kind;
+  napi_create_object(env, &obj);
+  napi_get_boolean(env, u->gso, &v);
+  napi_set_named_property(env, obj, "gso", v);
+  napi_get_boolean(env, u->gro, &v);
+  napi_set_named_property(env, obj, "gro", v);
+  return obj;
+}
+
+static int same_destination(const udp_kind *u, uint32_t a, uint32_t b) {
+  return u->tx_addr_len[a] == u->tx_addr_len[b] &&
+         memcmp(&u->tx_addr[a], &u->tx_addr[b], u->tx_addr_len[a]) == 0;
+}
+
+/* Sends datagrams first..first+count-1 one by one, without GSO; returns how many went. */
+static uint32_t send_singly(wgtun_io *io, uint32_t first, uint32_t count) {
+  udp_kind *u = io->kind;
+  uint32_t i, sent = 0;
+  for (i = first; i < first + count; i++) {
+    struct msghdr h;
+    ssize_t r;
+    memset(&h, 0, sizeof h);
+    h.msg_name = &u->tx_addr[i];
+    h.msg_namelen = u->tx_addr_len[i];
+    h.msg_iov = &u->tx_iov[i];
+    h.msg_iovlen = 1;
+    do r = sendmsg(io->fd, &h, MSG_DONTWAIT);
+    while (r < 0 && errno == EINTR);
+    io->stats.tx_messages++;
+    if (r >= 0) {
+      sent++;
+      continue;
+    }
+    io->stats.last_errno = errno;
+    if (errno == EAGAIN) {
+      io->stats.tx_dropped_full += first + count - i;
+      break;
+    }
+    io->stats.tx_errors++;
+  }
+  return sent;
+}
+
 /* send(count): sends tx slots 0..count-1 to the addresses in txMeta; returns how many were sent.
- * Datagrams that the kernel refuses (unreachable, wrong family) are skipped and counted; on EAGAIN
- * the rest of the batch is dropped and counted. */
+ * With GSO, each run of datagrams to one destination whose sizes are equal (the last may be
+ * shorter) goes as one message. Datagrams the kernel refuses (unreachable, wrong family) are
+ * skipped and counted; on EAGAIN the rest of the batch is dropped and counted. */
 static napi_value udp_send(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1], result;
-  uint32_t count, i, m = 0, done = 0;
+  uint32_t count, i, m = 0, k = 0, done = 0, sent = 0;
   udp_kind *u;
   wgtun_io *io = wgtun_io_unwrap(env, info, &argc, argv);
   if (io == NULL) return NULL;
@@ -354,47 +472,83 @@ static napi_value udp_send(napi_env env, napi_callback_info info) {
   if (wgtun_arg_u32(env, argv[0], "count", 0, io->batch, &count) < 0) return NULL;
   if (io->closed) count = 0;
   u = io->kind;
+
+  /* Datagrams with a usable destination, compacted to 0..m-1. */
   for (i = 0; i < count; i++) {
-    struct msghdr *h = &u->tx_msgs[m].msg_hdr;
-    socklen_t alen;
     uint32_t len = io->tx_len[i];
     if (len > io->slot ||
-        sockaddr_from_meta(&u->tx_addr[m], &alen, io->tx_meta + (size_t)i * WGTUN_META_STRIDE,
-                           u->family) < 0) {
+        sockaddr_from_meta(&u->tx_addr[m], &u->tx_addr_len[m],
+                           io->tx_meta + (size_t)i * WGTUN_META_STRIDE, u->family) < 0) {
       io->stats.tx_errors++;
       io->stats.last_errno = len > io->slot ? EMSGSIZE : EAFNOSUPPORT;
       continue;
     }
     u->tx_iov[m].iov_base = io->tx + (size_t)i * io->slot;
     u->tx_iov[m].iov_len = len;
-    memset(h, 0, sizeof *h);
-    h->msg_name = &u->tx_addr[m];
-    h->msg_namelen = alen;
-    h->msg_iov = &u->tx_iov[m];
-    h->msg_iovlen = 1;
     m++;
   }
-  {
-    uint32_t sent = 0;
-    while (done < m) {
-      int r = sendmmsg(io->fd, u->tx_msgs + done, m - done, MSG_DONTWAIT);
-      if (r > 0) {
-        done += (uint32_t)r;
-        sent += (uint32_t)r;
-        continue;
+
+  /* Messages: one per run (GSO) or one per datagram. */
+  for (i = 0; i < m; k++) {
+    struct msghdr *h = &u->tx_msgs[k].msg_hdr;
+    uint32_t first = i, size = (uint32_t)u->tx_iov[i].iov_len, total = size;
+    i++;
+    if (u->gso) {
+      while (i < m && i - first < WGTUN_GSO_MAX_SEGMENTS && u->tx_iov[i].iov_len <= size &&
+             total + u->tx_iov[i].iov_len <= WGTUN_GSO_MAX_BYTES && same_destination(u, first, i)) {
+        total += (uint32_t)u->tx_iov[i].iov_len;
+        i++;
+        if (u->tx_iov[i - 1].iov_len < size) break; /* only the last segment may be shorter */
       }
-      if (r < 0 && errno == EINTR) continue;
-      io->stats.last_errno = r < 0 ? errno : EIO;
-      if (r < 0 && errno == EAGAIN) {
-        io->stats.tx_dropped_full += m - done;
-        break;
-      }
-      io->stats.tx_errors++; /* this datagram's destination is refused: skip it, send the rest */
-      done++;
     }
-    io->stats.tx_packets += sent;
-    napi_create_uint32(env, sent, &result);
+    memset(h, 0, sizeof *h);
+    h->msg_name = &u->tx_addr[first];
+    h->msg_namelen = u->tx_addr_len[first];
+    h->msg_iov = &u->tx_iov[first];
+    h->msg_iovlen = i - first;
+    if (i - first > 1) {
+      struct cmsghdr *c;
+      uint16_t segment = (uint16_t)size;
+      h->msg_control = u->tx_ctrl + (size_t)k * WGTUN_TX_CTRL_LEN;
+      h->msg_controllen = CMSG_SPACE(sizeof segment);
+      c = CMSG_FIRSTHDR(h);
+      c->cmsg_level = SOL_UDP;
+      c->cmsg_type = UDP_SEGMENT;
+      c->cmsg_len = CMSG_LEN(sizeof segment);
+      memcpy(CMSG_DATA(c), &segment, sizeof segment);
+    }
+    u->tx_first[k] = first;
+    u->tx_count[k] = i - first;
   }
+
+  while (done < k) {
+    int r = sendmmsg(io->fd, u->tx_msgs + done, k - done, MSG_DONTWAIT);
+    int err;
+    if (r > 0) {
+      io->stats.tx_messages += r;
+      for (i = done; i < done + (uint32_t)r; i++) sent += u->tx_count[i];
+      done += (uint32_t)r;
+      continue;
+    }
+    err = r < 0 ? errno : EIO;
+    if (err == EINTR) continue;
+    io->stats.last_errno = err;
+    if (err == EAGAIN) {
+      for (i = done; i < k; i++) io->stats.tx_dropped_full += u->tx_count[i];
+      break;
+    }
+    if (u->tx_count[done] > 1) {
+      /* The segmented send was refused: EMSGSIZE/EINVAL where a segment exceeds the path MTU (this
+       * run only), EIO/EOPNOTSUPP where the route cannot offload (stop trying). Send it singly. */
+      if (err != EMSGSIZE && err != EINVAL) u->gso = 0;
+      sent += send_singly(io, u->tx_first[done], u->tx_count[done]);
+    } else {
+      io->stats.tx_errors++; /* this datagram's destination is refused: skip it, send the rest */
+    }
+    done++;
+  }
+  io->stats.tx_packets += sent;
+  napi_create_uint32(env, sent, &result);
   return result;
 }
 
@@ -488,6 +642,7 @@ napi_value wgtun_udp_init(napi_env env, napi_value exports) {
       {"stats", NULL, wgtun_io_stats, NULL, NULL, NULL, napi_default_method, NULL},
       {"send", NULL, udp_send, NULL, NULL, NULL, napi_default_method, NULL},
       {"setMark", NULL, udp_set_mark, NULL, NULL, NULL, napi_default_method, NULL},
+      {"offloads", NULL, udp_offloads, NULL, NULL, NULL, napi_default_method, NULL},
   };
   napi_define_class(env, "Udp", NAPI_AUTO_LENGTH, udp_new, NULL,
                     sizeof methods / sizeof methods[0], methods, &cls);
