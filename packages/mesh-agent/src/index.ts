@@ -1,2 +1,107 @@
-/** @wiremesh/mesh-agent: not yet built; see the issue tracker. */
-export {};
+/**
+ * @wiremesh/mesh-agent: the `wiremesh` agent (DESIGN.md "mesh-agent"). The data flows one way:
+ * coordinator client -> validated network map -> netmapToConfig -> diff -> dataplane (wg, ip,
+ * firewall). The pieces are exported for tests and tools; the CLI is `wiremesh` (cli.ts).
+ */
+export * from './constants.js';
+export { AgentError, errorMessage, type AgentErrorCode } from './errors.js';
+export {
+  createLogger,
+  memoryLogger,
+  parseLogLevel,
+  silentLogger,
+  type LogLevel,
+  type Logger,
+} from './log.js';
+export { canonicalCidr, cidrContains } from './prefix.js';
+export {
+  chooseEndpoint,
+  netmapToConfig,
+  type DesiredConfig,
+  type DesiredEgress,
+  type DesiredForwarding,
+  type DesiredPeer,
+  type LocalAddress,
+  type NetmapContext,
+  type PeerPath,
+} from './netmap.js';
+export {
+  describeDiff,
+  diffConfig,
+  isEmptyDiff,
+  type ConfigDiff,
+  type ObservedInterface,
+  type ObservedPeer,
+  type PeerUpdate,
+} from './diff.js';
+export {
+  parseIpAddr,
+  parseIpRoutes,
+  parseWgDump,
+  type DumpInterface,
+  type LinkInfo,
+  type WgDump,
+} from './wg-dump.js';
+export {
+  commandError,
+  findExecutable,
+  systemRunner,
+  type CommandResult,
+  type Runner,
+} from './runner.js';
+export {
+  createFirewall,
+  forwardingRules,
+  parseTaggedRules,
+  ruleTag,
+  systemProcSys,
+  type Firewall,
+  type FirewallOptions,
+  type FirewallRule,
+  type ProcSys,
+  type TaggedRule,
+} from './firewall.js';
+export {
+  kernelBackend,
+  linkKind,
+  selectBackend,
+  socketPath,
+  userspaceBackend,
+  userspaceCommand,
+  type Backend,
+  type BackendChoice,
+  type BackendOptions,
+} from './backend.js';
+export {
+  ipCommands,
+  systemDataplane,
+  wgSetArgs,
+  type ApplyResult,
+  type Dataplane,
+  type DeviceIdentity,
+  type Observed,
+} from './dataplane.js';
+export { createFakeDataplane, type FakeDataplane } from './fake-dataplane.js';
+export { NetworkState, StateStore, writeFileAtomic } from './state-store.js';
+export { Backoff, type BackoffOptions } from './backoff.js';
+export { SseParser, type SseEvent } from './sse.js';
+export {
+  CoordinatorError,
+  HttpCoordinator,
+  parseStreamEvent,
+  validateMap,
+  type CheckinResult,
+  type CoordinatorApi,
+  type HttpCoordinatorOptions,
+  type MapResult,
+  type StreamEvent,
+} from './coordinator-client.js';
+export { localAddresses, localEndpoints } from './local-addresses.js';
+export {
+  NetworkAgent,
+  realSleep,
+  type GoneReason,
+  type NetworkAgentDeps,
+  type Sleep,
+} from './network-agent.js';
+export { AGENT_SEMVER, AGENT_VERSION } from './version.js';

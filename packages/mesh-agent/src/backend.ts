@@ -1,0 +1,283 @@
+/**
+ * The two ways to have a WireGuard interface, both configured afterwards by the same wg(8) and
+ * ip(8): the kernel module (`ip link add IFACE type wireguard`) and a userspace implementation
+ * (`wgts -f IFACE`, our drop-in for wireguard-go, serving /var/run/wireguard/IFACE.sock). The
+ * userspace process is started detached so an agent restart never takes the mesh down.
+ */
+import { spawn } from 'node:child_process';
+import { closeSync, existsSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import type { Backend as BackendKind } from '@wiremesh/protocol';
+import {
+  DEFAULT_USERSPACE_IMPLEMENTATION,
+  PROCESS_EXIT_WAIT_MS,
+  SOCKET_POLL_MS,
+  SOCKET_WAIT_MS,
+  TUN_DEVICE_PATH,
+  USERSPACE_IMPLEMENTATION_ENV,
+  WG_SOCKET_DIR,
+} from './constants.js';
+import { AgentError } from './errors.js';
+import type { Logger } from './log.js';
+import { commandError, findExecutable, type Runner } from './runner.js';
+import { parseIpAddr } from './wg-dump.js';
+
+/** Creates and removes WireGuard interfaces of one kind. */
+export interface Backend {
+  readonly kind: BackendKind;
+  /** Why this backend was chosen (printed at start-up). */
+  readonly reason: string;
+  /**
+   * Makes `iface` exist (leaves an existing one as it is). Returns true when it created it, so a
+   * failed join can remove exactly what it made. Throws AgentError when it cannot.
+   */
+  create(iface: string): Promise<boolean>;
+  /** Removes `iface` and anything that serves it; a missing interface is not an error. */
+  destroy(iface: string): Promise<void>;
+}
+
+/** Options of the backends. */
+export interface BackendOptions {
+  runner: Runner;
+  log: Logger;
+  /** Where the userspace backend keeps `<iface>.pid` and `<iface>.log`. */
+  stateDir: string;
+  /** Environment to read the implementation override from (default process.env). */
+  env?: NodeJS.ProcessEnv;
+}
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+/** The kind of an existing interface (`wireguard`, `tun`, ...), or null when it does not exist. */
+export async function linkKind(runner: Runner, iface: string): Promise<string | null | undefined> {
+  const r = await runner.run('ip', ['-j', '-d', 'link', 'show', 'dev', iface]);
+  if (r.code !== 0) return undefined;
+  return parseIpAddr(r.stdout)?.kind ?? null;
+}
+
+async function linkExists(runner: Runner, iface: string): Promise<boolean> {
+  return (await runner.run('ip', ['link', 'show', 'dev', iface])).code === 0;
+}
+
+/** The kernel module backend. */
+export function kernelBackend(opts: BackendOptions, reason: string): Backend {
+  return {
+    kind: 'kernel',
+    reason,
+    async create(iface) {
+      if (await linkExists(opts.runner, iface)) return false;
+      const r = await opts.runner.run('ip', ['link', 'add', 'dev', iface, 'type', 'wireguard']);
+      if (r.code !== 0)
+        throw new AgentError(
+          'no_backend',
+          `cannot create ${iface} with kernel WireGuard (${commandError(r)}): run with --backend userspace`,
+        );
+      return true;
+    },
+    async destroy(iface) {
+      if (await linkExists(opts.runner, iface))
+        await opts.runner.run('ip', ['link', 'del', 'dev', iface]);
+    },
+  };
+}
+
+/**
+ * The command that runs the userspace implementation: $WIREMESH_USERSPACE_IMPLEMENTATION if set
+ * (a program on PATH or a path), else `wgts` on PATH, else the `wgts` of the installed
+ * @wiremesh/wg-tun run by this Node. Returns [program, ...leading args], or null if none exists.
+ */
+export function userspaceCommand(env: NodeJS.ProcessEnv = process.env): string[] | null {
+  const override = env[USERSPACE_IMPLEMENTATION_ENV];
+  if (override !== undefined && override !== '') {
+    const found = findExecutable(override);
+    if (found === null) return null;
+    return found.endsWith('.js') ? [process.execPath, found] : [found];
+  }
+  const onPath = findExecutable(DEFAULT_USERSPACE_IMPLEMENTATION);
+  if (onPath !== null) return [onPath];
+  try {
+    const entry = createRequire(import.meta.url).resolve('@wiremesh/wg-tun');
+    const script = join(dirname(entry), 'cli', 'wgts.js');
+    if (existsSync(script)) return [process.execPath, script];
+  } catch {
+    // not installed beside us
+  }
+  return null;
+}
+
+/** The UAPI socket of `iface`. */
+export function socketPath(iface: string): string {
+  return join(WG_SOCKET_DIR, `${iface}.sock`);
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Whether process `pid` is still the implementation serving `iface` (not a recycled pid). */
+function servesInterface(pid: number, iface: string): boolean {
+  try {
+    const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+    return argv.includes(iface);
+  } catch {
+    return false;
+  }
+}
+
+/** The userspace backend: one detached implementation process per interface, known by its pid. */
+export function userspaceBackend(opts: BackendOptions, reason: string): Backend {
+  const pidFile = (iface: string) => join(opts.stateDir, `${iface}.pid`);
+  const readPid = (iface: string): number | null => {
+    try {
+      const n = Number(readFileSync(pidFile(iface), 'utf8').trim());
+      return Number.isInteger(n) && n > 0 ? n : null;
+    } catch {
+      return null;
+    }
+  };
+  const stop = async (pid: number, iface: string): Promise<void> => {
+    if (!alive(pid) || !servesInterface(pid, iface)) return;
+    process.kill(pid, 'SIGTERM');
+    const deadline = Date.now() + PROCESS_EXIT_WAIT_MS;
+    while (alive(pid) && Date.now() < deadline) await sleep(SOCKET_POLL_MS);
+    if (alive(pid)) process.kill(pid, 'SIGKILL');
+  };
+  return {
+    kind: 'userspace',
+    reason,
+    async create(iface) {
+      if ((await linkExists(opts.runner, iface)) && existsSync(socketPath(iface))) return false;
+      if (!existsSync(TUN_DEVICE_PATH)) {
+        throw new AgentError(
+          'no_tun',
+          `no TUN device (${TUN_DEVICE_PATH} is missing): load it with "modprobe tun" (in a container: run it with --device /dev/net/tun)`,
+        );
+      }
+      const cmd = userspaceCommand(opts.env);
+      if (cmd === null) {
+        throw new AgentError(
+          'no_backend',
+          `no userspace WireGuard found (wgts): install @wiremesh/wg-tun or set ${USERSPACE_IMPLEMENTATION_ENV}`,
+        );
+      }
+      const old = readPid(iface);
+      if (old !== null) await stop(old, iface);
+      const logPath = join(opts.stateDir, `${iface}.log`);
+      const logFd = openSync(logPath, 'a', 0o600);
+      const [program, ...lead] = cmd as [string, ...string[]];
+      const child = spawn(program, [...lead, '-f', iface], {
+        detached: true,
+        stdio: ['ignore', logFd, logFd],
+        env: {
+          ...(opts.env ?? process.env),
+          WG_PROCESS_FOREGROUND: '1',
+          WG_I_PREFER_BUGGY_USERSPACE_TO_POLISHED_KMOD: '1',
+        },
+      });
+      closeSync(logFd);
+      let exited: string | null = null;
+      child.on('exit', (code, signal) => (exited = signal ?? `exit status ${code}`));
+      child.on('error', (e) => (exited = e.message));
+      child.unref();
+      if (child.pid !== undefined) writeFileSync(pidFile(iface), `${child.pid}\n`);
+      const deadline = Date.now() + SOCKET_WAIT_MS;
+      while (Date.now() < deadline) {
+        if (exited !== null) break;
+        if (existsSync(socketPath(iface)) && (await linkExists(opts.runner, iface))) {
+          opts.log.debug(`${iface}: userspace device ${program} running as pid ${child.pid}`);
+          return true;
+        }
+        await sleep(SOCKET_POLL_MS);
+      }
+      if (child.pid !== undefined && exited === null) await stop(child.pid, iface);
+      rmSync(pidFile(iface), { force: true });
+      let tail = '';
+      try {
+        tail = readFileSync(logPath, 'utf8').trim().split('\n').slice(-1)[0] ?? '';
+      } catch {
+        // no log
+      }
+      const why = exited !== null ? `it ended (${exited})` : `no socket after ${SOCKET_WAIT_MS} ms`;
+      throw new AgentError(
+        'no_backend',
+        `the userspace WireGuard device for ${iface} did not start: ${why}${tail !== '' ? `: ${tail}` : ''}; see ${logPath}`,
+      );
+    },
+    async destroy(iface) {
+      const pid = readPid(iface);
+      if (pid !== null) await stop(pid, iface);
+      rmSync(pidFile(iface), { force: true });
+      if (await linkExists(opts.runner, iface))
+        await opts.runner.run('ip', ['link', 'del', 'dev', iface]);
+    },
+  };
+}
+
+/** Which backend the user asked for. */
+export type BackendChoice = 'auto' | 'kernel' | 'userspace';
+
+/**
+ * Picks the backend: an existing interface keeps the kind it has; `kernel`/`userspace` are taken
+ * as asked; `auto` creates and deletes a probe interface of type wireguard and takes the kernel if
+ * that works, else userspace. Returns the Backend with its reason. Throws AgentError when the
+ * asked-for backend cannot work here.
+ */
+export async function selectBackend(
+  choice: BackendChoice,
+  iface: string,
+  opts: BackendOptions,
+): Promise<Backend> {
+  const existing = await linkKind(opts.runner, iface);
+  if (existing === 'wireguard' && choice !== 'userspace')
+    return kernelBackend(opts, `${iface} exists as a kernel WireGuard interface`);
+  if (existing === 'tun' && choice !== 'kernel')
+    return userspaceBackend(opts, `${iface} exists as a userspace (TUN) interface`);
+  if (existing !== undefined) {
+    throw new AgentError(
+      'no_backend',
+      `${iface} exists as a ${existing ?? 'non-WireGuard'} interface; remove it (ip link del ${iface}) or use --interface`,
+    );
+  }
+  const userspace = (why: string): Backend => {
+    if (!existsSync(TUN_DEVICE_PATH)) {
+      throw new AgentError(
+        'no_tun',
+        `${why}, and there is no TUN device (${TUN_DEVICE_PATH}) for the userspace one: load it with "modprobe tun" (in a container: --device /dev/net/tun)`,
+      );
+    }
+    if (userspaceCommand(opts.env) === null) {
+      throw new AgentError(
+        'no_backend',
+        `${why}, and no userspace WireGuard (wgts) is installed: install @wiremesh/wg-tun or set ${USERSPACE_IMPLEMENTATION_ENV}`,
+      );
+    }
+    return userspaceBackend(
+      opts,
+      why === 'asked for'
+        ? 'userspace WireGuard as asked (--backend userspace)'
+        : `${why}; using the userspace device (wgts)`,
+    );
+  };
+  if (choice === 'userspace') return userspace('asked for');
+  const probe = `wmprobe${process.pid % 100_000}`;
+  const r = await opts.runner.run('ip', ['link', 'add', 'dev', probe, 'type', 'wireguard']);
+  if (r.code === 0) {
+    await opts.runner.run('ip', ['link', 'del', 'dev', probe]);
+    return kernelBackend(
+      opts,
+      choice === 'kernel'
+        ? 'kernel WireGuard as asked (--backend kernel)'
+        : 'the kernel has WireGuard (ip link add type wireguard works)',
+    );
+  }
+  const why = `the kernel has no WireGuard (ip link add type wireguard: ${commandError(r)})`;
+  if (choice === 'kernel')
+    throw new AgentError('no_backend', `${why}: run with --backend userspace or auto`);
+  return userspace(why);
+}

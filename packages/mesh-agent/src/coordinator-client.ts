@@ -1,0 +1,315 @@
+/**
+ * The agent's side of the protocol (tailscale's controlclient): register, check in, fetch the map,
+ * leave, and hold the push stream. Every response is validated against packages/protocol; a map
+ * that does not validate is returned as a rejection (never applied), so the caller keeps its last
+ * good one.
+ */
+import { z } from 'zod';
+import {
+  ErrorBody,
+  InfoResponse,
+  MapPatch,
+  NODE_ROUTES,
+  NetworkMap,
+  NodeState,
+  PROTOCOL_VERSION,
+  RegisterResponse,
+  STREAM_CONTENT_TYPE,
+  STREAM_DEAD_AFTER_MS,
+  type CheckinRequest,
+  type ErrorCode,
+  type RegisterRequest,
+} from '@wiremesh/protocol';
+import { HTTP_TIMEOUT_MS } from './constants.js';
+import { AgentError, errorMessage } from './errors.js';
+import { SseParser } from './sse.js';
+
+/** A `{code, message}` answer of the coordinator. */
+export class CoordinatorError extends Error {
+  readonly status: number;
+  readonly code: ErrorCode | 'unknown';
+  constructor(status: number, code: ErrorCode | 'unknown', message: string) {
+    super(message);
+    this.name = 'CoordinatorError';
+    this.status = status;
+    this.code = code;
+  }
+}
+
+/** A map as received: valid, or rejected with the reason (first schema issue). */
+export type MapResult =
+  { readonly ok: true; readonly map: NetworkMap } | { readonly ok: false; readonly reason: string };
+
+/** A check-in answer with its map validated on its own. */
+export interface CheckinResult {
+  readonly state: NodeState;
+  readonly mapVersion: number | null;
+  /** null when the coordinator sent no map (unchanged, or not approved). */
+  readonly map: MapResult | null;
+  readonly pollIntervalMs: number;
+}
+
+/** One event of the push stream after validation. */
+export type StreamEvent =
+  | { readonly type: 'map'; readonly map: MapResult }
+  | { readonly type: 'patch'; readonly patch: MapPatch }
+  | { readonly type: 'state'; readonly state: NodeState; readonly message: string }
+  | { readonly type: 'invalid'; readonly reason: string };
+
+/** What the agent loop needs from a coordinator (the fake in tests implements the same). */
+export interface CoordinatorApi {
+  register(
+    req: RegisterRequest,
+  ): Promise<{ nodeId: string; nodeSecret: string; state: NodeState; map: MapResult | null }>;
+  checkin(req: CheckinRequest): Promise<CheckinResult>;
+  fetchMap(): Promise<MapResult>;
+  leave(): Promise<void>;
+  /**
+   * Holds the push stream, calling `onEvent` for each event, until the server ends it (resolves),
+   * it fails or stays silent past STREAM_DEAD_AFTER_MS (rejects), or `signal` aborts (resolves).
+   */
+  stream(onEvent: (e: StreamEvent) => void, signal: AbortSignal): Promise<void>;
+}
+
+const CheckinEnvelope = z.object({
+  protocolVersion: z.int().min(1),
+  state: NodeState,
+  mapVersion: z.int().min(0).nullable(),
+  map: z.unknown(),
+  pollIntervalMs: z.int().min(1),
+});
+
+const StateEvent = z.object({ type: z.literal('state'), state: NodeState, message: z.string() });
+
+function issue(e: z.ZodError): string {
+  const first = e.issues[0];
+  return first === undefined ? 'invalid' : `${first.path.join('.') || '(root)'}: ${first.message}`;
+}
+
+/** Validates an untrusted map. Never throws. */
+export function validateMap(value: unknown): MapResult {
+  const r = NetworkMap.safeParse(value);
+  return r.success ? { ok: true, map: r.data } : { ok: false, reason: issue(r.error) };
+}
+
+/** Turns one SSE event into a StreamEvent (validating it). Never throws. */
+export function parseStreamEvent(event: string, data: string): StreamEvent {
+  let value: unknown;
+  try {
+    value = JSON.parse(data);
+  } catch {
+    return { type: 'invalid', reason: `event ${event}: data is not JSON` };
+  }
+  const v = (typeof value === 'object' && value !== null ? value : {}) as Record<string, unknown>;
+  if (event === 'map') return { type: 'map', map: validateMap(v['map']) };
+  if (event === 'patch') {
+    const r = MapPatch.safeParse(v['patch']);
+    return r.success
+      ? { type: 'patch', patch: r.data }
+      : { type: 'invalid', reason: `patch ${issue(r.error)}` };
+  }
+  if (event === 'state') {
+    const r = StateEvent.safeParse(value);
+    return r.success
+      ? { type: 'state', state: r.data.state, message: r.data.message }
+      : { type: 'invalid', reason: `state ${issue(r.error)}` };
+  }
+  return { type: 'invalid', reason: `unknown event ${event}` };
+}
+
+/** Options of the HTTP client. */
+export interface HttpCoordinatorOptions {
+  /** Base URL, e.g. http://10.0.0.1:8080. */
+  server: string;
+  /** The node secret (after registration). */
+  nodeSecret?: string;
+  timeoutMs?: number;
+  streamDeadAfterMs?: number;
+}
+
+/** The coordinator over HTTP (global fetch). Errors: AgentError('unreachable') or CoordinatorError. */
+export class HttpCoordinator implements CoordinatorApi {
+  private readonly base: string;
+  private readonly secret: string | undefined;
+  private readonly timeoutMs: number;
+  private readonly deadAfterMs: number;
+
+  constructor(o: HttpCoordinatorOptions) {
+    this.base = o.server.replace(/\/+$/, '');
+    this.secret = o.nodeSecret;
+    this.timeoutMs = o.timeoutMs ?? HTTP_TIMEOUT_MS;
+    this.deadAfterMs = o.streamDeadAfterMs ?? STREAM_DEAD_AFTER_MS;
+  }
+
+  private headers(json: boolean): Record<string, string> {
+    const h: Record<string, string> = { accept: 'application/json' };
+    if (json) h['content-type'] = 'application/json';
+    if (this.secret !== undefined) h['authorization'] = `Bearer ${this.secret}`;
+    return h;
+  }
+
+  private async request(method: string, path: string, body?: unknown): Promise<unknown> {
+    let res: Response;
+    try {
+      res = await fetch(`${this.base}${path}`, {
+        method,
+        headers: this.headers(body !== undefined),
+        ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+        signal: AbortSignal.timeout(this.timeoutMs),
+      });
+    } catch (e) {
+      const cause = (e as { cause?: { code?: string; message?: string } }).cause;
+      throw new AgentError(
+        'unreachable',
+        `cannot reach the coordinator at ${this.base} (${cause?.code ?? cause?.message ?? errorMessage(e)})`,
+      );
+    }
+    const text = await res.text().catch(() => '');
+    if (!res.ok) {
+      let parsed: unknown = null;
+      try {
+        parsed = JSON.parse(text);
+      } catch {
+        // not JSON
+      }
+      const b = ErrorBody.safeParse(parsed);
+      throw b.success
+        ? new CoordinatorError(res.status, b.data.code, b.data.message)
+        : new CoordinatorError(
+            res.status,
+            'unknown',
+            `HTTP ${res.status} from ${this.base}${path}`,
+          );
+    }
+    if (text === '') return null;
+    try {
+      return JSON.parse(text);
+    } catch {
+      throw new AgentError(
+        'protocol',
+        `the coordinator at ${this.base} answered ${path} with something that is not JSON; is --server the coordinator's address?`,
+      );
+    }
+  }
+
+  /** `GET /api/v1/info`, validated. */
+  async info(): Promise<InfoResponse> {
+    const r = InfoResponse.safeParse(await this.request('GET', NODE_ROUTES.info));
+    if (!r.success)
+      throw new AgentError(
+        'protocol',
+        `${this.base} does not look like a wiremesh coordinator (bad /info answer); check --server`,
+      );
+    return r.data;
+  }
+
+  async register(req: RegisterRequest) {
+    const raw = await this.request('POST', NODE_ROUTES.register, req);
+    const env = RegisterResponse.omit({ map: true }).extend({ map: z.unknown() }).safeParse(raw);
+    if (!env.success)
+      throw new AgentError(
+        'protocol',
+        `the coordinator's registration answer does not match protocol ${PROTOCOL_VERSION} (${issue(env.error)})`,
+      );
+    return {
+      nodeId: env.data.nodeId,
+      nodeSecret: env.data.nodeSecret,
+      state: env.data.state,
+      map: env.data.map === null || env.data.map === undefined ? null : validateMap(env.data.map),
+    };
+  }
+
+  async checkin(req: CheckinRequest): Promise<CheckinResult> {
+    const env = CheckinEnvelope.safeParse(await this.request('POST', NODE_ROUTES.checkin, req));
+    if (!env.success)
+      throw new AgentError(
+        'protocol',
+        `the coordinator's check-in answer does not match protocol ${PROTOCOL_VERSION} (${issue(env.error)})`,
+      );
+    const d = env.data;
+    return {
+      state: d.state,
+      mapVersion: d.mapVersion,
+      map: d.map === null || d.map === undefined ? null : validateMap(d.map),
+      pollIntervalMs: d.pollIntervalMs,
+    };
+  }
+
+  async fetchMap(): Promise<MapResult> {
+    return validateMap(await this.request('GET', NODE_ROUTES.map));
+  }
+
+  async leave(): Promise<void> {
+    await this.request('DELETE', NODE_ROUTES.self);
+  }
+
+  async stream(onEvent: (e: StreamEvent) => void, signal: AbortSignal): Promise<void> {
+    const ctl = new AbortController();
+    const onAbort = () => ctl.abort();
+    signal.addEventListener('abort', onAbort, { once: true });
+    let silent: NodeJS.Timeout | undefined;
+    let dead = false;
+    const arm = () => {
+      clearTimeout(silent);
+      silent = setTimeout(() => {
+        dead = true;
+        ctl.abort();
+      }, this.deadAfterMs);
+    };
+    try {
+      arm();
+      let res: Response;
+      try {
+        res = await fetch(`${this.base}${NODE_ROUTES.stream}`, {
+          headers: { ...this.headers(false), accept: STREAM_CONTENT_TYPE },
+          signal: ctl.signal,
+        });
+      } catch (e) {
+        if (signal.aborted) return;
+        const cause = (e as { cause?: { code?: string } }).cause;
+        throw new AgentError(
+          'unreachable',
+          `cannot reach the coordinator at ${this.base} (${dead ? 'no answer' : (cause?.code ?? errorMessage(e))})`,
+        );
+      }
+      if (!res.ok || res.body === null) {
+        const text = await res.text().catch(() => '');
+        const b = ErrorBody.safeParse(
+          (() => {
+            try {
+              return JSON.parse(text) as unknown;
+            } catch {
+              return null;
+            }
+          })(),
+        );
+        throw b.success
+          ? new CoordinatorError(res.status, b.data.code, b.data.message)
+          : new CoordinatorError(res.status, 'unknown', `HTTP ${res.status} on the push stream`);
+      }
+      const parser = new SseParser();
+      const decoder = new TextDecoder();
+      const reader = res.body.getReader();
+      try {
+        for (;;) {
+          const { done, value } = await reader.read();
+          if (done) return;
+          arm();
+          for (const ev of parser.push(decoder.decode(value, { stream: true })))
+            onEvent(parseStreamEvent(ev.event, ev.data));
+        }
+      } catch (e) {
+        if (signal.aborted) return;
+        throw new AgentError(
+          'unreachable',
+          dead
+            ? `the push stream went silent for ${this.deadAfterMs} ms`
+            : `the push stream broke (${errorMessage(e)})`,
+        );
+      }
+    } finally {
+      clearTimeout(silent);
+      signal.removeEventListener('abort', onAbort);
+    }
+  }
+}

@@ -1,0 +1,167 @@
+/**
+ * The difference between what an interface has and what the map wants (tailscale's wgengine
+ * reconfig step): per peer, per address, per route, so that applying it touches only what
+ * changed and sessions of unrelated peers never restart. Pure.
+ */
+import type { DesiredConfig, DesiredPeer } from './netmap.js';
+
+/** A peer as `wg show IFACE dump` reports it. */
+export interface ObservedPeer {
+  readonly publicKey: string;
+  /** `ip:port`, or null before the peer has one. */
+  readonly endpoint: string | null;
+  /** Canonical prefixes, sorted. */
+  readonly allowedIps: readonly string[];
+  /** Seconds, 0 = off. */
+  readonly persistentKeepalive: number;
+  /** Unix seconds of the latest handshake, 0 = never. */
+  readonly latestHandshakeS: number;
+  readonly rxBytes: number;
+  readonly txBytes: number;
+}
+
+/** What the interface has now (read from wg and ip), or `exists: false`. */
+export interface ObservedInterface {
+  readonly exists: boolean;
+  readonly up: boolean;
+  readonly listenPort: number;
+  readonly mtu: number | null;
+  /** `addr/len` as on the interface, sorted. */
+  readonly addresses: readonly string[];
+  /** The agent's own routes into the interface (by route protocol), canonical, sorted. */
+  readonly routes: readonly string[];
+  readonly peers: readonly ObservedPeer[];
+}
+
+/** One `wg set IFACE peer KEY ...`: only the fields that change are present. */
+export interface PeerUpdate {
+  readonly publicKey: string;
+  /** The peer is not on the interface yet. */
+  readonly isNew: boolean;
+  readonly endpoint?: string;
+  readonly persistentKeepalive?: number;
+  /** Replaces the peer's allowed IPs (wg set replaces, it never merges). */
+  readonly allowedIps?: readonly string[];
+}
+
+/** Every change one apply makes. Empty lists and nulls mean "leave as is". */
+export interface ConfigDiff {
+  readonly listenPort: number | null;
+  readonly mtu: number | null;
+  readonly setUp: boolean;
+  readonly addAddresses: readonly string[];
+  readonly removeAddresses: readonly string[];
+  /** Peers to remove, before any update (so a prefix moving between peers ends on the new one). */
+  readonly removePeers: readonly string[];
+  readonly updatePeers: readonly PeerUpdate[];
+  readonly addRoutes: readonly string[];
+  readonly removeRoutes: readonly string[];
+}
+
+function sameList(a: readonly string[], b: readonly string[]): boolean {
+  return a.length === b.length && a.every((x, i) => x === b[i]);
+}
+
+function minus(a: readonly string[], b: readonly string[]): string[] {
+  const s = new Set(b);
+  return a.filter((x) => !s.has(x));
+}
+
+function peerUpdate(
+  want: DesiredPeer,
+  have: ObservedPeer | undefined,
+  last: DesiredPeer | undefined,
+): PeerUpdate | null {
+  if (have === undefined) {
+    return {
+      publicKey: want.publicKey,
+      isNew: true,
+      ...(want.endpoint !== null ? { endpoint: want.endpoint } : {}),
+      persistentKeepalive: want.persistentKeepalive,
+      allowedIps: want.allowedIps,
+    };
+  }
+  // The observed endpoint roams (NAT rebinding, the peer reaching us first), so an endpoint is
+  // set only when the map's choice changed since the last apply or the peer has none at all.
+  const endpointChanged =
+    want.endpoint !== null &&
+    (have.endpoint === null ||
+      (last !== undefined && last.endpoint !== want.endpoint) ||
+      (last === undefined && have.endpoint !== want.endpoint));
+  const keepaliveChanged = have.persistentKeepalive !== want.persistentKeepalive;
+  const allowedChanged = !sameList(have.allowedIps, want.allowedIps);
+  if (!endpointChanged && !keepaliveChanged && !allowedChanged) return null;
+  return {
+    publicKey: want.publicKey,
+    isNew: false,
+    ...(endpointChanged && want.endpoint !== null ? { endpoint: want.endpoint } : {}),
+    ...(keepaliveChanged ? { persistentKeepalive: want.persistentKeepalive } : {}),
+    ...(allowedChanged ? { allowedIps: want.allowedIps } : {}),
+  };
+}
+
+/**
+ * Computes the changes that take `observed` to `desired`. `lastApplied` (the config of the previous
+ * apply, or null after a restart) only decides whether a peer's endpoint was re-chosen by the map
+ * or merely roamed. Pure; returns new arrays.
+ */
+export function diffConfig(
+  observed: ObservedInterface,
+  desired: DesiredConfig,
+  lastApplied: DesiredConfig | null,
+): ConfigDiff {
+  const have = new Map(observed.peers.map((p) => [p.publicKey, p]));
+  const last = new Map((lastApplied?.peers ?? []).map((p) => [p.publicKey, p]));
+  const want = new Set(desired.peers.map((p) => p.publicKey));
+  const updatePeers: PeerUpdate[] = [];
+  for (const p of desired.peers) {
+    const u = peerUpdate(p, have.get(p.publicKey), last.get(p.publicKey));
+    if (u !== null) updatePeers.push(u);
+  }
+  return {
+    listenPort: observed.listenPort === desired.listenPort ? null : desired.listenPort,
+    mtu: observed.mtu === desired.mtu ? null : desired.mtu,
+    setUp: !observed.up,
+    addAddresses: minus(desired.addresses, observed.addresses),
+    removeAddresses: minus(observed.addresses, desired.addresses),
+    removePeers: observed.peers.map((p) => p.publicKey).filter((k) => !want.has(k)),
+    updatePeers,
+    addRoutes: minus(desired.routes, observed.routes),
+    removeRoutes: minus(observed.routes, desired.routes),
+  };
+}
+
+/** Whether `d` changes nothing. */
+export function isEmptyDiff(d: ConfigDiff): boolean {
+  return (
+    d.listenPort === null &&
+    d.mtu === null &&
+    !d.setUp &&
+    d.addAddresses.length === 0 &&
+    d.removeAddresses.length === 0 &&
+    d.removePeers.length === 0 &&
+    d.updatePeers.length === 0 &&
+    d.addRoutes.length === 0 &&
+    d.removeRoutes.length === 0
+  );
+}
+
+/** A one-line human summary of `d` ("no changes" when empty). Holds public keys only (short form). */
+export function describeDiff(d: ConfigDiff): string {
+  if (isEmptyDiff(d)) return 'no changes';
+  const parts: string[] = [];
+  const short = (k: string) => k.slice(0, 8);
+  const added = d.updatePeers.filter((u) => u.isNew).map((u) => short(u.publicKey));
+  const changed = d.updatePeers.filter((u) => !u.isNew).map((u) => short(u.publicKey));
+  if (added.length > 0) parts.push(`add peers ${added.join(',')}`);
+  if (changed.length > 0) parts.push(`update peers ${changed.join(',')}`);
+  if (d.removePeers.length > 0) parts.push(`remove peers ${d.removePeers.map(short).join(',')}`);
+  if (d.addAddresses.length > 0) parts.push(`add addresses ${d.addAddresses.join(',')}`);
+  if (d.removeAddresses.length > 0) parts.push(`remove addresses ${d.removeAddresses.join(',')}`);
+  if (d.addRoutes.length > 0) parts.push(`add routes ${d.addRoutes.join(',')}`);
+  if (d.removeRoutes.length > 0) parts.push(`remove routes ${d.removeRoutes.join(',')}`);
+  if (d.listenPort !== null) parts.push(`listen port ${d.listenPort}`);
+  if (d.mtu !== null) parts.push(`mtu ${d.mtu}`);
+  if (d.setUp) parts.push('link up');
+  return parts.join('; ');
+}

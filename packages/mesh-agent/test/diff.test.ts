@@ -1,0 +1,193 @@
+import { describe, expect, it } from 'vitest';
+import { ipCommands, wgSetArgs } from '../src/dataplane.js';
+import { describeDiff, diffConfig, isEmptyDiff, type ObservedInterface } from '../src/diff.js';
+import { createFakeDataplane } from '../src/fake-dataplane.js';
+import { netmapToConfig } from '../src/netmap.js';
+import { key, LAN, map, peer } from './fixtures.js';
+
+const ID = { privateKeyFile: '/state/demo.key', publicKey: key(1) };
+
+/** What an interface configured exactly as `m` would show. */
+function observedFrom(c: ReturnType<typeof netmapToConfig>): ObservedInterface {
+  return {
+    exists: true,
+    up: true,
+    listenPort: c.listenPort,
+    mtu: c.mtu,
+    addresses: [...c.addresses],
+    routes: [...c.routes],
+    peers: c.peers.map((p) => ({
+      publicKey: p.publicKey,
+      endpoint: p.endpoint,
+      allowedIps: p.allowedIps,
+      persistentKeepalive: p.persistentKeepalive,
+      latestHandshakeS: 1000,
+      rxBytes: 1,
+      txBytes: 1,
+    })),
+  };
+}
+
+describe('diffConfig', () => {
+  it('reports no changes when the interface already matches', () => {
+    const c = netmapToConfig(map([peer(2), peer(3)]), LAN);
+    const d = diffConfig(observedFrom(c), c, c);
+    expect(isEmptyDiff(d)).toBe(true);
+    expect(describeDiff(d)).toBe('no changes');
+    expect(wgSetArgs('wm-demo', d, null)).toBeNull();
+    expect(ipCommands('wm-demo', d)).toEqual([]);
+  });
+
+  it('configures a new interface completely', () => {
+    const c = netmapToConfig(map([peer(2)]), LAN);
+    const empty: ObservedInterface = {
+      exists: true,
+      up: false,
+      listenPort: 0,
+      mtu: 1500,
+      addresses: [],
+      routes: [],
+      peers: [],
+    };
+    const d = diffConfig(empty, c, null);
+    expect(wgSetArgs('wm-demo', d, ID.privateKeyFile)).toEqual([
+      'set',
+      'wm-demo',
+      'private-key',
+      '/state/demo.key',
+      'listen-port',
+      '51820',
+      'peer',
+      key(2),
+      'endpoint',
+      '192.0.2.2:51820',
+      'persistent-keepalive',
+      '25',
+      'allowed-ips',
+      '10.8.0.2/32',
+    ]);
+    expect(ipCommands('wm-demo', d)).toEqual([
+      ['link', 'set', 'dev', 'wm-demo', 'mtu', '1420'],
+      ['-4', 'address', 'add', '10.8.0.1/16', 'dev', 'wm-demo'],
+      ['link', 'set', 'dev', 'wm-demo', 'up'],
+    ]);
+  });
+
+  it('adding one peer touches only that peer', () => {
+    const before = netmapToConfig(map([peer(2), peer(3)]), LAN);
+    const after = netmapToConfig(map([peer(2), peer(3), peer(4)], 2), LAN);
+    const d = diffConfig(observedFrom(before), after, before);
+    expect(d.removePeers).toEqual([]);
+    expect(d.updatePeers.map((u) => u.publicKey)).toEqual([key(4)]);
+    const args = wgSetArgs('wm-demo', d, null) ?? [];
+    expect(args).not.toContain(key(2));
+    expect(args).not.toContain(key(3));
+    expect(args).not.toContain('private-key');
+    expect(ipCommands('wm-demo', d)).toEqual([]);
+  });
+
+  it('removing one peer touches only that peer', () => {
+    const before = netmapToConfig(map([peer(2), peer(3), peer(4)]), LAN);
+    const after = netmapToConfig(map([peer(2), peer(4)], 2), LAN);
+    const d = diffConfig(observedFrom(before), after, before);
+    expect(wgSetArgs('wm-demo', d, null)).toEqual(['set', 'wm-demo', 'peer', key(3), 'remove']);
+  });
+
+  it('adds and removes the routes of an egress gateway with its role', () => {
+    const plain = netmapToConfig(map([peer(2), peer(3)]), LAN);
+    const gw = peer(2, {
+      allowedIps: ['10.8.0.2/32', '192.168.100.0/24'],
+      isEgressGateway: true,
+      egressRanges: ['192.168.100.0/24'],
+    });
+    const withGw = netmapToConfig(map([gw, peer(3)], 2), LAN);
+    const on = diffConfig(observedFrom(plain), withGw, plain);
+    expect(on.addRoutes).toEqual(['192.168.100.0/24']);
+    expect(on.removeRoutes).toEqual([]);
+    expect(on.updatePeers).toEqual([
+      { publicKey: key(2), isNew: false, allowedIps: ['10.8.0.2/32', '192.168.100.0/24'] },
+    ]);
+    expect(ipCommands('wm-demo', on)).toEqual([
+      ['-4', 'route', 'replace', '192.168.100.0/24', 'dev', 'wm-demo', 'proto', '87'],
+    ]);
+    const off = diffConfig(observedFrom(withGw), plain, withGw);
+    expect(off.removeRoutes).toEqual(['192.168.100.0/24']);
+    expect(off.addRoutes).toEqual([]);
+    expect(ipCommands('wm-demo', off)).toEqual([
+      ['-4', 'route', 'del', '192.168.100.0/24', 'dev', 'wm-demo', 'proto', '87'],
+    ]);
+  });
+
+  it('leaves a roamed endpoint alone but follows a new endpoint from the map', () => {
+    const c = netmapToConfig(map([peer(2)]), LAN);
+    const roamed = observedFrom(c);
+    const seen: ObservedInterface = {
+      ...roamed,
+      peers: roamed.peers.map((p) => ({ ...p, endpoint: '198.51.100.7:9999' })),
+    };
+    expect(isEmptyDiff(diffConfig(seen, c, c))).toBe(true);
+    const moved = netmapToConfig(
+      map(
+        [peer(2, { endpoints: { reflected: null, local: [{ ip: '192.0.2.22', port: 51820 }] } })],
+        2,
+      ),
+      LAN,
+    );
+    const d = diffConfig(seen, moved, c);
+    expect(d.updatePeers).toEqual([
+      { publicKey: key(2), isNew: false, endpoint: '192.0.2.22:51820' },
+    ]);
+  });
+
+  it('changes address, MTU and listen port in place', () => {
+    const c = netmapToConfig(map([peer(2)]), LAN);
+    const next = netmapToConfig(
+      map([peer(2)], 2, { interfaceAddresses: ['10.8.0.9/16'], mtu: 1380, listenPort: 51999 }),
+      LAN,
+    );
+    const d = diffConfig(observedFrom(c), next, c);
+    expect(d).toMatchObject({
+      listenPort: 51999,
+      mtu: 1380,
+      addAddresses: ['10.8.0.9/16'],
+      removeAddresses: ['10.8.0.1/16'],
+      updatePeers: [],
+    });
+  });
+});
+
+describe('fake dataplane', () => {
+  it("keeps other peers' sessions when one peer is added and removed", async () => {
+    const dp = createFakeDataplane();
+    await dp.ensureInterface('wm-demo');
+    const c1 = netmapToConfig(map([peer(2), peer(3)]), LAN);
+    const r1 = await dp.apply('wm-demo', c1, null, ID);
+    expect(r1.changed).toBe(true);
+    dp.handshake('wm-demo', key(2), 1234);
+    const c2 = netmapToConfig(map([peer(2), peer(3), peer(4)], 2), LAN);
+    dp.commands.length = 0;
+    await dp.apply('wm-demo', c2, c1, ID);
+    expect(dp.commands).toEqual([
+      [
+        'wg',
+        'set',
+        'wm-demo',
+        'peer',
+        key(4),
+        'endpoint',
+        '192.0.2.4:51820',
+        'persistent-keepalive',
+        '25',
+        'allowed-ips',
+        '10.8.0.4/32',
+      ],
+    ]);
+    const c3 = netmapToConfig(map([peer(2), peer(4)], 3), LAN);
+    await dp.apply('wm-demo', c3, c2, ID);
+    const seen = await dp.observe('wm-demo');
+    expect(seen.peers.find((p) => p.publicKey === key(2))?.latestHandshakeS).toBe(1234);
+    expect(seen.peers.map((p) => p.publicKey).sort()).toEqual([key(2), key(4)].sort());
+    const again = await dp.apply('wm-demo', c3, c3, ID);
+    expect(again.summary).toBe('no changes');
+  });
+});

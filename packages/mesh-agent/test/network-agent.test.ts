@@ -1,0 +1,255 @@
+import { describe, expect, it } from 'vitest';
+import type { NetworkMap } from '@wiremesh/protocol';
+import { Backoff } from '../src/backoff.js';
+import { createFakeDataplane } from '../src/fake-dataplane.js';
+import { memoryLogger } from '../src/log.js';
+import { NetworkAgent } from '../src/network-agent.js';
+import type { NetworkState } from '../src/state-store.js';
+import { FakeCoordinator, manualSleep, settle } from './fake-coordinator.js';
+import { key, LAN, map, peer } from './fixtures.js';
+
+const REPORT_MS = 10_000;
+
+const STATE: NetworkState = {
+  format: 1,
+  network: 'demo',
+  server: 'http://10.0.0.1:8080',
+  nodeId: 'node-1',
+  nodeSecret: 'wmn_node-1.secret',
+  name: 'node-1',
+  interface: 'wm-demo',
+  backend: 'userspace',
+  listenPort: null,
+  publicKey: key(1),
+  joinedAt: 0,
+};
+
+function setup(saved: NetworkMap | null = null) {
+  const api = new FakeCoordinator();
+  const dp = createFakeDataplane();
+  const { log, lines } = memoryLogger();
+  const clock = manualSleep();
+  const store = {
+    saved,
+    removed: false,
+    loadMap: () => store.saved,
+    saveMap: (_n: string, m: NetworkMap) => void (store.saved = m),
+    keyPath: () => '/state/demo.key',
+    remove: () => void (store.removed = true),
+  };
+  const gone: string[] = [];
+  const agent = new NetworkAgent({
+    state: STATE,
+    store,
+    api,
+    dataplane: dp,
+    log,
+    localAddresses: () => LAN.localAddresses,
+    sleep: clock.sleep,
+    backoff: new Backoff({ minMs: 100, maxMs: 800, jitter: 0 }),
+    reportIntervalMs: REPORT_MS,
+    onGone: (r) => gone.push(r),
+  });
+  return { api, dp, lines, clock, store, agent, gone };
+}
+
+describe('NetworkAgent', () => {
+  it('applies the map from the push stream and only the new peer of a later patch', async () => {
+    const t = setup();
+    t.agent.start();
+    await settle();
+    expect(t.api.connected).toBe(true);
+    t.api.emit({ type: 'map', map: { ok: true, map: map([peer(2), peer(3)], 5) } });
+    await settle();
+    const iface = t.dp.interfaces.get('wm-demo');
+    expect(iface?.peers.size).toBe(2);
+    expect(iface?.addresses).toEqual(['10.8.0.1/16']);
+    expect(t.store.saved?.version).toBe(5);
+    t.dp.handshake('wm-demo', key(2), 4242);
+
+    t.dp.commands.length = 0;
+    t.api.emit({
+      type: 'patch',
+      patch: { fromVersion: 5, version: 6, upsertPeers: [peer(4)], removePeerIds: [] },
+    });
+    await settle();
+    expect(t.dp.commands).toEqual([
+      [
+        'wg',
+        'set',
+        'wm-demo',
+        'peer',
+        key(4),
+        'endpoint',
+        '192.0.2.4:51820',
+        'persistent-keepalive',
+        '25',
+        'allowed-ips',
+        '10.8.0.4/32',
+      ],
+    ]);
+    expect(
+      (await t.dp.observe('wm-demo')).peers.find((p) => p.publicKey === key(2))?.latestHandshakeS,
+    ).toBe(4242);
+    expect(t.agent.currentMap?.version).toBe(6);
+
+    // The same version again changes nothing.
+    t.dp.commands.length = 0;
+    t.api.emit({ type: 'map', map: { ok: true, map: map([peer(2), peer(3), peer(4)], 6) } });
+    await settle();
+    expect(t.dp.commands).toEqual([]);
+    await t.agent.stop();
+  });
+
+  it('rejects a map that failed validation and keeps the last good one applied', async () => {
+    const t = setup();
+    t.agent.start();
+    await settle();
+    t.api.emit({ type: 'map', map: { ok: true, map: map([peer(2)], 1) } });
+    await settle();
+    t.dp.commands.length = 0;
+    t.api.emit({
+      type: 'map',
+      map: { ok: false, reason: 'peers.0.publicKey: must be a base64 WireGuard key' },
+    });
+    t.api.emit({ type: 'invalid', reason: 'patch upsertPeers.0: invalid' });
+    // A map for someone else is rejected too.
+    t.api.emit({
+      type: 'map',
+      map: { ok: true, map: { ...map([], 9), self: { ...map([]).self, publicKey: key(77) } } },
+    });
+    await settle();
+    expect(t.dp.commands).toEqual([]);
+    expect(t.agent.currentMap?.version).toBe(1);
+    expect(t.store.saved?.version).toBe(1);
+    expect(t.lines.filter((l) => l.includes('rejected'))).toHaveLength(3);
+    expect(t.lines.join('\n')).toContain('keeping v1');
+    await t.agent.stop();
+  });
+
+  it('keeps the mesh up while the coordinator is away, retries with capped backoff, and resumes', async () => {
+    const t = setup();
+    t.agent.start();
+    await settle();
+    t.api.emit({ type: 'map', map: { ok: true, map: map([peer(2)], 1) } });
+    await settle();
+    const before = JSON.stringify(await t.dp.observe('wm-demo'));
+    t.api.crash();
+    await settle();
+    for (let i = 0; i < 6; i++) {
+      t.clock.release(t.clock.waiting.find((w) => w.ms !== REPORT_MS)?.ms);
+      await settle();
+    }
+    // The report loop fails too, without touching the interface.
+    t.clock.release(REPORT_MS);
+    await settle();
+    expect(JSON.stringify(await t.dp.observe('wm-demo'))).toBe(before);
+    expect(t.clock.asked.filter((ms) => ms !== REPORT_MS)).toEqual([
+      100, 200, 400, 800, 800, 800, 800,
+    ]);
+    expect(t.lines.filter((l) => l.includes('the mesh stays up'))).toHaveLength(1);
+
+    t.api.down = false;
+    t.api.map = map([peer(2), peer(3)], 2);
+    t.clock.release(800);
+    await settle();
+    // Reconnecting polls once (a missed change arrives) and the stream is open again.
+    expect(t.agent.currentMap?.version).toBe(2);
+    expect(t.api.connected).toBe(true);
+    expect(t.lines.some((l) => l.includes('the coordinator is back'))).toBe(true);
+    await t.agent.stop();
+  });
+
+  it('fetches the full map when a patch does not start at its version', async () => {
+    const t = setup();
+    t.agent.start();
+    await settle();
+    t.api.emit({ type: 'map', map: { ok: true, map: map([peer(2)], 1) } });
+    await settle();
+    t.api.map = map([peer(2), peer(5)], 4);
+    t.api.emit({
+      type: 'patch',
+      patch: { fromVersion: 3, version: 4, upsertPeers: [peer(5)], removePeerIds: [] },
+    });
+    await settle();
+    expect(t.api.mapFetches).toBe(1);
+    expect(t.agent.currentMap?.version).toBe(4);
+    await t.agent.stop();
+  });
+
+  it('waits for approval, then brings the mesh up', async () => {
+    const t = setup();
+    t.agent.start();
+    await settle();
+    t.api.emit({
+      type: 'state',
+      state: 'pending',
+      message: 'the node waits for an admin to approve it',
+    });
+    await settle();
+    expect(t.lines.some((l) => l.includes('waiting for an admin to approve'))).toBe(true);
+    expect(t.dp.interfaces.size).toBe(0);
+    t.api.emit({ type: 'map', map: { ok: true, map: map([peer(2)], 1) } });
+    await settle();
+    expect(t.lines.some((l) => l.includes('approved; bringing the mesh up'))).toBe(true);
+    expect(t.dp.interfaces.has('wm-demo')).toBe(true);
+    await t.agent.stop();
+  });
+
+  it('removes the interface and forgets the network when the node is removed', async () => {
+    const t = setup();
+    t.agent.start();
+    await settle();
+    t.api.emit({
+      type: 'map',
+      map: {
+        ok: true,
+        map: map([peer(2)], 1, { egress: { ranges: ['192.168.1.0/24'], interface: '' } }),
+      },
+    });
+    await settle();
+    expect(t.dp.interfaces.get('wm-demo')?.rules.size).toBe(3);
+    t.api.emit({
+      type: 'state',
+      state: 'removed',
+      message: 'this node was removed from the network',
+    });
+    await settle();
+    expect(t.dp.interfaces.size).toBe(0);
+    expect(t.store.removed).toBe(true);
+    expect(t.gone).toEqual(['removed']);
+    expect(t.agent.isGone).toBe(true);
+    await t.agent.stop();
+  });
+
+  it('restores the saved map before the coordinator answers and reports its state', async () => {
+    const t = setup(map([peer(2), peer(3)], 7));
+    t.api.down = true;
+    expect(await t.agent.restore()).toBe(true);
+    expect(t.dp.interfaces.get('wm-demo')?.peers.size).toBe(2);
+    t.api.down = false;
+    t.api.map = map([peer(2), peer(3)], 7);
+    await t.agent.checkinOnce();
+    const req = t.api.checkins[0];
+    expect(req).toMatchObject({
+      knownMapVersion: 7,
+      listenPort: 51820,
+      backend: 'userspace',
+      localEndpoints: [{ ip: '192.0.2.1', port: 51820 }],
+    });
+    expect(req?.peers?.map((p) => p.publicKey).sort()).toEqual([key(2), key(3)].sort());
+    expect(req?.peers?.[0]).toMatchObject({ latestHandshakeMs: null, path: 'direct' });
+  });
+
+  it('retries an apply that failed on the next check-in', async () => {
+    const t = setup();
+    t.api.map = map([peer(2)], 1);
+    t.dp.failNextApply(new Error('wg set failed: No such device'));
+    await t.agent.checkinOnce();
+    expect(
+      t.lines.some((l) => l.includes('could not apply map v1') && l.includes('will retry')),
+    ).toBe(true);
+    await t.agent.checkinOnce();
+    expect(t.dp.interfaces.get('wm-demo')?.peers.size).toBe(1);
+  });
+});
