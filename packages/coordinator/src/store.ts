@@ -814,24 +814,35 @@ export class Store {
     return this.getNode(id);
   }
 
-  /** Makes a node the relay of `relayedNodeIds` (all in its network), replacing its earlier set. */
+  /** Makes a node the relay of `relayedNodeIds` (ids or names, all in its network), replacing its earlier set. */
   async setRelay(id: string, relayedNodeIds: string[]): Promise<Node> {
     const before = await this.nodeRow(this.db, id);
     await this.change(before.network_id, async (q) => {
       const n = await this.nodeRow(q, id);
       if (n.state === 'removed') throw new ApiError('conflict', 'the node was removed');
+      const relayed: string[] = [];
       for (const r of relayedNodeIds) {
-        if (r === id) throw new ApiError('validation_failed', 'a node cannot relay for itself');
-        const other = await q.get<NodeRow>('SELECT * FROM nodes WHERE id = ?', [r]);
-        if (other === undefined || other.network_id !== n.network_id)
+        // A node id, or the name of an active node of the relay's network.
+        const other =
+          (await q.get<NodeRow>('SELECT * FROM nodes WHERE id = ? AND network_id = ?', [
+            r,
+            n.network_id,
+          ])) ??
+          (await q.get<NodeRow>(
+            "SELECT * FROM nodes WHERE name = ? AND network_id = ? AND state IN ('pending', 'approved')",
+            [r, n.network_id],
+          ));
+        if (other === undefined)
           throw new ApiError('not_found', `no node ${r} in the relay's network`);
+        if (other.id === id)
+          throw new ApiError('validation_failed', 'a node cannot relay for itself');
         if (other.is_relay === 1)
           throw new ApiError('conflict', `node ${other.name} is itself a relay`);
+        relayed.push(other.id);
       }
       await q.run('UPDATE nodes SET relayed_by = NULL WHERE relayed_by = ?', [id]);
       await q.run('UPDATE nodes SET is_relay = 1, relayed_by = NULL WHERE id = ?', [id]);
-      for (const r of relayedNodeIds)
-        await q.run('UPDATE nodes SET relayed_by = ? WHERE id = ?', [id, r]);
+      for (const r of relayed) await q.run('UPDATE nodes SET relayed_by = ? WHERE id = ?', [id, r]);
     });
     return this.getNode(id);
   }

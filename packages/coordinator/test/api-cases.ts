@@ -645,7 +645,7 @@ export function apiCases(
         'not_found',
       );
       const set = await admin('PUT', `/api/v1/nodes/${r.nodeId}/relay`, {
-        relayedNodeIds: [d.nodeId],
+        relayedNodeIds: ['d'], // by name; ids work too
       });
       expect(set.body.isRelay).toBe(true);
       const m = await mapOf(a.nodeSecret);

@@ -141,7 +141,7 @@ export const SetIngressRequest = z.object({
 /** Body of an ingress-gateway change. */
 export type SetIngressRequest = z.infer<typeof SetIngressRequest>;
 
-/** Body of `PUT /api/v1/nodes/:id/relay`: the node relays for these nodes of its network. */
+/** Body of `PUT /api/v1/nodes/:id/relay`: the node relays for these nodes (ids or names) of its network. */
 export const SetRelayRequest = z.object({
   relayedNodeIds: z.array(Id).max(MAX_RELAYED_NODES),
 });
