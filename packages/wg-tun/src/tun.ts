@@ -23,7 +23,7 @@ export type { IoStats } from './native/addon.js';
  * until the callback returns (the next batch reuses the memory): copy what you keep.
  */
 export interface PacketBatch {
-  /** Number of packets in the batch, at least 1. */
+  /** Number of packets in the batch, at least 1 (for UDP with GRO, possibly more than batchSize). */
   readonly count: number;
   /** The bytes of packet i as a view (no copy). Throws RangeError unless 0 <= i < count. */
   packet(i: number): Uint8Array;

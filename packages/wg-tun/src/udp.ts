@@ -87,7 +87,10 @@ export interface UdpBindOptions {
   readonly port?: number;
   /** Numeric local address to bind; default: all addresses, IPv4 and IPv6. */
   readonly host?: string;
-  /** Datagrams per recvmmsg/sendmmsg, 1..1024; default 128. */
+  /**
+   * Datagrams per recvmmsg/sendmmsg, 1..1024; default 128. With GRO one read can hold up to 64
+   * coalesced datagrams, so a received batch can hold up to 64 times this many.
+   */
   readonly batchSize?: number;
   /** Bytes per ring slot, 1500..65536; default 65536 (nothing truncated). */
   readonly slotBytes?: number;
