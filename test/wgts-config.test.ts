@@ -386,7 +386,7 @@ describe('wg-quick and the data path', () => {
       ].join('\n'),
       `${ifA}.conf`,
     );
-    const env = {
+    const env: NodeJS.ProcessEnv = {
       ...process.env,
       PATH: `${wgtsBinDir()}:${process.env.PATH ?? ''}`,
       WG_QUICK_USERSPACE_IMPLEMENTATION: 'wgts',
