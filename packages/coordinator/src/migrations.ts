@@ -93,12 +93,13 @@ export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1]?.version ?? 0;
 
 /** Applies every migration `db` lacks. Throws if the database is newer than this build. */
 export async function migrate(db: Db, now: number): Promise<void> {
-  await db.exec(
-    'CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at BIGINT NOT NULL)',
-  );
   await db.tx(async (q) => {
+    // Under the lock, so replicas starting together do not race on creating the table either.
     if (db.dialect === 'postgres')
       await q.get('SELECT pg_advisory_xact_lock(?)', [PG_MIGRATION_LOCK]);
+    await q.exec(
+      'CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at BIGINT NOT NULL)',
+    );
     const rows = await q.all<{ version: number }>('SELECT version FROM schema_migrations');
     const applied = new Set(rows.map((r) => Number(r.version)));
     const newest = Math.max(0, ...applied);

@@ -345,18 +345,13 @@ export class Store {
 
   /** Creates the admin token if none exists. Returns the new token (to print once) or null. */
   async ensureAdminToken(): Promise<string | null> {
-    return this.db.tx(async (q) => {
-      const row = await q.get<{ value: string }>('SELECT value FROM meta WHERE key = ?', [
-        ADMIN_TOKEN_META_KEY,
-      ]);
-      if (row !== undefined) return null;
-      const token = newAdminToken();
-      await q.run('INSERT INTO meta (key, value) VALUES (?, ?)', [
-        ADMIN_TOKEN_META_KEY,
-        hashSecret(token),
-      ]);
-      return token;
-    });
+    const token = newAdminToken();
+    // ON CONFLICT: replicas starting together on one database create exactly one token.
+    const created = await this.db.run(
+      'INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO NOTHING',
+      [ADMIN_TOKEN_META_KEY, hashSecret(token)],
+    );
+    return created === 1 ? token : null;
   }
 
   /** Replaces the admin token; the old one stops working at once. Returns the new token. */
