@@ -92,7 +92,8 @@ export class Device {
   readonly crypto: CryptoProvider;
   private readonly random: RandomSource;
   private readonly wallClock: WallClock;
-  private readonly mtu: number;
+  /** Tunnel MTU that bounds padding; the shell updates it when the interface MTU changes. */
+  mtu: number;
   private readonly underLoadThreshold: number;
 
   private local: LocalIdentity | null = null;
@@ -673,6 +674,8 @@ export class Device {
 
   private expireCurrentKeypairs(peer: Peer): void {
     peer.handshake.clear();
+    // The next packet must handshake under the new identity at once, not after REKEY_TIMEOUT.
+    peer.lastSentInitiation = -Infinity;
     this.freePendingIndex(peer);
     if (peer.keypairs.current) peer.keypairs.current.expired = true;
     if (peer.keypairs.next) peer.keypairs.next.expired = true;
