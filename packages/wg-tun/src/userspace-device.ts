@@ -15,6 +15,7 @@ import {
   formatIp,
   keyFromBase64,
   keyToBase64,
+  messageType,
   nobleCrypto,
   parseCidr,
   parseIp,
@@ -142,6 +143,17 @@ export interface UserspaceDevice {
   peerStats(): PeerStats[];
   /** Drop counters since start. */
   drops(): DeviceDrops;
+  /**
+   * Receives the datagrams arriving on the WireGuard port that are not WireGuard messages (e.g.
+   * endpoint-reflection replies), instead of the engine dropping them as malformed. The payload is
+   * a copy the callback may keep. Pass null to stop. Exceptions it throws are logged and counted.
+   */
+  onForeignDatagram(callback: ((data: Uint8Array, from: Endpoint) => void) | null): void;
+  /**
+   * Sends datagrams from the WireGuard socket itself, so that NATs map them like the tunnel's own
+   * traffic (endpoint reflection probes). Returns how many the kernel took. Throws as UdpBind.send.
+   */
+  sendRaw(datagrams: readonly Datagram[]): number;
   /** The UAPI request handler of this device, for a socket server (startUapiServer). */
   readonly uapiHandler: UapiHandler;
   /**
@@ -489,6 +501,16 @@ class Shell implements UserspaceDevice {
     return { ...this.#engine.drops, 'internal-error': this.#internalErrors };
   }
 
+  #onForeign: ((data: Uint8Array, from: Endpoint) => void) | null = null;
+
+  onForeignDatagram(callback: ((data: Uint8Array, from: Endpoint) => void) | null): void {
+    this.#onForeign = callback;
+  }
+
+  sendRaw(datagrams: readonly Datagram[]): number {
+    return this.#closed ? 0 : this.#bind.send(datagrams);
+  }
+
   // ------------------------------------------------------------------ data path
 
   #onTunPackets = (batch: PacketBatch): void => {
@@ -511,7 +533,16 @@ class Shell implements UserspaceDevice {
     out.length = 0;
     const now = performance.now();
     const engine = this.#engine;
+    const foreign = this.#onForeign;
     for (let i = 0; i < batch.count; i++) {
+      if (foreign !== null && messageType(batch.packet(i)) === 0) {
+        try {
+          foreign(batch.packet(i).slice(), batch.endpoint(i));
+        } catch (err) {
+          this.#internalError('handing on a non-WireGuard datagram', err);
+        }
+        continue;
+      }
       try {
         engine.receive(batch.packet(i), batch.endpoint(i), now, out);
       } catch (err) {

@@ -463,3 +463,25 @@ describe('timers and failures', () => {
     expect(() => net.bind({ address: '192.0.2.11', port: 40000 }).close()).not.toThrow();
   });
 });
+
+describe('non-WireGuard datagrams on the WireGuard port', () => {
+  test('go to onForeignDatagram with their source, and sendRaw leaves from the WireGuard port', async () => {
+    const { net, a, b } = pair();
+    const seen: Array<{ data: Uint8Array; from: string }> = [];
+    b.device.onForeignDatagram((data, from) =>
+      seen.push({ data, from: `${from.address}:${from.port}` }),
+    );
+    const probe = new Uint8Array(64).fill(0xee); // first byte is no WireGuard message type
+    expect(
+      a.device.sendRaw([{ endpoint: { address: '192.0.2.2', port: 51821 }, data: probe }]),
+    ).toBe(1);
+    net.flush();
+    expect(seen).toEqual([{ data: probe, from: '192.0.2.1:51820' }]);
+    // Without a callback the engine counts them as malformed, as before.
+    b.device.onForeignDatagram(null);
+    a.device.sendRaw([{ endpoint: { address: '192.0.2.2', port: 51821 }, data: probe }]);
+    net.flush();
+    expect(seen).toHaveLength(1);
+    expect(b.device.drops().malformed).toBe(1);
+  });
+});
