@@ -84,18 +84,18 @@ export function kernelBackend(opts: BackendOptions, reason: string): Backend {
 
 /**
  * The command that runs the userspace implementation: $WIREMESH_USERSPACE_IMPLEMENTATION if set
- * (a program on PATH or a path), else `wgts` on PATH, else the `wgts` of the installed
- * @wiremesh/wg-tun run by this Node. Returns [program, ...leading args], or null if none exists.
+ * (a program on PATH or a path; a .js file runs on this Node), else the `wgts` of the
+ * @wiremesh/wg-tun installed with this agent (same release, so the same UAPI), else `wgts` on
+ * PATH. Returns [program, ...leading args], or null if there is none.
  */
 export function userspaceCommand(env: NodeJS.ProcessEnv = process.env): string[] | null {
   const override = env[USERSPACE_IMPLEMENTATION_ENV];
   if (override !== undefined && override !== '') {
-    const found = findExecutable(override);
+    const found =
+      override.endsWith('.js') && existsSync(override) ? override : findExecutable(override);
     if (found === null) return null;
     return found.endsWith('.js') ? [process.execPath, found] : [found];
   }
-  const onPath = findExecutable(DEFAULT_USERSPACE_IMPLEMENTATION);
-  if (onPath !== null) return [onPath];
   try {
     const entry = createRequire(import.meta.url).resolve('@wiremesh/wg-tun');
     const script = join(dirname(entry), 'cli', 'wgts.js');
@@ -103,7 +103,8 @@ export function userspaceCommand(env: NodeJS.ProcessEnv = process.env): string[]
   } catch {
     // not installed beside us
   }
-  return null;
+  const onPath = findExecutable(DEFAULT_USERSPACE_IMPLEMENTATION);
+  return onPath === null ? null : [onPath];
 }
 
 /** The UAPI socket of `iface`. */

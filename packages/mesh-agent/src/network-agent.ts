@@ -82,6 +82,10 @@ export class NetworkAgent {
   private saidPending = false;
   private outage = false;
   private loops: Promise<void>[] = [];
+  /** Aborts the stream loop's backoff wait. */
+  private wakeStream: AbortController | null = null;
+  /** Push events are handled one after another, in stream order. */
+  private events: Promise<unknown> = Promise.resolve();
   /** Results of every apply, newest last (tests and status read it). */
   readonly history: ApplyResult[] = [];
 
@@ -182,24 +186,38 @@ export class NetworkAgent {
       this.log.info(`${this.network}: approved; bringing the mesh up`);
       this.saidPending = false;
     }
-    if (this.map !== null && map.version <= this.map.version && !this.dirty) {
-      this.log.debug(
-        `${this.network}: map v${map.version} from the ${source} is not newer than v${this.map.version}`,
-      );
-      return false;
-    }
-    this.map = map;
-    try {
-      await this.serial(() => this.applyCurrent(`map v${map.version}`));
-    } catch {
-      return false;
-    }
-    try {
-      this.d.store.saveMap(this.network, map);
-    } catch (e) {
-      this.log.warn(`${this.network}: could not save the map: ${errorMessage(e)}`);
-    }
-    return true;
+    // Checked and applied under the same lock, so maps from the stream, check-ins and fetches
+    // can never be applied out of order.
+    return this.serial(async () => {
+      if (this.gone) return false;
+      if (this.map !== null && map.version <= this.map.version && !this.dirty) {
+        this.log.debug(
+          `${this.network}: map v${map.version} from the ${source} is not newer than v${this.map.version}`,
+        );
+        return false;
+      }
+      const before = this.applied?.listenPort ?? null;
+      this.map = map;
+      try {
+        await this.applyCurrent(`map v${map.version}`);
+      } catch {
+        return false;
+      }
+      try {
+        this.d.store.saveMap(this.network, map);
+      } catch (e) {
+        this.log.warn(`${this.network}: could not save the map: ${errorMessage(e)}`);
+      }
+      // Peers learn where to reach us only from our report: send it as soon as the port is known.
+      if (this.applied !== null && this.applied.listenPort !== before) this.reportSoon();
+      return true;
+    });
+  }
+
+  /** Checks in without waiting (after the listen port became known or changed). */
+  private reportSoon(): void {
+    if (this.stopper.signal.aborted) return;
+    void this.checkinOnce().catch((e: unknown) => this.onApiError(e, 'check-in'));
   }
 
   private async onEvent(e: StreamEvent): Promise<void> {
@@ -209,6 +227,7 @@ export class NetworkAgent {
         return;
       case 'patch': {
         const base = this.map;
+        if (base !== null && e.patch.version <= base.version) return; // a check-in got there first
         const next = base === null ? null : applyMapPatch(base, e.patch);
         if (next === null) {
           this.log.debug(
@@ -281,6 +300,7 @@ export class NetworkAgent {
   }
 
   private recovered(): void {
+    this.wakeStream?.abort();
     if (this.outage) {
       this.outage = false;
       this.log.info(`${this.network}: the coordinator is back`);
@@ -352,9 +372,9 @@ export class NetworkAgent {
           got = true;
           this.recovered();
           this.backoff.reset();
-          void this.onEvent(e).catch(
-            (err: unknown) => void this.onApiError(err, 'handling a push event'),
-          );
+          this.events = this.events
+            .then(() => this.onEvent(e))
+            .catch((err: unknown) => void this.onApiError(err, 'handling a push event'));
         }, signal);
         if (signal.aborted) return;
         this.log.debug(`${this.network}: push stream ended; reconnecting`);
@@ -369,7 +389,12 @@ export class NetworkAgent {
           if (await this.onApiError(e, 'check-in')) return;
         }
       }
-      await this.sleep(this.backoff.next(), signal);
+      // A successful check-in during the wait means the coordinator is back: reconnect at once.
+      const wake = new AbortController();
+      this.wakeStream = wake;
+      const both = AbortSignal.any([signal, wake.signal]);
+      await this.sleep(this.backoff.next(), both);
+      this.wakeStream = null;
     }
   }
 
@@ -396,6 +421,7 @@ export class NetworkAgent {
   async stop(): Promise<void> {
     this.stopper.abort();
     await Promise.allSettled(this.loops);
+    await this.events.catch(() => undefined);
     await this.queue;
   }
 }

@@ -1,0 +1,767 @@
+/**
+ * The `wiremesh` commands (join, daemon, checkin, status, leave) on top of the agent's pieces.
+ * Each either succeeds or throws one AgentError whose message is the line the user sees; a join
+ * that fails after registering withdraws the registration and removes what it created.
+ */
+import { randomFillSync } from 'node:crypto';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { hostname, release, type as osType } from 'node:os';
+import { join } from 'node:path';
+import { Name, PROTOCOL_VERSION, type NetworkMap } from '@wiremesh/protocol';
+import { generatePrivateKey, keyToBase64, nobleCrypto, publicKeyOf, wipe } from '@wiremesh/wg-core';
+import { kernelBackend, selectBackend, userspaceBackend, type BackendChoice } from './backend.js';
+import { netmapToConfig } from './netmap.js';
+import { parseIpAddr, parseWgDump } from './wg-dump.js';
+import { APPROVAL_REMINDER_MS, MAX_INTERFACE_NAME_LENGTH } from './constants.js';
+import { CoordinatorError, HttpCoordinator, type MapResult } from './coordinator-client.js';
+import { systemDataplane, type Dataplane } from './dataplane.js';
+import { AgentError, errorMessage } from './errors.js';
+import { createFirewall } from './firewall.js';
+import { interfaceName, isInterfaceName } from './iface-name.js';
+import { localAddresses, localEndpoints } from './local-addresses.js';
+import type { Logger } from './log.js';
+import { NetworkAgent, notApproved } from './network-agent.js';
+import { findExecutable, type Runner } from './runner.js';
+import { StateStore, type NetworkState } from './state-store.js';
+import { installService, systemdRunning } from './systemd.js';
+import { AGENT_VERSION } from './version.js';
+
+/** What every command runs with. */
+export interface CommandContext {
+  store: StateStore;
+  runner: Runner;
+  log: Logger;
+  /** Prints one line for the user (stdout). */
+  out: (line: string) => void;
+  env: NodeJS.ProcessEnv;
+  /** How this program is started again (for the systemd unit and the cron line). */
+  argv0: readonly string[];
+}
+
+const DAEMON_PID_FILE = 'daemon.pid';
+const MS_PER_S = 1000;
+const SECONDS_PER_MINUTE = 60;
+const SECONDS_PER_HOUR = 3600;
+const BYTES_PER_KIB = 1024;
+
+/** Throws AgentError unless running as root. */
+export function requireRoot(): void {
+  if (typeof process.getuid === 'function' && process.getuid() !== 0) {
+    throw new AgentError(
+      'not_root',
+      'wiremesh must run as root (it creates network interfaces, routes and firewall rules): run it with sudo',
+    );
+  }
+}
+
+function requireTools(): void {
+  for (const [tool, pkg] of [
+    ['ip', 'iproute2'],
+    ['wg', 'wireguard-tools'],
+  ] as const) {
+    if (findExecutable(tool) === null)
+      throw new AgentError(
+        'no_tool',
+        `the "${tool}" command is missing: install ${pkg} and run again`,
+      );
+  }
+}
+
+/** The host name as a valid node name (a DNS label). */
+export function defaultNodeName(host = hostname()): string {
+  const label =
+    host
+      .split('.')[0]
+      ?.toLowerCase()
+      .replace(/[^a-z0-9-]+/g, '-')
+      .replace(/^-+|-+$/g, '')
+      .slice(0, 63) ?? '';
+  return label === '' ? 'node' : label;
+}
+
+/** Interfaces of every joined network (never reported as LAN endpoints). */
+function ownInterfaces(store: StateStore): Set<string> {
+  const out = new Set<string>();
+  for (const n of store.networks()) {
+    try {
+      const s = store.load(n);
+      if (s !== null) out.add(s.interface);
+    } catch {
+      // a damaged state file is reported by the command that needs it
+    }
+  }
+  return out;
+}
+
+async function dataplaneFor(
+  ctx: CommandContext,
+  choice: BackendChoice,
+  iface: string,
+): Promise<Dataplane> {
+  const backend = await selectBackend(choice, iface, {
+    runner: ctx.runner,
+    log: ctx.log,
+    stateDir: ctx.store.dir,
+    env: ctx.env,
+  });
+  const firewall = createFirewall({ runner: ctx.runner, stateDir: ctx.store.dir, log: ctx.log });
+  return systemDataplane(backend, firewall, ctx.runner, ctx.log);
+}
+
+/** Turns a coordinator refusal at registration into the line that says what to do. */
+function registrationError(e: unknown, network: string, name: string): unknown {
+  if (!(e instanceof CoordinatorError)) return e;
+  switch (e.code) {
+    case 'enrollment_key_required':
+      return new AgentError(
+        'enrollment',
+        `network ${network} needs an enrollment key: ask the admin for one and pass --key wmk_...`,
+      );
+    case 'enrollment_key_invalid':
+      return new AgentError(
+        'enrollment',
+        `the enrollment key is wrong (unknown, revoked or for another network): check --key, or ask the admin for a new one`,
+      );
+    case 'enrollment_key_expired':
+      return new AgentError(
+        'enrollment',
+        `the enrollment key has expired: ask the admin for a new one (wiremesh-coordinator key create --network ${network})`,
+      );
+    case 'enrollment_key_exhausted':
+      return new AgentError(
+        'enrollment',
+        'the enrollment key has no uses left: ask the admin for a new one',
+      );
+    case 'not_found':
+      return new AgentError(
+        'coordinator',
+        `the coordinator has no network "${network}": check --network`,
+      );
+    case 'name_taken':
+      return new AgentError(
+        'coordinator',
+        `the name "${name}" is taken in ${network}: choose another with --name`,
+      );
+    case 'node_exists':
+      return new AgentError(
+        'coordinator',
+        `a node with this key is already in ${network}: run "wiremesh leave --network ${network}" first`,
+      );
+    case 'rate_limited':
+      return new AgentError(
+        'coordinator',
+        'the coordinator is limiting registrations from this address: wait a minute and run join again',
+      );
+    case 'unsupported_protocol_version':
+      return new AgentError('protocol', `${e.message}`);
+    case 'node_rejected':
+      return new AgentError('rejected', `an admin rejected this node: ask the admin`);
+    default:
+      return new AgentError(
+        'coordinator',
+        `the coordinator refused to register this node: ${e.message}`,
+      );
+  }
+}
+
+function agentFor(
+  ctx: CommandContext,
+  state: NetworkState,
+  dataplane: Dataplane,
+  onGone?: () => void,
+): NetworkAgent {
+  const exclude = ownInterfaces(ctx.store);
+  exclude.add(state.interface);
+  return new NetworkAgent({
+    state,
+    store: ctx.store,
+    api: new HttpCoordinator({ server: state.server, nodeSecret: state.nodeSecret }),
+    dataplane,
+    log: ctx.log,
+    localAddresses: () => localAddresses(exclude),
+    ...(onGone !== undefined ? { onGone } : {}),
+  });
+}
+
+/** Options of `wiremesh join`. */
+export interface JoinOptions {
+  server: string;
+  network: string;
+  key?: string;
+  name?: string;
+  daemon: 'on' | 'off';
+  backend: BackendChoice;
+  port?: number;
+  interface?: string;
+}
+
+function parseServer(text: string): string {
+  let u: URL;
+  try {
+    u = new URL(text);
+  } catch {
+    throw new AgentError(
+      'usage',
+      `--server ${text} is not a URL: use e.g. --server http://coordinator.example:8080`,
+    );
+  }
+  if (u.protocol !== 'http:' && u.protocol !== 'https:')
+    throw new AgentError('usage', `--server must be an http:// or https:// URL, got ${u.protocol}`);
+  return u.toString().replace(/\/+$/, '');
+}
+
+/** Summarizes where the mesh is: interface, address, peer count. */
+function upLine(state: NetworkState, map: NetworkMap, backend: string): string {
+  return `${state.network}: mesh up on ${state.interface} (${backend}), address ${map.self.interfaceAddresses.join(', ')}, ${map.peers.length} peer${map.peers.length === 1 ? '' : 's'}`;
+}
+
+/** The line to put in root's crontab for `--daemon off` hosts. */
+export function cronLine(argv0: readonly string[], stateDir: string): string {
+  return `* * * * * ${[...argv0, 'checkin', '--state-dir', stateDir].join(' ')} >/dev/null 2>&1`;
+}
+
+/** `wiremesh join`: register (or reuse the stored registration) and bring the mesh up. */
+export async function joinCommand(ctx: CommandContext, o: JoinOptions): Promise<void> {
+  requireRoot();
+  if (!Name.safeParse(o.network).success)
+    throw new AgentError(
+      'usage',
+      `--network ${o.network} is not a network name (lower-case letters, digits, inner hyphens)`,
+    );
+  const name = o.name ?? defaultNodeName();
+  if (!Name.safeParse(name).success)
+    throw new AgentError(
+      'usage',
+      `--name ${name} is not a node name (lower-case letters, digits, inner hyphens, at most 63)`,
+    );
+  const server = parseServer(o.server);
+  const iface = o.interface ?? interfaceName(o.network);
+  if (!isInterfaceName(iface))
+    throw new AgentError(
+      'usage',
+      `--interface ${iface} is not an interface name (1-${MAX_INTERFACE_NAME_LENGTH} letters, digits, '-', '_' or '.')`,
+    );
+  requireTools();
+  ctx.store.ensureDir();
+
+  let state = ctx.store.load(o.network);
+  let fresh = false;
+  let firstMap: MapResult | null = null;
+  let dataplane: Dataplane;
+  if (state !== null) {
+    ctx.out(
+      `${o.network}: already joined as ${state.name} (${state.nodeId}); bringing it up with the stored identity`,
+    );
+    dataplane = await dataplaneFor(ctx, state.backend, state.interface);
+  } else {
+    for (const other of ctx.store.networks()) {
+      if (ctx.store.load(other)?.interface === iface)
+        throw new AgentError(
+          'usage',
+          `interface ${iface} already serves network ${other}: pick another with --interface`,
+        );
+    }
+    const api = new HttpCoordinator({ server });
+    const info = await api.info().catch((e: unknown) => {
+      if (e instanceof AgentError && e.code === 'unreachable')
+        throw new AgentError(
+          'unreachable',
+          `${e.message}: check --server and that the coordinator is running`,
+        );
+      throw e;
+    });
+    if (PROTOCOL_VERSION < info.minProtocolVersion || PROTOCOL_VERSION > info.protocolVersion) {
+      throw new AgentError(
+        'protocol',
+        `this agent speaks protocol ${PROTOCOL_VERSION}, the coordinator ${info.minProtocolVersion}..${info.protocolVersion}: upgrade the ${PROTOCOL_VERSION < info.minProtocolVersion ? 'agent' : 'coordinator'}`,
+      );
+    }
+    // Everything that can fail locally is checked before the coordinator hears of this node.
+    dataplane = await dataplaneFor(ctx, o.backend, iface);
+    ctx.out(`backend: ${dataplane.backend} (${dataplane.reason})`);
+    const priv = generatePrivateKey((b) => randomFillSync(b));
+    const publicKey = keyToBase64(publicKeyOf(nobleCrypto, priv));
+    const addrs = localAddresses(ownInterfaces(ctx.store));
+    let reg;
+    try {
+      reg = await api.register({
+        protocolVersion: PROTOCOL_VERSION,
+        network: o.network,
+        ...(o.key !== undefined ? { enrollmentKey: o.key } : {}),
+        name,
+        publicKey,
+        os: `${osType()} ${release()}`,
+        version: AGENT_VERSION,
+        backend: dataplane.backend,
+        ...(o.port !== undefined ? { listenPort: o.port } : {}),
+        ...(o.port !== undefined ? { localEndpoints: localEndpoints(addrs, o.port) } : {}),
+      });
+    } catch (e) {
+      wipe(priv);
+      if (e instanceof AgentError && e.code === 'unreachable')
+        throw new AgentError(
+          'unreachable',
+          `${e.message}: check --server and that the coordinator is running`,
+        );
+      throw registrationError(e, o.network, name);
+    }
+    state = {
+      format: 1,
+      network: o.network,
+      server,
+      nodeId: reg.nodeId,
+      nodeSecret: reg.nodeSecret,
+      name,
+      interface: iface,
+      backend: dataplane.backend,
+      listenPort: o.port ?? null,
+      publicKey,
+      joinedAt: Date.now(),
+    };
+    try {
+      ctx.store.saveKey(o.network, priv);
+      ctx.store.save(state);
+    } finally {
+      wipe(priv);
+    }
+    fresh = true;
+    firstMap = reg.map;
+    if (reg.state === 'rejected' || reg.state === 'removed')
+      throw notApproved(reg.state, o.network);
+    if (reg.state === 'pending') {
+      ctx.out(
+        `${o.network}: registered as ${name} (${reg.nodeId}); waiting for an admin to approve it (wiremesh-coordinator node approve ${reg.nodeId})`,
+      );
+    } else {
+      ctx.out(`${o.network}: registered as ${name} (${reg.nodeId}) and approved`);
+    }
+  }
+
+  // One round: apply the map we have (or get one), rolling back a fresh join that cannot come up.
+  const agent = agentFor(ctx, state, dataplane);
+  try {
+    if (firstMap !== null) await agent.acceptMap(firstMap, 'registration');
+    else await agent.restore();
+    let nodeState = 'approved';
+    try {
+      nodeState = await agent.checkinOnce();
+    } catch (e) {
+      if (fresh) throw e;
+      ctx.log.warn(
+        `${o.network}: check-in failed: ${errorMessage(e)}; the mesh stays up with the stored map`,
+      );
+    }
+    if (nodeState === 'rejected' || nodeState === 'removed')
+      throw notApproved(nodeState, o.network);
+    const map = agent.currentMap;
+    if (map !== null && agent.lastApplied === null) {
+      throw new AgentError('system', `could not bring up ${state.interface} (see the lines above)`);
+    }
+    if (map !== null) ctx.out(upLine(state, map, dataplane.backend));
+  } catch (e) {
+    if (fresh) await rollbackJoin(ctx, state, dataplane);
+    if (e instanceof AgentError) {
+      throw new AgentError(
+        e.code,
+        fresh
+          ? `${e.message}; nothing was left configured and the registration was withdrawn`
+          : e.message,
+      );
+    }
+    throw e;
+  }
+
+  if (o.daemon === 'off') {
+    if (agent.currentMap === null)
+      ctx.out(
+        `${o.network}: not approved yet; the cron check-in brings the mesh up once an admin approves it`,
+      );
+    ctx.out("to keep the mesh current, add this line to root's crontab (crontab -e):");
+    ctx.out(cronLine(ctx.argv0, ctx.store.dir));
+    return;
+  }
+  if (systemdRunning()) {
+    await installService(ctx.runner, ctx.argv0, ctx.store.dir);
+    ctx.out(
+      `the agent runs as the systemd service wiremesh.service (journalctl -u wiremesh to follow it)`,
+    );
+    return;
+  }
+  ctx.out(
+    'systemd is not running here, so the agent stays in the foreground (Ctrl-C stops it; the mesh stays up)',
+  );
+  await daemonCommand(ctx, { reminder: agent.currentMap === null ? o.network : null });
+}
+
+async function rollbackJoin(
+  ctx: CommandContext,
+  state: NetworkState,
+  dataplane: Dataplane,
+): Promise<void> {
+  try {
+    await dataplane.removeInterface(state.interface);
+  } catch (e) {
+    ctx.log.error(`${state.network}: could not remove ${state.interface}: ${errorMessage(e)}`);
+  }
+  try {
+    await new HttpCoordinator({ server: state.server, nodeSecret: state.nodeSecret }).leave();
+  } catch {
+    // The coordinator may be the reason the join failed; the node stays listed there.
+  }
+  ctx.store.remove(state.network);
+}
+
+/** Options of `wiremesh daemon`. */
+export interface DaemonOptions {
+  /** Network to remind the user about while it waits for approval (foreground join). */
+  reminder?: string | null;
+  /** Resolves to stop the daemon (tests); by default SIGINT/SIGTERM. */
+  until?: Promise<void>;
+}
+
+/** `wiremesh daemon`: keeps every joined network current until SIGTERM/SIGINT; SIGHUP rescans. */
+export async function daemonCommand(ctx: CommandContext, o: DaemonOptions = {}): Promise<void> {
+  requireRoot();
+  requireTools();
+  ctx.store.ensureDir();
+  const pidFile = join(ctx.store.dir, DAEMON_PID_FILE);
+  writeFileSync(pidFile, `${process.pid}\n`);
+  const agents = new Map<string, NetworkAgent>();
+  let busy: Promise<void> = Promise.resolve();
+
+  const startOne = async (network: string): Promise<void> => {
+    const state = ctx.store.load(network);
+    if (state === null) return;
+    const dataplane = await dataplaneFor(ctx, state.backend, state.interface);
+    ctx.log.info(
+      `${network}: interface ${state.interface}, backend ${dataplane.backend} (${dataplane.reason}), node ${state.name} (${state.nodeId}), coordinator ${state.server}`,
+    );
+    const agent = agentFor(ctx, state, dataplane, () => agents.delete(network));
+    agents.set(network, agent);
+    try {
+      await agent.restore();
+    } catch {
+      // logged by the agent; the loops retry
+    }
+    agent.start();
+  };
+  const rescan = async (): Promise<void> => {
+    const wanted = new Set(ctx.store.networks());
+    for (const [n, a] of agents) {
+      if (!wanted.has(n)) {
+        ctx.log.info(`${n}: no longer joined; stopping`);
+        agents.delete(n);
+        await a.stop();
+      }
+    }
+    for (const n of wanted) {
+      if (agents.has(n)) continue;
+      try {
+        await startOne(n);
+      } catch (e) {
+        ctx.log.error(`${n}: cannot start: ${errorMessage(e)}`);
+      }
+    }
+    if (agents.size === 0)
+      ctx.log.warn(
+        'no network is joined; waiting (run "wiremesh join", then the daemon picks it up on SIGHUP)',
+      );
+  };
+  const onHup = () => {
+    busy = busy.then(rescan);
+  };
+  process.on('SIGHUP', onHup);
+  busy = busy.then(rescan);
+  await busy;
+
+  let reminder: NodeJS.Timeout | undefined;
+  if (o.reminder) {
+    const network = o.reminder;
+    reminder = setInterval(() => {
+      const a = agents.get(network);
+      if (a !== undefined && a.currentMap === null)
+        ctx.out(`${network}: still waiting for an admin to approve this node`);
+    }, APPROVAL_REMINDER_MS);
+  }
+
+  const stop =
+    o.until ??
+    new Promise<void>((resolve) => {
+      process.once('SIGINT', () => resolve());
+      process.once('SIGTERM', () => resolve());
+    });
+  await stop;
+  clearInterval(reminder);
+  process.off('SIGHUP', onHup);
+  await busy;
+  await Promise.allSettled([...agents.values()].map((a) => a.stop()));
+  try {
+    if (readFileSync(pidFile, 'utf8').trim() === String(process.pid))
+      rmSync(pidFile, { force: true });
+  } catch {
+    // already gone
+  }
+  ctx.log.info('agent stopped; the interfaces keep their last configuration');
+}
+
+function selectNetworks(store: StateStore, network: string | undefined): string[] {
+  const all = store.networks();
+  if (network === undefined || network === 'all') {
+    if (all.length === 0)
+      throw new AgentError(
+        'not_joined',
+        `no network is joined (state in ${store.dir}): run "wiremesh join --server URL --network NAME" first`,
+      );
+    return all;
+  }
+  if (!all.includes(network))
+    throw new AgentError(
+      'not_joined',
+      `network ${network} is not joined here (state in ${store.dir}): check --network or --state-dir`,
+    );
+  return [network];
+}
+
+/** `wiremesh checkin`: one round per network (for cron): restore, report, take a newer map. */
+export async function checkinCommand(
+  ctx: CommandContext,
+  network: string | undefined,
+): Promise<void> {
+  requireRoot();
+  requireTools();
+  let failed: AgentError | null = null;
+  for (const n of selectNetworks(ctx.store, network)) {
+    const state = ctx.store.load(n);
+    if (state === null) continue;
+    const dataplane = await dataplaneFor(ctx, state.backend, state.interface);
+    const agent = agentFor(ctx, state, dataplane);
+    try {
+      await agent.restore();
+    } catch {
+      // logged; check-in may bring a map that applies
+    }
+    try {
+      const s = await agent.checkinOnce();
+      if (s === 'pending')
+        ctx.out(`${n}: waiting for an admin to approve node ${state.name} (${state.nodeId})`);
+      else if (s === 'rejected' || s === 'removed') failed = notApproved(s, n);
+      else if (agent.currentMap !== null)
+        ctx.out(
+          `${n}: map v${agent.currentMap.version}, ${agent.history.at(-1)?.summary ?? 'no changes'}`,
+        );
+    } catch (e) {
+      ctx.out(`${n}: check-in failed (${errorMessage(e)}); the mesh keeps its last configuration`);
+      failed = e instanceof AgentError ? e : new AgentError('coordinator', errorMessage(e));
+    }
+  }
+  if (failed !== null) throw failed;
+}
+
+/** One peer in `wiremesh status`. */
+export interface PeerStatusView {
+  name: string;
+  publicKey: string;
+  kind: 'node' | 'external' | 'unknown';
+  endpoint: string | null;
+  latestHandshakeMs: number | null;
+  rxBytes: number;
+  txBytes: number;
+  path: 'direct' | 'relay';
+}
+
+/** One network in `wiremesh status`. */
+export interface NetworkStatusView {
+  network: string;
+  interface: string;
+  backend: string;
+  up: boolean;
+  node: { id: string; name: string };
+  server: string;
+  addresses: string[];
+  mapVersion: number | null;
+  peers: PeerStatusView[];
+}
+
+/** Collects the status of the selected networks from the state and the interfaces. */
+export async function collectStatus(
+  ctx: CommandContext,
+  network: string | undefined,
+): Promise<NetworkStatusView[]> {
+  const out: NetworkStatusView[] = [];
+  for (const n of selectNetworks(ctx.store, network)) {
+    const state = ctx.store.load(n);
+    if (state === null) continue;
+    const map = ctx.store.loadMap(n);
+    const paths = map === null ? [] : netmapToConfig(map).paths;
+    const names = new Map<string, { name: string; kind: 'node' | 'external' }>();
+    for (const p of map?.peers ?? []) names.set(p.publicKey, { name: p.name, kind: 'node' });
+    for (const c of map?.self.externalClients ?? [])
+      names.set(c.publicKey, { name: c.name, kind: 'external' });
+    const link = await ctx.runner.run('ip', ['-j', 'address', 'show', 'dev', state.interface]);
+    const dump =
+      link.code === 0 ? await ctx.runner.run('wg', ['show', state.interface, 'dump']) : null;
+    const wg = dump !== null && dump.code === 0 ? parseWgDump(dump.stdout) : null;
+    const info = link.code === 0 ? parseIpAddr(link.stdout) : null;
+    const peers: PeerStatusView[] = (wg?.peers ?? []).map((p) => ({
+      name: names.get(p.publicKey)?.name ?? '(unknown)',
+      publicKey: p.publicKey,
+      kind: names.get(p.publicKey)?.kind ?? 'unknown',
+      endpoint: p.endpoint,
+      latestHandshakeMs: p.latestHandshakeS > 0 ? p.latestHandshakeS * MS_PER_S : null,
+      rxBytes: p.rxBytes,
+      txBytes: p.txBytes,
+      path: 'direct',
+    }));
+    // Peers reached through a relay are not WireGuard peers of this node: list them with their relay.
+    for (const p of paths) {
+      if (p.path !== 'relay') continue;
+      const via = names.get(p.via ?? '')?.name ?? 'relay';
+      peers.push({
+        name: `${p.name} (via ${via})`,
+        publicKey: p.publicKey,
+        kind: 'node',
+        endpoint: null,
+        latestHandshakeMs: null,
+        rxBytes: 0,
+        txBytes: 0,
+        path: 'relay',
+      });
+    }
+    out.push({
+      network: n,
+      interface: state.interface,
+      backend: state.backend,
+      up: info?.up ?? false,
+      node: { id: state.nodeId, name: state.name },
+      server: state.server,
+      addresses: [...(info?.addresses ?? [])],
+      mapVersion: map?.version ?? null,
+      peers,
+    });
+  }
+  return out;
+}
+
+function ago(ms: number | null, now: number): string {
+  if (ms === null) return 'never';
+  const s = Math.max(0, Math.round((now - ms) / MS_PER_S));
+  if (s < SECONDS_PER_MINUTE) return `${s} s ago`;
+  if (s < SECONDS_PER_HOUR)
+    return `${Math.floor(s / SECONDS_PER_MINUTE)} min ${s % SECONDS_PER_MINUTE} s ago`;
+  return `${Math.floor(s / SECONDS_PER_HOUR)} h ${Math.floor((s % SECONDS_PER_HOUR) / SECONDS_PER_MINUTE)} min ago`;
+}
+
+function bytes(n: number): string {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let v = n;
+  let i = 0;
+  while (v >= BYTES_PER_KIB && i < units.length - 1) {
+    v /= BYTES_PER_KIB;
+    i++;
+  }
+  return i === 0 ? `${v} B` : `${v.toFixed(1)} ${units[i]}`;
+}
+
+/** Renders status views as text tables. Pure apart from `now`. */
+export function formatStatus(views: readonly NetworkStatusView[], now = Date.now()): string {
+  const lines: string[] = [];
+  for (const v of views) {
+    lines.push(
+      `network ${v.network}: interface ${v.interface} (${v.up ? 'up' : 'DOWN'}), backend ${v.backend}, address ${v.addresses.join(', ') || '(none)'}`,
+    );
+    lines.push(
+      `  node ${v.node.name} (${v.node.id}), coordinator ${v.server}, map ${v.mapVersion === null ? '(none yet)' : `v${v.mapVersion}`}`,
+    );
+    const rows = [['PEER', 'ENDPOINT', 'LATEST HANDSHAKE', 'TRANSFER (RX / TX)', 'PATH']];
+    for (const p of v.peers)
+      rows.push([
+        p.kind === 'external' ? `${p.name} (external)` : p.name,
+        p.endpoint ?? '-',
+        ago(p.latestHandshakeMs, now),
+        `${bytes(p.rxBytes)} / ${bytes(p.txBytes)}`,
+        p.path,
+      ]);
+    const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
+    if (v.peers.length === 0) lines.push('  no peers');
+    else
+      for (const r of rows)
+        lines.push(
+          `  ${r
+            .map((c, i) => c.padEnd(widths[i]!))
+            .join('  ')
+            .trimEnd()}`,
+        );
+  }
+  return lines.join('\n');
+}
+
+/** `wiremesh status`. */
+export async function statusCommand(
+  ctx: CommandContext,
+  o: { json: boolean; network?: string },
+): Promise<void> {
+  const views = await collectStatus(ctx, o.network);
+  ctx.out(o.json ? JSON.stringify(views, null, 2) : formatStatus(views));
+}
+
+function signalDaemon(store: StateStore): void {
+  try {
+    const pid = Number(readFileSync(join(store.dir, DAEMON_PID_FILE), 'utf8').trim());
+    if (Number.isInteger(pid) && pid > 0 && pid !== process.pid) process.kill(pid, 'SIGHUP');
+  } catch {
+    // no daemon running
+  }
+}
+
+/** `wiremesh leave`: deregister, remove the interface, its routes and firewall rules, forget the network. */
+export async function leaveCommand(
+  ctx: CommandContext,
+  network: string | undefined,
+): Promise<void> {
+  requireRoot();
+  const failures: string[] = [];
+  for (const n of selectNetworks(ctx.store, network)) {
+    const state = ctx.store.load(n);
+    if (state === null) continue;
+    // Forget it first and tell a running daemon, so nothing re-applies it while it is taken down.
+    ctx.store.remove(n);
+    signalDaemon(ctx.store);
+    try {
+      await new HttpCoordinator({ server: state.server, nodeSecret: state.nodeSecret }).leave();
+    } catch (e) {
+      if (!(
+        e instanceof CoordinatorError &&
+        (e.code === 'node_removed' || e.code === 'invalid_token')
+      )) {
+        failures.push(
+          `${n}: could not tell the coordinator (${errorMessage(e)}); remove node ${state.nodeId} there (wiremesh-coordinator node remove ${state.nodeId})`,
+        );
+      }
+    }
+    try {
+      const dp = await dataplaneFor(ctx, state.backend, state.interface).catch(async () => {
+        // The interface may be gone already; still remove firewall rules and the userspace process.
+        const opts = { runner: ctx.runner, log: ctx.log, stateDir: ctx.store.dir, env: ctx.env };
+        const b =
+          state.backend === 'kernel'
+            ? kernelBackend(opts, 'leave')
+            : userspaceBackend(opts, 'leave');
+        return systemDataplane(
+          b,
+          createFirewall({ runner: ctx.runner, stateDir: ctx.store.dir, log: ctx.log }),
+          ctx.runner,
+          ctx.log,
+        );
+      });
+      await dp.removeInterface(state.interface);
+      ctx.out(`${n}: left; removed ${state.interface}, its routes and firewall rules`);
+    } catch (e) {
+      failures.push(
+        `${n}: could not remove ${state.interface} (${errorMessage(e)}); remove it with "ip link del ${state.interface}"`,
+      );
+    }
+    for (const f of ['pid', 'log'])
+      rmSync(join(ctx.store.dir, `${state.interface}.${f}`), { force: true });
+  }
+  if (failures.length > 0) throw new AgentError('system', failures.join('; '));
+}

@@ -1,0 +1,269 @@
+// A mesh of wiremesh agents for system tests: a coordinator (the built `wiremesh-coordinator
+// serve`) in a hub namespace holding a bridge, and agents in namespaces of their own, each wired
+// to the bridge by a veth. Built on netns.ts, so every namespace, process and file is removed on
+// every exit path; agents use the userspace backend (this kernel has no WireGuard).
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import {
+  check,
+  createNamespace,
+  linkNamespaces,
+  onCleanup,
+  pollUntil,
+  run,
+  spawnIn,
+  stopProcess,
+  uniqueId,
+  type RunResult,
+  type TrackedProcess,
+} from './netns.js';
+
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+/** The built agent CLI. */
+export const AGENT_JS = join(ROOT, 'packages/mesh-agent/dist/cli.js');
+/** The built coordinator CLI. */
+export const COORDINATOR_JS = join(ROOT, 'packages/coordinator/dist/cli.js');
+/** Namespaces of these tests are named `wmag-<pid>-<hex>`. */
+export const NS_TAG = 'wmag';
+const BUILD_TIMEOUT_MS = 300_000;
+const START_TIMEOUT_MS = 20_000;
+const COORDINATOR_PORT = 8080;
+const BRIDGE = 'br0';
+const SOCKET_DIR = '/var/run/wireguard';
+
+let built = false;
+
+/** Builds the agent, the coordinator and wg-tun (tsc -b, incremental) once per process. */
+export function buildAll(): void {
+  if (built) return;
+  try {
+    execFileSync(
+      join(ROOT, 'node_modules/.bin/tsc'),
+      ['-b', join(ROOT, 'packages/mesh-agent'), join(ROOT, 'packages/coordinator')],
+      { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], timeout: BUILD_TIMEOUT_MS },
+    );
+  } catch (err) {
+    const e = err as { stdout?: Buffer; message: string };
+    throw new Error(`build failed: ${e.stdout?.toString() ?? e.message}`);
+  }
+  for (const f of [AGENT_JS, COORDINATOR_JS])
+    if (!existsSync(f)) throw new Error(`${f} is missing after the build`);
+  built = true;
+}
+
+/** A temporary directory removed at cleanup. */
+export function tempDir(tag: string): string {
+  const dir = mkdtempSync(join(tmpdir(), `${tag}-`));
+  onCleanup(() => rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+/** The running coordinator in the hub namespace. */
+export class Hub {
+  readonly ns: string;
+  readonly subnet: string;
+  readonly address: string;
+  readonly url: string;
+  readonly dataDir: string;
+  token = '';
+  proc: TrackedProcess | null = null;
+  private agents = 0;
+
+  constructor() {
+    this.ns = createNamespace(NS_TAG);
+    this.subnet = `10.${64 + Math.floor(Math.random() * 64)}.0`;
+    this.address = `${this.subnet}.1`;
+    this.url = `http://${this.address}:${COORDINATOR_PORT}`;
+    this.dataDir = tempDir('wmag-coord');
+    execFileSync('ip', ['-n', this.ns, 'link', 'add', BRIDGE, 'type', 'bridge']);
+    execFileSync('ip', ['-n', this.ns, 'address', 'add', `${this.address}/24`, 'dev', BRIDGE]);
+    execFileSync('ip', ['-n', this.ns, 'link', 'set', BRIDGE, 'up']);
+  }
+
+  /** Starts (or restarts) the coordinator and waits until it answers. */
+  async start(): Promise<void> {
+    const tokenFile = join(this.dataDir, 'admin-token');
+    this.proc = spawnIn(this.ns, [
+      process.execPath,
+      COORDINATOR_JS,
+      'serve',
+      '--listen',
+      `0.0.0.0:${COORDINATOR_PORT}`,
+      '--data-dir',
+      this.dataDir,
+      '--admin-token-file',
+      tokenFile,
+      '--log-level',
+      'warn',
+    ]);
+    await pollUntil(
+      'the coordinator',
+      async () => {
+        if (this.proc?.running !== true)
+          throw new Error(`coordinator exited: ${this.proc?.output()}`);
+        return (
+          (await run(this.ns, ['curl', '-sf', `${this.url}/healthz`], { timeoutMs: 2000 }))
+            .status === 0
+        );
+      },
+      START_TIMEOUT_MS,
+    );
+    if (this.token === '') this.token = readFileSync(tokenFile, 'utf8').trim();
+  }
+
+  /** Stops the coordinator (SIGTERM). */
+  async stop(): Promise<void> {
+    if (this.proc !== null) await stopProcess(this.proc);
+    this.proc = null;
+  }
+
+  /** Calls the admin API; resolves with the parsed JSON body (null for 204). Throws on non-2xx. */
+  async admin(method: string, path: string, body?: unknown): Promise<any> {
+    const args = [
+      'curl',
+      '-sS',
+      '-X',
+      method,
+      '-H',
+      `authorization: Bearer ${this.token}`,
+      '-w',
+      '\n%{http_code}',
+    ];
+    if (body !== undefined)
+      args.push('-H', 'content-type: application/json', '--data', JSON.stringify(body));
+    const r = await run(this.ns, [...args, `${this.url}${path}`]);
+    const text = r.stdout;
+    const cut = text.lastIndexOf('\n');
+    const status = Number(text.slice(cut + 1));
+    const payload = text.slice(0, cut);
+    if (!(status >= 200 && status < 300))
+      throw new Error(`${method} ${path}: HTTP ${status} ${payload}`);
+    return payload === '' ? null : JSON.parse(payload);
+  }
+
+  /** Makes a new namespace on the bridge; returns it with its LAN address. */
+  attach(): { ns: string; lan: string } {
+    const i = ++this.agents;
+    const ns = createNamespace(NS_TAG);
+    const lan = `${this.subnet}.${10 + i}`;
+    linkNamespaces({ ns: this.ns, name: `vh${i}` }, { ns, name: 'eth0', ipv4: `${lan}/24` });
+    execFileSync('ip', ['-n', this.ns, 'link', 'set', `vh${i}`, 'master', BRIDGE, 'up']);
+    return { ns, lan };
+  }
+}
+
+/** One agent host: a namespace, a state directory, an interface name, maybe a running daemon. */
+export class AgentHost {
+  readonly ns: string;
+  readonly lan: string;
+  readonly stateDir: string;
+  readonly iface: string;
+  daemon: TrackedProcess | null = null;
+
+  constructor(
+    readonly hub: Hub,
+    readonly name: string,
+  ) {
+    const a = hub.attach();
+    this.ns = a.ns;
+    this.lan = a.lan;
+    this.stateDir = tempDir(`wmag-${name}`);
+    // /var/run/wireguard is shared by all namespaces: interface names must be unique.
+    this.iface = `wm${uniqueId()}`;
+    // A device killed with its namespace cannot remove its UAPI socket; remove it for it.
+    const sock = join(SOCKET_DIR, `${this.iface}.sock`);
+    onCleanup(() => rmSync(sock, { force: true }));
+  }
+
+  /** Runs `wiremesh ARGS` in this host's namespace. */
+  cli(args: readonly string[], env?: NodeJS.ProcessEnv): Promise<RunResult> {
+    return run(this.ns, [process.execPath, AGENT_JS, ...args], {
+      timeoutMs: 60_000,
+      ...(env ? { env } : {}),
+    });
+  }
+
+  /** `wiremesh join --daemon off` with this host's name, interface and state directory. */
+  join(network: string, extra: readonly string[] = []): Promise<RunResult> {
+    return this.cli([
+      'join',
+      '--server',
+      this.hub.url,
+      '--network',
+      network,
+      '--name',
+      this.name,
+      '--daemon',
+      'off',
+      '--backend',
+      'userspace',
+      '--interface',
+      this.iface,
+      '--state-dir',
+      this.stateDir,
+      ...extra,
+    ]);
+  }
+
+  /** Starts `wiremesh daemon`. */
+  startDaemon(): void {
+    this.daemon = spawnIn(
+      this.ns,
+      [process.execPath, AGENT_JS, 'daemon', '--state-dir', this.stateDir],
+      {
+        env: { ...process.env, WIREMESH_LOG_LEVEL: 'debug' },
+      },
+    );
+  }
+
+  /** Stops the daemon with SIGTERM (the interface stays). */
+  async stopDaemon(): Promise<void> {
+    if (this.daemon !== null) await stopProcess(this.daemon);
+    this.daemon = null;
+  }
+
+  /** `wg show IFACE dump` parsed minimally: public key -> [latest handshake, endpoint, allowed IPs]. */
+  async wgPeers(): Promise<
+    Map<string, { handshake: number; endpoint: string; allowedIps: string }>
+  > {
+    const out = await check(this.ns, ['wg', 'show', this.iface, 'dump']);
+    const peers = new Map<string, { handshake: number; endpoint: string; allowedIps: string }>();
+    for (const line of out.trim().split('\n').slice(1)) {
+      const f = line.split('\t');
+      peers.set(f[0] ?? '', {
+        handshake: Number(f[4]),
+        endpoint: f[2] ?? '',
+        allowedIps: f[3] ?? '',
+      });
+    }
+    return peers;
+  }
+
+  /** The interface's public key. */
+  async publicKey(): Promise<string> {
+    return (await check(this.ns, ['wg', 'show', this.iface, 'public-key'])).trim();
+  }
+
+  /** Whether one ping to `ip` answers within a second. */
+  async ping(ip: string): Promise<boolean> {
+    return (
+      (await run(this.ns, ['ping', '-c', '1', '-W', '1', '-n', '-q', ip], { timeoutMs: 5_000 }))
+        .status === 0
+    );
+  }
+
+  /** Whether the interface exists in the namespace. */
+  async hasInterface(): Promise<boolean> {
+    return (await run(this.ns, ['ip', 'link', 'show', 'dev', this.iface])).status === 0;
+  }
+}
+
+/** Waits until `host` pings `ip`. Resolves with the milliseconds it took. */
+export async function waitPing(host: AgentHost, ip: string, timeoutMs: number): Promise<number> {
+  const t0 = performance.now();
+  await pollUntil(`${host.name} -> ${ip}`, () => host.ping(ip), timeoutMs, 50);
+  return performance.now() - t0;
+}
