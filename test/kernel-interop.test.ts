@@ -12,10 +12,12 @@ import {
   type UserspaceWg,
   type WgDump,
 } from './harness/kernel-vm/index.js';
+import { wgtsCommand } from './harness/wgts.js';
 
 /** Userspace devices proven against the kernel: `command... -f IFACE` must behave as wireguard-go. */
 const IMPLEMENTATIONS: { name: string; command: string[] }[] = [
   { name: 'wireguard-go', command: ['wireguard-go'] },
+  { name: 'wgts', command: wgtsCommand() },
 ];
 
 const KERNEL_PORT = 51820;
