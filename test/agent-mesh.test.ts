@@ -97,6 +97,13 @@ describe('wiremesh agents in namespaces', () => {
     const r = await delta.join(NETWORK, ['--key', key]);
     expect(r.status, r.stderr).toBe(0);
     delta.startDaemon();
+    // The newcomer's agent is up and holds its push stream before the admin approves it.
+    await pollUntil(
+      'delta to wait for approval',
+      () => delta.daemon?.output().includes('waiting for an admin'),
+      20_000,
+      50,
+    );
     const d = await node('delta');
     const t0 = performance.now();
     await hub.admin('POST', `/api/v1/nodes/${d.id}/approve`);
@@ -109,6 +116,10 @@ describe('wiremesh agents in namespaces', () => {
     console.log(
       `approval -> every node pings the newcomer: ${took.map((t) => `${Math.round(t)} ms`).join(', ')}`,
     );
+    if (took.some((t) => t >= NEWCOMER_BOUND_MS)) {
+      console.log(`approved at ${new Date(performance.timeOrigin + t0).toISOString()}`);
+      for (const h of [delta, alpha]) console.log(`--- ${h.name}\n${h.daemon?.output()}`);
+    }
     for (const t of took) expect(t).toBeLessThan(NEWCOMER_BOUND_MS);
     expect([alpha, beta, gamma].map((h) => h.daemon?.pid)).toEqual(daemons);
     // The peers alpha already had kept their sessions: same latest handshake, never re-added.
@@ -245,7 +256,12 @@ describe('wiremesh agents in namespaces', () => {
       },
       CONVERGE_MS,
     );
-    expect((await check(alpha.ns, ['cat', '/proc/sys/net/ipv4/ip_forward'])).trim()).toBe('0');
+    // Forwarding was off before the role, so the agent turns it off again.
+    await pollUntil(
+      'alpha to restore ip_forward',
+      async () => (await check(alpha.ns, ['cat', '/proc/sys/net/ipv4/ip_forward'])).trim() === '0',
+      5_000,
+    );
     expect(await beta.ping('192.168.77.2')).toBe(false);
   });
 });

@@ -32,6 +32,7 @@ const BUILD_TIMEOUT_MS = 300_000;
 const START_TIMEOUT_MS = 20_000;
 const COORDINATOR_PORT = 8080;
 const BRIDGE = 'br0';
+const PING_POLL_WAIT_S = 0.25;
 const SOCKET_DIR = '/var/run/wireguard';
 
 let built = false;
@@ -214,7 +215,7 @@ export class AgentHost {
       this.ns,
       [process.execPath, AGENT_JS, 'daemon', '--state-dir', this.stateDir],
       {
-        env: { ...process.env, WIREMESH_LOG_LEVEL: 'debug' },
+        env: { ...process.env, WIREMESH_LOG_LEVEL: 'debug', WIREMESH_LOG_TIME: '1' },
       },
     );
   }
@@ -247,12 +248,10 @@ export class AgentHost {
     return (await check(this.ns, ['wg', 'show', this.iface, 'public-key'])).trim();
   }
 
-  /** Whether one ping to `ip` answers within a second. */
-  async ping(ip: string): Promise<boolean> {
-    return (
-      (await run(this.ns, ['ping', '-c', '1', '-W', '1', '-n', '-q', ip], { timeoutMs: 5_000 }))
-        .status === 0
-    );
+  /** Whether one ping to `ip` answers within `waitS` seconds. */
+  async ping(ip: string, waitS = 1): Promise<boolean> {
+    const argv = ['ping', '-c', '1', '-W', String(waitS), '-n', '-q', ip];
+    return (await run(this.ns, argv, { timeoutMs: 5_000 })).status === 0;
   }
 
   /** Whether the interface exists in the namespace. */
@@ -264,6 +263,7 @@ export class AgentHost {
 /** Waits until `host` pings `ip`. Resolves with the milliseconds it took. */
 export async function waitPing(host: AgentHost, ip: string, timeoutMs: number): Promise<number> {
   const t0 = performance.now();
-  await pollUntil(`${host.name} -> ${ip}`, () => host.ping(ip), timeoutMs, 50);
+  // Short waits: a ping sent before the route exists must not hide the moment it starts working.
+  await pollUntil(`${host.name} -> ${ip}`, () => host.ping(ip, PING_POLL_WAIT_S), timeoutMs, 20);
   return performance.now() - t0;
 }

@@ -31,13 +31,18 @@ function port(text: string): number {
   return Number(text);
 }
 
-function context(stateDir: string): CommandContext {
+/**
+ * The context of a command. One-shot commands print progress (and log lines) on stdout, so that
+ * on failure stderr holds exactly the one line that says what to do; the daemon logs to stderr.
+ */
+function context(stateDir: string, progressOnStdout = true): CommandContext {
   const level = parseLogLevel(process.env['WIREMESH_LOG_LEVEL']) ?? 'info';
+  const write = progressOnStdout ? (line: string) => process.stdout.write(`${line}\n`) : undefined;
   const script = realpathSync(fileURLToPath(import.meta.url));
   return {
     store: new StateStore(stateDir),
     runner: systemRunner(),
-    log: createLogger(level),
+    log: createLogger(level, '', write, process.env['WIREMESH_LOG_TIME'] === '1'),
     out: (line) => process.stdout.write(`${line}\n`),
     env: process.env,
     argv0: [process.execPath, script],
@@ -113,7 +118,7 @@ export function buildProgram(): Command {
     )
     .addOption(stateDirOption())
     .action(async (o: { stateDir: string }) => {
-      await daemonCommand(context(o.stateDir));
+      await daemonCommand(context(o.stateDir, false));
     });
 
   program

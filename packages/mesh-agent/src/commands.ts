@@ -355,7 +355,14 @@ export async function joinCommand(ctx: CommandContext, o: JoinOptions): Promise<
       throw notApproved(nodeState, o.network);
     const map = agent.currentMap;
     if (map !== null && agent.lastApplied === null) {
-      throw new AgentError('system', `could not bring up ${state.interface} (see the lines above)`);
+      const why =
+        agent.lastError instanceof AgentError
+          ? agent.lastError.message
+          : errorMessage(agent.lastError);
+      throw new AgentError(
+        agent.lastError instanceof AgentError ? agent.lastError.code : 'system',
+        `could not bring up ${state.interface}: ${why}`,
+      );
     }
     if (map !== null) ctx.out(upLine(state, map, dataplane.backend));
   } catch (e) {

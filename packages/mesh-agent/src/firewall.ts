@@ -330,9 +330,14 @@ export function createFirewall(opts: FirewallOptions): Firewall {
     };
   };
 
+  // Rules this process last made true per interface: an apply that does not change the roles
+  // costs no iptables calls (the first reconcile after start always lists, catching leftovers).
+  const settled = new Map<string, string>();
   return {
     async reconcile(iface, forwarding) {
       const rules = forwardingRules(iface, forwarding);
+      const key = JSON.stringify(rules);
+      if (settled.get(iface) === key) return [];
       let tool: 'iptables' | 'nft';
       try {
         tool = pickTool();
@@ -347,21 +352,21 @@ export function createFirewall(opts: FirewallOptions): Firewall {
       const saved = loadSaved();
       let savedChanged = false;
       for (const family of [4, 6] as const) {
-        const key = FORWARD_KEY[family];
+        const sysctl = FORWARD_KEY[family];
         const needed = rules.some((r) => r.family === family && r.table === 'filter');
-        const value = procSys.read(key);
+        const value = procSys.read(sysctl);
         if (needed && value !== null && value !== '1') {
-          procSys.write(key, '1');
-          if (saved[key] === undefined) {
-            saved[key] = value;
+          procSys.write(sysctl, '1');
+          if (saved[sysctl] === undefined) {
+            saved[sysctl] = value;
             savedChanged = true;
           }
-          changes.push(`${key}=1`);
-        } else if (!needed && !anyLeft[family] && saved[key] !== undefined) {
+          changes.push(`${sysctl}=1`);
+        } else if (!needed && !anyLeft[family] && saved[sysctl] !== undefined) {
           // Only a value the agent changed is put back, and only when no interface needs it.
-          procSys.write(key, saved[key]);
-          changes.push(`${key}=${saved[key]} (restored)`);
-          delete saved[key];
+          procSys.write(sysctl, saved[sysctl]);
+          changes.push(`${sysctl}=${saved[sysctl]} (restored)`);
+          delete saved[sysctl];
           savedChanged = true;
         }
       }
@@ -370,6 +375,7 @@ export function createFirewall(opts: FirewallOptions): Firewall {
         else writeFileSync(savedPath, JSON.stringify(saved));
       }
       for (const c of changes) opts.log.info(`${iface}: firewall: ${c}`);
+      settled.set(iface, key);
       return changes;
     },
   };

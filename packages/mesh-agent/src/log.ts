@@ -19,15 +19,19 @@ export interface Logger {
 
 /**
  * A logger that writes lines at or above `level` to `write` (default: stderr), each prefixed with
- * `prefix` when given. Returns a new Logger.
+ * `prefix` when given, and with an ISO timestamp when `timestamps` (journald adds its own). Returns
+ * a new Logger.
  */
 export function createLogger(
   level: LogLevel = 'info',
   prefix = '',
   write: (line: string) => void = (line) => process.stderr.write(`${line}\n`),
+  timestamps = false,
 ): Logger {
   const at = (l: LogLevel) => (msg: string) => {
-    if (RANK[l] >= RANK[level]) write(`${l === 'info' ? '' : `${l}: `}${prefix}${msg}`);
+    if (RANK[l] < RANK[level]) return;
+    const time = timestamps ? `${new Date().toISOString()} ` : '';
+    write(`${time}${l === 'info' ? '' : `${l}: `}${prefix}${msg}`);
   };
   return { debug: at('debug'), info: at('info'), warn: at('warn'), error: at('error') };
 }

@@ -86,6 +86,8 @@ export class NetworkAgent {
   private wakeStream: AbortController | null = null;
   /** Push events are handled one after another, in stream order. */
   private events: Promise<unknown> = Promise.resolve();
+  /** Why the last apply failed (cleared by a successful one), for callers that report it. */
+  lastError: unknown = null;
   /** Results of every apply, newest last (tests and status read it). */
   readonly history: ApplyResult[] = [];
 
@@ -153,11 +155,13 @@ export class NetworkAgent {
       });
       this.applied = desired;
       this.dirty = false;
+      this.lastError = null;
       this.history.push(result);
       if (result.changed) this.log.info(`${this.network}: applied ${label}: ${result.summary}`);
       else this.log.debug(`${this.network}: ${label}: no changes`);
     } catch (e) {
       this.dirty = true;
+      this.lastError = e;
       this.log.error(`${this.network}: could not apply ${label}: ${errorMessage(e)} (will retry)`);
       throw e;
     }
@@ -348,7 +352,20 @@ export class NetworkAgent {
    * Returns the node's state. Throws AgentError/CoordinatorError (the caller decides to retry).
    */
   async checkinOnce(): Promise<string> {
-    const res = await this.d.api.checkin(await this.report());
+    let res;
+    try {
+      res = await this.d.api.checkin(await this.report());
+    } catch (e) {
+      if (
+        e instanceof CoordinatorError &&
+        (e.code === 'node_removed' || e.code === 'node_rejected')
+      ) {
+        const reason = e.code === 'node_removed' ? 'removed' : 'rejected';
+        await this.goneFor(reason);
+        return reason;
+      }
+      throw e;
+    }
     this.recovered();
     if (res.state === 'pending') await this.onState('pending');
     if (res.state === 'rejected' || res.state === 'removed') {

@@ -159,6 +159,17 @@ describe('iptables firewall', () => {
     expect(ipt.rules.get('iptables/filter/FORWARD')?.at(-1)).toBe('-i eth9 -j DROP');
 
     expect(await fw.reconcile('wm-demo', EGRESS)).toEqual([]);
+    // A restarted agent finds its rules by their tags and adds nothing twice.
+    const calls = ipt.calls.length;
+    const restarted = createFirewall({
+      runner: ipt.runner,
+      stateDir: dir,
+      log: silentLogger,
+      procSys: sys,
+      tool: 'iptables',
+    });
+    expect(await restarted.reconcile('wm-demo', EGRESS)).toEqual([]);
+    expect(ipt.calls.slice(calls).every((c) => c.includes('-S'))).toBe(true);
 
     // Another interface's rules are not this interface's business.
     await fw.reconcile('wm-other', { egress: null, meshToMesh: [4] });
