@@ -43,7 +43,8 @@ beforeAll(async () => {
   hub = new Hub();
   await hub.start();
   await hub.admin('POST', '/api/v1/networks', { name: NETWORK, ipv4Cidr: '10.200.0.0/16' });
-  for (const name of ['alpha', 'beta', 'gamma', 'delta']) hosts[name] = new AgentHost(hub, name);
+  for (const name of ['alpha', 'beta', 'gamma', 'delta', 'epsilon'])
+    hosts[name] = new AgentHost(hub, name);
 });
 
 afterAll(() => cleanupAll());
@@ -263,5 +264,59 @@ describe('wiremesh agents in namespaces', () => {
       5_000,
     );
     expect(await beta.ping('192.168.77.2')).toBe(false);
+  });
+
+  it('a cron host without a daemon comes up with checkin, and a second network gets its own interface', async () => {
+    const [alpha, epsilon] = [hosts.alpha!, hosts.epsilon!];
+    await hub.admin('POST', '/api/v1/networks', { name: 'lab', ipv4Cidr: '10.210.0.0/16' });
+    const key = (await hub.admin('POST', '/api/v1/networks/lab/keys', { autoApprove: true }))
+      .key as string;
+
+    // epsilon: a host without systemd or a daemon (OpenWrt): join once, then cron runs checkin.
+    const e = await epsilon.join('lab', ['--key', key]);
+    expect(e.status, e.stderr).toBe(0);
+    expect(e.stdout).toContain('mesh up on');
+    expect(e.stdout).toMatch(/^\* \* \* \* \* .* checkin --state-dir /m);
+
+    // alpha: a second network while its daemon runs; the daemon takes it over (SIGHUP).
+    const labIface = alpha.extraIface();
+    const a = await alpha.join('lab', ['--key', key], labIface);
+    expect(a.status, a.stderr).toBe(0);
+    expect(a.stdout).toContain(`the running agent (pid ${alpha.daemon?.pid}) keeps lab current`);
+    expect(await check(alpha.ns, ['ip', '-o', 'link', 'show', 'dev', labIface])).toContain(
+      labIface,
+    );
+    expect(await alpha.hasInterface()).toBe(true);
+
+    const labNodes = (await hub.admin('GET', '/api/v1/networks/lab/nodes')) as NodeInfo[];
+    const epsAddr = labNodes.find((n) => n.name === 'epsilon')!.addressV4;
+    const alphaLab = labNodes.find((n) => n.name === 'alpha')!.addressV4;
+    // epsilon learns about alpha at its next cron round.
+    const c = await epsilon.cli(['checkin', '--state-dir', epsilon.stateDir]);
+    expect(c.status, c.stderr).toBe(0);
+    await waitPing(epsilon, alphaLab, CONVERGE_MS);
+    await waitPing(alpha, epsAddr, CONVERGE_MS);
+    // The demo network on alpha is untouched by all this.
+    await waitPing(alpha, (await node('beta')).addressV4, CONVERGE_MS);
+
+    const status = JSON.parse(
+      (await alpha.cli(['status', '--json', '--state-dir', alpha.stateDir])).stdout,
+    );
+    expect(
+      status.map((s: { network: string; interface: string }) => [s.network, s.interface]),
+    ).toEqual([
+      [NETWORK, alpha.iface],
+      ['lab', labIface],
+    ]);
+
+    // The daemon keeps lab current: epsilon leaving disappears from alpha's lab interface.
+    const epsKey = await epsilon.publicKey();
+    const l = await epsilon.cli(['leave', '--network', 'lab', '--state-dir', epsilon.stateDir]);
+    expect(l.status, l.stderr).toBe(0);
+    await pollUntil(
+      'alpha to drop epsilon from lab',
+      async () => !(await alpha.wgPeers(labIface)).has(epsKey),
+      5_000,
+    );
   });
 });

@@ -156,6 +156,12 @@ export class Hub {
   }
 }
 
+/** A device killed with its namespace cannot remove its UAPI socket: remove it at cleanup. */
+function removeSocketAtCleanup(iface: string): void {
+  const sock = join(SOCKET_DIR, `${iface}.sock`);
+  onCleanup(() => rmSync(sock, { force: true }));
+}
+
 /** One agent host: a namespace, a state directory, an interface name, maybe a running daemon. */
 export class AgentHost {
   readonly ns: string;
@@ -174,9 +180,14 @@ export class AgentHost {
     this.stateDir = tempDir(`wmag-${name}`);
     // /var/run/wireguard is shared by all namespaces: interface names must be unique.
     this.iface = `wm${uniqueId()}`;
-    // A device killed with its namespace cannot remove its UAPI socket; remove it for it.
-    const sock = join(SOCKET_DIR, `${this.iface}.sock`);
-    onCleanup(() => rmSync(sock, { force: true }));
+    removeSocketAtCleanup(this.iface);
+  }
+
+  /** Another interface name for a second network on this host. */
+  extraIface(): string {
+    const iface = `wm${uniqueId()}`;
+    removeSocketAtCleanup(iface);
+    return iface;
   }
 
   /** Runs `wiremesh ARGS` in this host's namespace. */
@@ -188,7 +199,7 @@ export class AgentHost {
   }
 
   /** `wiremesh join --daemon off` with this host's name, interface and state directory. */
-  join(network: string, extra: readonly string[] = []): Promise<RunResult> {
+  join(network: string, extra: readonly string[] = [], iface = this.iface): Promise<RunResult> {
     return this.cli([
       'join',
       '--server',
@@ -202,7 +213,7 @@ export class AgentHost {
       '--backend',
       'userspace',
       '--interface',
-      this.iface,
+      iface,
       '--state-dir',
       this.stateDir,
       ...extra,
@@ -227,10 +238,10 @@ export class AgentHost {
   }
 
   /** `wg show IFACE dump` parsed minimally: public key -> [latest handshake, endpoint, allowed IPs]. */
-  async wgPeers(): Promise<
-    Map<string, { handshake: number; endpoint: string; allowedIps: string }>
-  > {
-    const out = await check(this.ns, ['wg', 'show', this.iface, 'dump']);
+  async wgPeers(
+    iface = this.iface,
+  ): Promise<Map<string, { handshake: number; endpoint: string; allowedIps: string }>> {
+    const out = await check(this.ns, ['wg', 'show', iface, 'dump']);
     const peers = new Map<string, { handshake: number; endpoint: string; allowedIps: string }>();
     for (const line of out.trim().split('\n').slice(1)) {
       const f = line.split('\t');
@@ -244,8 +255,8 @@ export class AgentHost {
   }
 
   /** The interface's public key. */
-  async publicKey(): Promise<string> {
-    return (await check(this.ns, ['wg', 'show', this.iface, 'public-key'])).trim();
+  async publicKey(iface = this.iface): Promise<string> {
+    return (await check(this.ns, ['wg', 'show', iface, 'public-key'])).trim();
   }
 
   /** Whether one ping to `ip` answers within `waitS` seconds. */

@@ -378,13 +378,21 @@ export async function joinCommand(ctx: CommandContext, o: JoinOptions): Promise<
     throw e;
   }
 
+  // A daemon already running on this state directory takes the new network over.
+  const running = signalDaemon(ctx.store);
   if (o.daemon === 'off') {
+    if (running !== null)
+      ctx.out(`the running agent (pid ${running}) keeps ${o.network} current from now on`);
     if (agent.currentMap === null)
       ctx.out(
         `${o.network}: not approved yet; the cron check-in brings the mesh up once an admin approves it`,
       );
     ctx.out("to keep the mesh current, add this line to root's crontab (crontab -e):");
     ctx.out(cronLine(ctx.argv0, ctx.store.dir));
+    return;
+  }
+  if (running !== null) {
+    ctx.out(`the running agent (pid ${running}) keeps ${o.network} current from now on`);
     return;
   }
   if (systemdRunning()) {
@@ -431,6 +439,13 @@ export async function daemonCommand(ctx: CommandContext, o: DaemonOptions = {}):
   requireRoot();
   requireTools();
   ctx.store.ensureDir();
+  const other = runningDaemon(ctx.store);
+  if (other !== null) {
+    throw new AgentError(
+      'usage',
+      `another wiremesh agent (pid ${other}) already runs with ${ctx.store.dir}: stop it first, or send it SIGHUP to pick up changes`,
+    );
+  }
   const pidFile = join(ctx.store.dir, DAEMON_PID_FILE);
   writeFileSync(pidFile, `${process.pid}\n`);
   const agents = new Map<string, NetworkAgent>();
@@ -711,12 +726,28 @@ export async function statusCommand(
   ctx.out(o.json ? JSON.stringify(views, null, 2) : formatStatus(views));
 }
 
-function signalDaemon(store: StateStore): void {
+/** The pid of a live agent daemon on this state directory, or null. */
+export function runningDaemon(store: StateStore): number | null {
   try {
     const pid = Number(readFileSync(join(store.dir, DAEMON_PID_FILE), 'utf8').trim());
-    if (Number.isInteger(pid) && pid > 0 && pid !== process.pid) process.kill(pid, 'SIGHUP');
+    if (!Number.isInteger(pid) || pid <= 0 || pid === process.pid) return null;
+    // A recycled pid is some other program: only trust a live process that runs this agent.
+    const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+    return argv.includes('daemon') || argv.includes('join') ? pid : null;
   } catch {
-    // no daemon running
+    return null;
+  }
+}
+
+/** Tells a running daemon to rescan the state directory. Returns its pid, or null if none runs. */
+function signalDaemon(store: StateStore): number | null {
+  const pid = runningDaemon(store);
+  if (pid === null) return null;
+  try {
+    process.kill(pid, 'SIGHUP');
+    return pid;
+  } catch {
+    return null;
   }
 }
 

@@ -106,7 +106,8 @@ export function ipCommands(iface: string, diff: ConfigDiff): string[][] {
   const fam = (c: string) => (isIpv6(c) ? ['-6'] : ['-4']);
   if (diff.mtu !== null) out.push(['link', 'set', 'dev', iface, 'mtu', String(diff.mtu)]);
   for (const a of diff.removeAddresses) out.push([...fam(a), 'address', 'del', a, 'dev', iface]);
-  for (const a of diff.addAddresses) out.push([...fam(a), 'address', 'add', a, 'dev', iface]);
+  // replace, not add: idempotent when another run of the agent got there first.
+  for (const a of diff.addAddresses) out.push([...fam(a), 'address', 'replace', a, 'dev', iface]);
   if (diff.setUp) out.push(['link', 'set', 'dev', iface, 'up']);
   for (const r of diff.removeRoutes)
     out.push([...fam(r), 'route', 'del', r, 'dev', iface, 'proto', String(ROUTE_PROTOCOL)]);

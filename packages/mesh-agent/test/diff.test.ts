@@ -68,7 +68,7 @@ describe('diffConfig', () => {
     ]);
     expect(ipCommands('wm-demo', d)).toEqual([
       ['link', 'set', 'dev', 'wm-demo', 'mtu', '1420'],
-      ['-4', 'address', 'add', '10.8.0.1/16', 'dev', 'wm-demo'],
+      ['-4', 'address', 'replace', '10.8.0.1/16', 'dev', 'wm-demo'],
       ['link', 'set', 'dev', 'wm-demo', 'up'],
     ]);
   });
