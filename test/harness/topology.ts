@@ -596,6 +596,31 @@ function namespaceLinks(ns: string): string[] {
   }
 }
 
+const liveTopologies = new Set<BuiltTopology>();
+let snapshotsHooked = false;
+
+/**
+ * On exit and on signals, records every live topology's daemon interfaces before any cleanup
+ * runs: netns.ts runs cleanups last-registered first, so a daemon's own cleanup (wgts.ts
+ * startDaemon) may kill it, and its TUN vanishes, before ours can see which socket it left.
+ * Prepended so it runs first; a signal listener removes itself so netns.ts still re-raises.
+ */
+function hookSnapshots(): void {
+  if (snapshotsHooked) return;
+  snapshotsHooked = true;
+  const snapshot = (): void => {
+    for (const t of liveTopologies) t.snapshotForeignLinks();
+  };
+  process.prependListener('exit', snapshot);
+  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+    const once = (): void => {
+      process.removeListener(sig, once);
+      snapshot();
+    };
+    process.prependListener(sig, once);
+  }
+}
+
 class BuiltTopology implements Topology {
   readonly id: string;
   readonly nodes: readonly string[];
@@ -603,6 +628,7 @@ class BuiltTopology implements Topology {
   private readonly procs: TopologyProcess[] = [];
   /** Interfaces this harness made, per namespace; any other one left a UAPI socket is someone's daemon. */
   private readonly ownLinks = new Map<string, Set<string>>();
+  private readonly foreignLinks = new Set<string>();
   private portCounter = 0;
   private destroying: Promise<void> | undefined;
   private removeHook: (() => void) | undefined;
@@ -820,6 +846,8 @@ class BuiltTopology implements Topology {
 
   async build(): Promise<void> {
     this.removeHook = onCleanup(() => this.destroySync());
+    liveTopologies.add(this);
+    hookSnapshots();
     for (const n of this.p.nodes.values()) {
       this.nsOf.set(n.name, createNamespace(this.p.prefix));
       this.ownLinks.set(n.name, new Set(['lo']));
@@ -995,15 +1023,16 @@ class BuiltTopology implements Topology {
 
   // --- teardown ---
 
-  /** UAPI sockets named after interfaces in our namespaces that this harness did not make (daemons' TUNs). */
-  private foreignSockets(): string[] {
-    const out: string[] = [];
+  /**
+   * Records the interfaces in our namespaces that this harness did not make (daemons' TUNs), and
+   * returns the UAPI socket paths of every such interface seen so far. Sync.
+   */
+  snapshotForeignLinks(): string[] {
     for (const [name, ns] of this.nsOf) {
       const own = this.ownLinks.get(name) ?? new Set<string>();
-      for (const link of namespaceLinks(ns))
-        if (!own.has(link)) out.push(join(WG_SOCKET_DIR, `${link}.sock`));
+      for (const link of namespaceLinks(ns)) if (!own.has(link)) this.foreignLinks.add(link);
     }
-    return out;
+    return [...this.foreignLinks].map((link) => join(WG_SOCKET_DIR, `${link}.sock`));
   }
 
   private removeSockets(paths: string[]): void {
@@ -1012,7 +1041,7 @@ class BuiltTopology implements Topology {
 
   destroy(): Promise<void> {
     this.destroying ??= (async () => {
-      const sockets = this.foreignSockets();
+      const sockets = this.snapshotForeignLinks();
       const pids = new Set<number>(this.procs.filter((p) => p.running).map((p) => p.pid));
       for (const ns of this.nsOf.values()) for (const pid of namespacePids(ns)) pids.add(pid);
       for (const pid of pids) {
@@ -1032,7 +1061,7 @@ class BuiltTopology implements Topology {
   }
 
   /** Kills and deletes at once (exit paths cannot wait). */
-  private destroySync(sockets = this.foreignSockets()): void {
+  private destroySync(sockets = this.snapshotForeignLinks()): void {
     for (const p of this.procs) p.kill('SIGKILL');
     for (const ns of this.nsOf.values()) deleteNamespace(ns);
     this.nsOf.clear();
@@ -1040,6 +1069,7 @@ class BuiltTopology implements Topology {
     this.removeSockets(sockets);
     this.removeHook?.();
     this.removeHook = undefined;
+    liveTopologies.delete(this);
   }
 }
 
