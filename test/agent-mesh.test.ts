@@ -6,6 +6,7 @@ import { statSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AgentHost, Hub, NS_TAG, buildAll, waitPing } from './harness/agent-mesh.js';
+import { startDaemon, tempFile } from './harness/wgts.js';
 import {
   check,
   cleanupAll,
@@ -317,6 +318,73 @@ describe('wiremesh agents in namespaces', () => {
       'alpha to drop epsilon from lab',
       async () => !(await alpha.wgPeers(labIface)).has(epsKey),
       5_000,
+    );
+  });
+
+  it('an ingress gateway forwards between a stock WireGuard client and the mesh', async () => {
+    const [alpha, beta] = [hosts.alpha!, hosts.beta!];
+    const a = await node('alpha');
+    const b = await node('beta');
+    await hub.admin('PUT', `/api/v1/nodes/${a.id}/ingress`, { endpoint: `${alpha.lan}:51820` });
+    const client = await hub.admin('POST', `/api/v1/networks/${NETWORK}/extclients`, {
+      name: 'phone',
+      ingressNodeId: a.id,
+    });
+    const conf = (
+      await run(hub.ns, [
+        'curl',
+        '-sSf',
+        '-H',
+        `authorization: Bearer ${hub.token}`,
+        `${hub.url}/api/v1/extclients/${client.id}/config`,
+      ])
+    ).stdout;
+    expect(conf).toContain(`Endpoint = ${alpha.lan}:51820`);
+
+    // The phone: wireguard-go configured from the wg-quick file as wg-quick would (wg setconf with
+    // the [Interface] lines wg(8) does not know stripped; address and routes by hand).
+    const { ns } = hub.attach();
+    const iface = alpha.extraIface();
+    await startDaemon(ns, 'wireguard-go', iface);
+    const address = /^Address = ([^,\n]+)/m.exec(conf)![1]!;
+    const allowed = /^AllowedIPs = (.+)$/m
+      .exec(conf)![1]!
+      .split(',')
+      .map((x) => x.trim());
+    const wgConf = conf
+      .split('\n')
+      .filter((l) => !/^(Address|DNS|MTU) =/.test(l))
+      .join('\n');
+    await check(ns, ['wg', 'setconf', iface, tempFile(wgConf)]);
+    await check(ns, ['ip', 'address', 'add', address, 'dev', iface]);
+    await check(ns, ['ip', 'link', 'set', iface, 'up']);
+    for (const r of allowed) await check(ns, ['ip', 'route', 'replace', r, 'dev', iface]);
+
+    // Through alpha, the phone reaches beta, and beta (whose map routes the phone via alpha) answers.
+    await pollUntil(
+      'the phone to reach beta through alpha',
+      async () =>
+        (await run(ns, ['ping', '-c', '1', '-W', '0.5', '-n', '-q', b.addressV4])).status === 0,
+      CONVERGE_MS,
+      50,
+    );
+    expect(await check(alpha.ns, ['iptables', '-S', 'FORWARD'])).toMatch(
+      new RegExp(`-i ${alpha.iface} -o ${alpha.iface} .*wiremesh:${alpha.iface}:`),
+    );
+    const phoneKey = client.publicKey as string;
+    expect((await alpha.wgPeers()).get(phoneKey)?.allowedIps).toBe(`${address.split('/')[0]}/32`);
+    expect((await beta.wgPeers()).get(await alpha.publicKey())?.allowedIps).toContain(
+      `${address.split('/')[0]}/32`,
+    );
+
+    await hub.admin('DELETE', `/api/v1/nodes/${a.id}/ingress`);
+    await pollUntil(
+      'alpha to drop the phone and its forwarding rule',
+      async () => {
+        const rules = await check(alpha.ns, ['iptables', '-S', 'FORWARD']);
+        return !(await alpha.wgPeers()).has(phoneKey) && !rules.includes('wiremesh:');
+      },
+      CONVERGE_MS,
     );
   });
 });
