@@ -1,7 +1,8 @@
 // wg(8) and wg-quick(8) against wgts exactly as against wireguard-go: the same `wg setconf`, `wg set`,
 // `wg syncconf` on each gives the same `wg showconf` and `wg show dump`; a large configuration
 // round-trips; wg-quick brings wgts up and down; the allowed-IPs source filter, a private key change,
-// and packets at and past the MTU behave.
+// and packets at and past the MTU behave, and wgts follows `ip link set mtu` as wireguard-go does.
+import { MESSAGE_TRANSPORT_MIN_SIZE, paddedLength } from '@wiremesh/wg-core';
 import { afterEach, describe, expect, test } from 'vitest';
 
 import {
@@ -281,6 +282,11 @@ describe('wg(8) sees wgts as it sees wireguard-go', () => {
 const OUTER = { a4: '192.168.242.1', b4: '192.168.242.2', a6: 'fd00:bb::1', b6: 'fd00:bb::2' };
 const INNER = { a4: '10.202.0.1', b4: '10.202.0.2', a6: 'fd00:202::1', b6: 'fd00:202::2' };
 
+/** IPv4 and IPv6 header plus ICMP echo header: ping -s takes the payload after them. */
+const ICMP_ECHO_OVERHEAD = 20 + 8;
+const ICMP6_ECHO_OVERHEAD = 40 + 8;
+/** wgts reads its interface's MTU every MTU_CHECK_INTERVAL_MS (1 s); this bounds the wait for it. */
+const MTU_FOLLOW_BOUND_MS = 5_000;
 /** A ping under a new private key must pass within this: well under REKEY_TIMEOUT (5 s). */
 const KEY_CHANGE_BOUND_MS = 3_000;
 
@@ -483,6 +489,71 @@ describe('wg-quick and the data path', () => {
     expect(peerOnB.map((p) => p.publicKey)).toEqual([fresh.publicKey]);
     expect(peerOnB[0]!.latestHandshake).toBeGreaterThan(0);
     expect(await ping(t.nsB, INNER.a6)).toBe(3);
+  });
+
+  test('MTU: wgts follows `ip link set mtu` and pads as wireguard-go does; at 1280 the largest packet passes', async () => {
+    const t = await tunnel('wgts', 'wireguard-go');
+    expect(await ping(t.nsA, INNER.b4)).toBe(3);
+    const setMtu = async (mtu: number) => {
+      await check(t.nsA, ['ip', 'link', 'set', 'dev', t.a.iface, 'mtu', String(mtu)]);
+      await check(t.nsB, ['ip', 'link', 'set', 'dev', t.b.iface, 'mtu', String(mtu)]);
+    };
+    /** Bytes of the transport message carrying one echo request (wgts) and its reply (wireguard-go). */
+    const echoMessages = async (ipBytes: number) => {
+      const [a0, b0] = await Promise.all([wgDump(t.nsA, t.a.iface), wgDump(t.nsB, t.b.iface)]);
+      const got = await ping(
+        t.nsA,
+        INNER.b4,
+        ['-M', 'do', '-s', String(ipBytes - ICMP_ECHO_OVERHEAD)],
+        1,
+      );
+      const [a1, b1] = await Promise.all([wgDump(t.nsA, t.a.iface), wgDump(t.nsB, t.b.iface)]);
+      return {
+        got,
+        wgts: a1.peers[0]!.txBytes - a0.peers[0]!.txBytes,
+        wireguardGo: b1.peers[0]!.txBytes - b0.peers[0]!.txBytes,
+      };
+    };
+    // Padding tells which MTU the sender uses: an IP packet of exactly the MTU is padded to the
+    // next multiple of 16 under the old MTU but stays as it is under the new one (1300 is not a
+    // multiple of 16; 1420 -> 1300 and back both show it). The daemon polls the MTU, so wait for it.
+    for (const mtu of [1300, 1420]) {
+      await setMtu(mtu);
+      const want = MESSAGE_TRANSPORT_MIN_SIZE + paddedLength(mtu, mtu);
+      const m = await pollUntil(
+        `wgts to pad to MTU ${mtu}`,
+        async () => {
+          const r = await echoMessages(mtu);
+          return r.got === 1 && r.wgts === want ? r : false;
+        },
+        MTU_FOLLOW_BOUND_MS,
+        0,
+      );
+      expect(m.wireguardGo).toBe(want);
+    }
+    // 1280, the IPv6 minimum: the largest IPv4 and IPv6 packets pass both ways, one more byte does not.
+    // (Padding cannot tell 1280 from 1420 apart: 1280 is a multiple of 16.)
+    await setMtu(1280);
+    expect(await ping(t.nsA, INNER.b4, ['-M', 'do', '-s', String(1280 - ICMP_ECHO_OVERHEAD)])).toBe(
+      3,
+    );
+    expect(await ping(t.nsB, INNER.a4, ['-M', 'do', '-s', String(1280 - ICMP_ECHO_OVERHEAD)])).toBe(
+      3,
+    );
+    expect(
+      await ping(t.nsA, INNER.b6, ['-M', 'do', '-s', String(1280 - ICMP6_ECHO_OVERHEAD)]),
+    ).toBe(3);
+    expect(
+      await ping(t.nsB, INNER.a6, ['-M', 'do', '-s', String(1280 - ICMP6_ECHO_OVERHEAD)]),
+    ).toBe(3);
+    expect(
+      await ping(t.nsA, INNER.b4, ['-M', 'do', '-s', String(1281 - ICMP_ECHO_OVERHEAD)], 1),
+    ).toBe(0);
+    for (const ipBytes of [1280, 1270]) {
+      const want = MESSAGE_TRANSPORT_MIN_SIZE + paddedLength(ipBytes, 1280);
+      expect(await echoMessages(ipBytes)).toEqual({ got: 1, wgts: want, wireguardGo: want });
+    }
+    expect(t.a.proc.running).toBe(true);
   });
 
   test('MTU: the largest packet that fits passes; larger ones and an oversized MTU crash nothing', async () => {

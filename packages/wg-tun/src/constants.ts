@@ -32,6 +32,11 @@ export const DAEMON_READY_TIMEOUT_MS = 30_000;
 /** setTimeout's largest delay (a signed 32-bit ms count); later deadlines are re-armed on firing. */
 export const MAX_TIMER_DELAY_MS = 0x7fff_ffff;
 /**
+ * How often the device reads its interface's MTU to follow `ip link set dev IFACE mtu N`: the engine
+ * pads to it. wireguard-go reacts to netlink MTU events; one ioctl a second stands in for them.
+ */
+export const MTU_CHECK_INTERVAL_MS = 1_000;
+/**
  * Slack added to the engine timer: Node fires timers on its loop clock, which may run up to a
  * millisecond behind performance.now(), so a timer armed for exactly the deadline may fire just early.
  */

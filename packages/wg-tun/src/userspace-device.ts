@@ -30,7 +30,12 @@ import {
 } from '@wiremesh/wg-core';
 import { selectCrypto } from '@wiremesh/wg-core/native';
 
-import { DEFAULT_TUN_MTU, MAX_TIMER_DELAY_MS, TIMER_SLACK_MS } from './constants.js';
+import {
+  DEFAULT_TUN_MTU,
+  MAX_TIMER_DELAY_MS,
+  MTU_CHECK_INTERVAL_MS,
+  TIMER_SLACK_MS,
+} from './constants.js';
 import { silentLogger, type Logger } from './log.js';
 import { openTun, type PacketBatch, type TunDevice } from './tun.js';
 import { UapiSession, startUapiServer, type UapiHandler, type UapiServer } from './uapi-server.js';
@@ -121,6 +126,11 @@ export interface UserspaceDevice {
   readonly cryptoReason: string;
   /** The device's public key (base64), or null without a private key. */
   readonly publicKey: string | null;
+  /**
+   * The tunnel MTU transport messages are padded to: the interface's, followed within
+   * MTU_CHECK_INTERVAL_MS when it changes (`ip link set dev NAME mtu N`).
+   */
+  readonly mtu: number;
   /** True once closed. */
   readonly closed: boolean;
   /**
@@ -319,6 +329,7 @@ class Shell implements UserspaceDevice {
   #resolveDone!: (err: Error | null) => void;
   #timer: ReturnType<typeof setTimeout> | undefined;
   #timerAt = Infinity;
+  readonly #mtuTimer: ReturnType<typeof setInterval>;
   #internalErrors = 0;
   readonly #servers = new Set<UapiServer>();
   // Reused per batch: the data path allocates no arrays of its own.
@@ -350,6 +361,9 @@ class Shell implements UserspaceDevice {
     });
     tun.onPackets(this.#onTunPackets);
     this.#attachBind(bind);
+    this.#mtuTimer = setInterval(this.#followMtu, MTU_CHECK_INTERVAL_MS);
+    // The sockets keep a daemon alive; this poll alone must not keep a library user's process up.
+    this.#mtuTimer.unref();
   }
 
   get listenPort(): number {
@@ -363,6 +377,10 @@ class Shell implements UserspaceDevice {
 
   get closed(): boolean {
     return this.#closed;
+  }
+
+  get mtu(): number {
+    return this.#engine.mtu;
   }
 
   // ------------------------------------------------------------------ configuration
@@ -552,6 +570,20 @@ class Shell implements UserspaceDevice {
     this.#flush(out);
   };
 
+  /** Gives the engine the interface's MTU when it changed (wireguard-go: tun.EventMTUUpdate). */
+  #followMtu = (): void => {
+    if (this.#closed) return;
+    let mtu: number;
+    try {
+      mtu = this.#tun.mtu();
+    } catch {
+      return; // The interface is going away; the TUN's error closes the device.
+    }
+    if (mtu === this.#engine.mtu) return;
+    this.#log.verbose(`Interface ${this.name}: MTU updated from ${this.#engine.mtu} to ${mtu}`);
+    this.#engine.mtu = mtu;
+  };
+
   #internalError(what: string, err: unknown): void {
     this.#internalErrors++;
     const e = err as Error;
@@ -638,6 +670,7 @@ class Shell implements UserspaceDevice {
     this.#closed = true;
     if (this.#timer !== undefined) clearTimeout(this.#timer);
     this.#timer = undefined;
+    clearInterval(this.#mtuTimer);
     for (const server of this.#servers) server.close();
     this.#servers.clear();
     this.#bind.close();

@@ -17,6 +17,8 @@ import {
   parseGet,
   publicKeyOf,
   KEEPALIVE_TIMEOUT_MS,
+  MESSAGE_TRANSPORT_MIN_SIZE,
+  MESSAGE_TRANSPORT_TYPE,
   REKEY_TIMEOUT_MS,
   REKEY_TIMEOUT_JITTER_MAX_MS,
 } from '@wiremesh/wg-core';
@@ -30,8 +32,10 @@ import {
   type UdpBind,
   type UserspaceDevice,
 } from '../src/index.js';
+import { MTU_CHECK_INTERVAL_MS } from '../src/constants.js';
 
 const INITIATION = 1;
+const TRANSPORT = MESSAGE_TRANSPORT_TYPE;
 
 interface Node {
   device: UserspaceDevice;
@@ -234,6 +238,38 @@ describe('two devices over the fake network', () => {
     expect(a.device.publicKey).toBe(fresh.publicKey);
     expect(b.device.peerStats().map((p) => p.publicKey)).toEqual([fresh.publicKey]);
     expect(b.device.peerStats()[0]!.lastHandshakeMs).toBeGreaterThan(0);
+  });
+});
+
+describe('the interface MTU', () => {
+  test('the device follows it within MTU_CHECK_INTERVAL_MS: transport messages pad to the new MTU', async () => {
+    vi.useFakeTimers({ toFake: ['setInterval', 'clearInterval'] });
+    const { net, a, b } = pair();
+    const sizes: number[] = [];
+    net.setFilter((d) => {
+      if (d.data[0] === TRANSPORT && d.data.length > MESSAGE_TRANSPORT_MIN_SIZE)
+        sizes.push(d.data.length);
+      return true;
+    });
+    // 1300 bytes: padded to 1312 under MTU 1420, but never past the MTU once it is 1300.
+    const packet = udpPacket('10.0.0.1', '10.0.0.2', new Uint8Array(1300 - 28));
+    const send = async () => {
+      const arrived = nextWrite(b.tun);
+      a.tun.inject([packet]);
+      expect(await arrived).toEqual(packet);
+    };
+    expect(a.device.mtu).toBe(1420);
+    await send();
+    a.tun.device.setMtu(1300);
+    await vi.advanceTimersByTimeAsync(MTU_CHECK_INTERVAL_MS);
+    expect(a.device.mtu).toBe(1300);
+    await send();
+    a.tun.device.setMtu(1420);
+    await vi.advanceTimersByTimeAsync(MTU_CHECK_INTERVAL_MS);
+    expect(a.device.mtu).toBe(1420);
+    await send();
+    const overhead = MESSAGE_TRANSPORT_MIN_SIZE;
+    expect(sizes).toEqual([1312 + overhead, 1300 + overhead, 1312 + overhead]);
   });
 });
 
