@@ -590,7 +590,13 @@ class Shell implements UserspaceDevice {
     this.#log.error(`internal error while ${what} a packet (dropped): ${e?.stack ?? String(err)}`);
   }
 
-  /** Carries out the engine's actions: one UDP send and one TUN write per batch. */
+  /**
+   * Carries out the engine's actions: one UDP send and one TUN write per batch. The engine counted
+   * each datagram in its peer's tx bytes when it made it, so a datagram the kernel refuses still
+   * counts, where wireguard-go counts only what its bind sent. Undoing that needs to know which
+   * datagrams failed (the bind reports a count, and refused ones are skipped mid-batch) and whose
+   * they were (a send action names no peer), so it stays: it matters only while sends fail.
+   */
   #flush(out: Action[]): void {
     const datagrams = this.#datagrams;
     const packets = this.#packets;
