@@ -330,15 +330,7 @@ describe('wiremesh agents in namespaces', () => {
       name: 'phone',
       ingressNodeId: a.id,
     });
-    const conf = (
-      await run(hub.ns, [
-        'curl',
-        '-sSf',
-        '-H',
-        `authorization: Bearer ${hub.token}`,
-        `${hub.url}/api/v1/extclients/${client.id}/config`,
-      ])
-    ).stdout;
+    const conf = (await hub.http('GET', `/api/v1/extclients/${client.id}/config`)).text;
     expect(conf).toContain(`Endpoint = ${alpha.lan}:51820`);
 
     // The phone: wireguard-go configured from the wg-quick file as wg-quick would (wg setconf with

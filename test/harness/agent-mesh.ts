@@ -33,6 +33,11 @@ const START_TIMEOUT_MS = 20_000;
 const COORDINATOR_PORT = 8080;
 const BRIDGE = 'br0';
 const PING_POLL_WAIT_S = 0.25;
+/** Prints `<status>\n<body>` of one fetch (argv: url, JSON of the fetch options). */
+const FETCH_SCRIPT = `const [url, init] = process.argv.slice(-2);
+fetch(url, { ...JSON.parse(init), signal: AbortSignal.timeout(5000) })
+  .then(async (r) => process.stdout.write(r.status + '\\n' + (await r.text())))
+  .catch((e) => { process.stderr.write(String(e.cause ?? e)); process.exit(1); });`;
 const SOCKET_DIR = '/var/run/wireguard';
 
 let built = false;
@@ -105,10 +110,7 @@ export class Hub {
       async () => {
         if (this.proc?.running !== true)
           throw new Error(`coordinator exited: ${this.proc?.output()}`);
-        return (
-          (await run(this.ns, ['curl', '-sf', `${this.url}/healthz`], { timeoutMs: 2000 }))
-            .status === 0
-        );
+        return (await this.http('GET', '/healthz').catch(() => ({ status: 0 }))).status === 200;
       },
       START_TIMEOUT_MS,
     );
@@ -121,28 +123,31 @@ export class Hub {
     this.proc = null;
   }
 
+  /** An HTTP request from inside the hub namespace (Node's fetch; no curl needed). */
+  async http(
+    method: string,
+    path: string,
+    body?: unknown,
+  ): Promise<{ status: number; text: string }> {
+    const headers: Record<string, string> = { authorization: `Bearer ${this.token}` };
+    if (body !== undefined) headers['content-type'] = 'application/json';
+    const req = JSON.stringify({
+      method,
+      headers,
+      ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+    });
+    const r = await run(this.ns, [process.execPath, '-e', FETCH_SCRIPT, `${this.url}${path}`, req]);
+    if (r.status !== 0) throw new Error(`${method} ${path}: ${r.stderr.trim()}`);
+    const cut = r.stdout.indexOf('\n');
+    return { status: Number(r.stdout.slice(0, cut)), text: r.stdout.slice(cut + 1) };
+  }
+
   /** Calls the admin API; resolves with the parsed JSON body (null for 204). Throws on non-2xx. */
   async admin(method: string, path: string, body?: unknown): Promise<any> {
-    const args = [
-      'curl',
-      '-sS',
-      '-X',
-      method,
-      '-H',
-      `authorization: Bearer ${this.token}`,
-      '-w',
-      '\n%{http_code}',
-    ];
-    if (body !== undefined)
-      args.push('-H', 'content-type: application/json', '--data', JSON.stringify(body));
-    const r = await run(this.ns, [...args, `${this.url}${path}`]);
-    const text = r.stdout;
-    const cut = text.lastIndexOf('\n');
-    const status = Number(text.slice(cut + 1));
-    const payload = text.slice(0, cut);
+    const { status, text } = await this.http(method, path, body);
     if (!(status >= 200 && status < 300))
-      throw new Error(`${method} ${path}: HTTP ${status} ${payload}`);
-    return payload === '' ? null : JSON.parse(payload);
+      throw new Error(`${method} ${path}: HTTP ${status} ${text}`);
+    return text === '' ? null : JSON.parse(text);
   }
 
   /** Makes a new namespace on the bridge; returns it with its LAN address. */

@@ -169,6 +169,7 @@ function agentFor(
   state: NetworkState,
   dataplane: Dataplane,
   onGone?: () => void,
+  prepareWhilePending = false,
 ): NetworkAgent {
   const exclude = ownInterfaces(ctx.store);
   exclude.add(state.interface);
@@ -180,6 +181,7 @@ function agentFor(
     log: ctx.log,
     localAddresses: () => localAddresses(exclude),
     ...(onGone !== undefined ? { onGone } : {}),
+    prepareWhilePending,
   });
 }
 
@@ -458,7 +460,7 @@ export async function daemonCommand(ctx: CommandContext, o: DaemonOptions = {}):
     ctx.log.info(
       `${network}: interface ${state.interface}, backend ${dataplane.backend} (${dataplane.reason}), node ${state.name} (${state.nodeId}), coordinator ${state.server}`,
     );
-    const agent = agentFor(ctx, state, dataplane, () => agents.delete(network));
+    const agent = agentFor(ctx, state, dataplane, () => agents.delete(network), true);
     agents.set(network, agent);
     try {
       await agent.restore();

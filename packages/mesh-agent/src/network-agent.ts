@@ -63,6 +63,8 @@ export interface NetworkAgentDeps {
   sleep?: Sleep;
   backoff?: Backoff;
   reportIntervalMs?: number;
+  /** Create the interface while the node waits for approval (the daemon does; one-shot commands do not). */
+  prepareWhilePending?: boolean;
   /** Called once when the coordinator removed or rejected the node (after local teardown). */
   onGone?: (reason: GoneReason) => void;
 }
@@ -79,6 +81,7 @@ export class NetworkAgent {
   private queue: Promise<unknown> = Promise.resolve();
   private readonly stopper = new AbortController();
   private gone = false;
+  private readonly prepareWhilePending: boolean;
   private saidPending = false;
   private outage = false;
   private loops: Promise<void>[] = [];
@@ -96,6 +99,7 @@ export class NetworkAgent {
     this.log = d.log;
     this.sleep = d.sleep ?? realSleep;
     this.backoff = d.backoff ?? new Backoff();
+    this.prepareWhilePending = d.prepareWhilePending ?? false;
   }
 
   /** The network's name. */
@@ -255,10 +259,19 @@ export class NetworkAgent {
 
   private async onState(state: string): Promise<void> {
     if (state === 'pending') {
-      if (!this.saidPending)
+      if (!this.saidPending) {
         this.log.info(
           `${this.network}: waiting for an admin to approve node ${this.d.state.name} (${this.d.state.nodeId})`,
         );
+        // Start the (userspace) device now, so approval only has to configure it.
+        if (this.prepareWhilePending && this.map === null) {
+          void this.serial(async () => {
+            if (!this.gone && this.map === null) await this.d.dataplane.ensureInterface(this.iface);
+          }).catch((e: unknown) =>
+            this.log.debug(`${this.network}: could not prepare ${this.iface}: ${errorMessage(e)}`),
+          );
+        }
+      }
       this.saidPending = true;
     } else if (state === 'rejected' || state === 'removed') {
       await this.goneFor(state);

@@ -49,6 +49,7 @@ function setup(saved: NetworkMap | null = null) {
     backoff: new Backoff({ minMs: 100, maxMs: 800, jitter: 0 }),
     reportIntervalMs: REPORT_MS,
     onGone: (r) => gone.push(r),
+    prepareWhilePending: true,
   });
   return { api, dp, lines, clock, store, agent, gone };
 }
@@ -188,7 +189,9 @@ describe('NetworkAgent', () => {
     });
     await settle();
     expect(t.lines.some((l) => l.includes('waiting for an admin to approve'))).toBe(true);
-    expect(t.dp.interfaces.size).toBe(0);
+    // The device is started while waiting, but gets no address or peer before approval.
+    expect(t.dp.interfaces.get('wm-demo')?.addresses).toEqual([]);
+    expect(t.dp.interfaces.get('wm-demo')?.peers.size).toBe(0);
     t.api.emit({ type: 'map', map: { ok: true, map: map([peer(2)], 1) } });
     await settle();
     expect(t.lines.some((l) => l.includes('approved; bringing the mesh up'))).toBe(true);
