@@ -110,7 +110,11 @@ export async function startDaemon(
   const argv = impl === 'wgts' ? [...wgtsCommand(), '-f', iface] : ['wireguard-go', '-f', iface];
   const proc = spawnIn(ns, argv, { env: { ...process.env, LOG_LEVEL: 'error', ...env } });
   onCleanup(() => {
-    if (existsSync(join(SOCKET_DIR, `${iface}.sock`)) && proc.running) proc.kill('SIGKILL');
+    const socket = join(SOCKET_DIR, `${iface}.sock`);
+    if (!existsSync(socket)) return;
+    if (proc.running) proc.kill('SIGKILL');
+    // A killed daemon cannot remove its socket, and wg(8) would go on listing the interface.
+    rmSync(socket, { force: true });
   });
   try {
     await pollUntil(
