@@ -26,11 +26,13 @@ const DEFAULT_SERVER = `http://${DEFAULT_LISTEN}`;
 const S_PER_H = 3600;
 const S_PER_D = 24 * S_PER_H;
 const S_PER_M = 60;
+const MS_PER_S = 1000;
 
 const USAGE = `usage: ${PROG} <command> [options]
 
   serve [--listen HOST:PORT] [--data-dir DIR] [--database postgres://...] [--reflect-port N]
         [--admin-token-file FILE] [--log-level LEVEL] [--register-burst N] [--register-rate PER_S]
+        [--relay-after S]   (seconds without a direct handshake before a pair is relayed; 0 = never)
   admin-token rotate [--data-dir DIR | --database URL]
 
 Admin commands (over the REST API; --server URL or $WIREMESH_SERVER, default ${DEFAULT_SERVER};
@@ -44,7 +46,7 @@ Admin commands (over the REST API; --server URL or $WIREMESH_SERVER, default ${D
   node approve ID | reject ID | remove ID | release ID
   gateway egress ID --ranges CIDR[,CIDR...] [--interface IFACE] | egress-off ID
   gateway ingress ID [--endpoint HOST:PORT] | ingress-off ID
-  gateway relay ID --nodes ID[,ID...] | relay-off ID
+  gateway relay ID [--nodes ID[,ID...]] | relay-off ID
   extclient list --network NET | show ID | delete ID | config ID [--out FILE]
   extclient create --network NET --name NAME [--ingress ID] [--public-key KEY] [--dns IP[,IP]]
   extclient qr ID [--png FILE]
@@ -61,6 +63,7 @@ const OPTIONS = {
   'log-level': { type: 'string' },
   'register-burst': { type: 'string' },
   'register-rate': { type: 'string' },
+  'relay-after': { type: 'string' },
   server: { type: 'string' },
   token: { type: 'string' },
   json: { type: 'boolean' },
@@ -255,7 +258,11 @@ function showExtClients(cs: ExtClient[]): string {
 
 async function serve(v: Values): Promise<void> {
   const reflect = int(v['reflect-port'], 'reflect-port');
+  const relayAfterS = int(v['relay-after'], 'relay-after');
   const c = await startCoordinator({
+    ...(relayAfterS !== undefined
+      ? { relayAfterMs: relayAfterS === 0 ? null : relayAfterS * MS_PER_S }
+      : {}),
     listen: v.listen ?? DEFAULT_LISTEN,
     dataDir: v['data-dir'] ?? DEFAULT_DATA_DIR,
     database: v.database,
@@ -444,7 +451,8 @@ async function adminCommand(group: string, args: string[], v: Values): Promise<v
       );
     case 'gateway relay': {
       const n = await c.json<Node>('PUT', ADMIN_ROUTES.relay(id()), {
-        relayedNodeIds: list(need(v.nodes, '--nodes')),
+        // Without --nodes the node only offers relaying: the automatic fallback may use it.
+        relayedNodeIds: list(v.nodes) ?? [],
       });
       return print(n, () => showNodes([n]));
     }

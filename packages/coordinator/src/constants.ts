@@ -47,3 +47,21 @@ export const EXT_CLIENT_KEEPALIVE_S = 25;
 export const ONLINE_WINDOW_MS = 3 * 60_000;
 /** A stream whose unsent bytes exceed this is closed; its agent reconnects and gets a full map. */
 export const STREAM_MAX_BUFFER_BYTES = 32 * 1024 * 1024;
+
+// --- Relay fallback (relay-fallback.ts, path-monitor.ts) ---
+
+/**
+ * How long a pair of nodes that both configured each other may show no direct handshake before it
+ * is routed through a relay: three WireGuard handshake attempts (REKEY_TIMEOUT 5 s) after the
+ * push that started hole punching.
+ */
+export const RELAY_AFTER_MS = 15_000;
+/**
+ * A reported handshake younger than this is a working direct path: WireGuard's REJECT_AFTER_TIME
+ * (180 s; a path with persistent keepalive re-handshakes within it) plus 15 s for report delay.
+ */
+export const DIRECT_HANDSHAKE_FRESH_MS = 195_000;
+/** How soon to look again at a pair that needs a relay while no relay reaches both nodes. */
+export const RELAY_RETRY_MS = 5_000;
+/** A burst of check-ins is looked at once, this long after the first. */
+export const PATH_EVAL_DELAY_MS = 200;

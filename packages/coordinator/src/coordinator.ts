@@ -20,6 +20,7 @@ import { migrate } from './migrations.js';
 import { openPostgres } from './postgres.js';
 import { RateLimiter } from './rate-limit.js';
 import { startReflector, type Reflector } from './reflector.js';
+import { RelayFallback } from './relay-fallback.js';
 import { DEFAULT_WEB_ROOT, buildServer } from './server.js';
 import { openSqlite } from './sqlite.js';
 import { Store } from './store.js';
@@ -52,6 +53,11 @@ export interface CoordinatorOptions {
   webRoot?: string;
   /** Wall clock in unix ms (tests move it to expire keys). */
   clock?: () => number;
+  /**
+   * How long a pair of nodes may show no direct handshake before the coordinator routes it through
+   * a relay node (default RELAY_AFTER_MS); null turns the automatic relay fallback off.
+   */
+  relayAfterMs?: number | null;
 }
 
 /** A running coordinator. */
@@ -65,6 +71,8 @@ export interface Coordinator {
   readonly adminToken: string | null;
   readonly store: Store;
   readonly hub: Hub;
+  /** The automatic relay fallback, or null when turned off. */
+  readonly relayFallback: RelayFallback | null;
   close(): Promise<void>;
 }
 
@@ -130,9 +138,27 @@ export async function startCoordinator(opts: CoordinatorOptions = {}): Promise<C
     const hub = new Hub(store, reflectPort, metrics, (e) =>
       logger.error({ err: e }, 'push fan-out failed'),
     );
+    const relayFallback =
+      opts.relayAfterMs === null
+        ? null
+        : new RelayFallback(store, {
+            ...(opts.relayAfterMs !== undefined ? { relayAfterMs: opts.relayAfterMs } : {}),
+            ...(opts.clock !== undefined ? { clock: opts.clock } : {}),
+            onError: (e) => logger.error({ err: e }, 'relay fallback failed'),
+            onDecision: (networkId, d) =>
+              logger.info(
+                {
+                  network: networkId,
+                  relayed: d.add.map((r) => `${r.a}-${r.b} via ${r.relayId}`),
+                  direct: d.remove.map((r) => `${r.a}-${r.b}`),
+                },
+                'relay fallback changed paths',
+              ),
+          });
     const app = buildServer({
       store,
       hub,
+      relayFallback,
       metrics,
       logger,
       reflectPort,
@@ -160,7 +186,9 @@ export async function startCoordinator(opts: CoordinatorOptions = {}): Promise<C
       adminToken,
       store,
       hub,
+      relayFallback,
       async close() {
+        relayFallback?.close();
         hub.close();
         await app.close();
         await r?.close();

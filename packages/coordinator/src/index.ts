@@ -11,3 +11,12 @@ export { openSqlite } from './sqlite.js';
 export { openPostgres } from './postgres.js';
 export { migrate } from './migrations.js';
 export { renderWgQuick } from './ext-config.js';
+export { RelayFallback, pathNodes, type RelayFallbackOptions } from './relay-fallback.js';
+export {
+  PathMonitor,
+  pairKey,
+  type PairRelay,
+  type PathDecision,
+  type PathMonitorOptions,
+  type PathNode,
+} from './path-monitor.js';

@@ -86,6 +86,21 @@ CREATE TABLE ext_clients (
 );
 `,
   },
+  {
+    // Relay fallback: pairs of nodes that talk through a relay node because no direct handshake
+    // succeeded (path-monitor.ts). node_a < node_b; a row exists only while the pair is relayed.
+    version: 2,
+    sql: `
+CREATE TABLE pair_relays (
+  network_id TEXT NOT NULL REFERENCES networks(id) ON DELETE CASCADE,
+  node_a TEXT NOT NULL,
+  node_b TEXT NOT NULL,
+  relay_id TEXT NOT NULL,
+  created_at BIGINT NOT NULL,
+  PRIMARY KEY (network_id, node_a, node_b)
+);
+`,
+  },
 ];
 
 /** The newest schema version this build knows. */

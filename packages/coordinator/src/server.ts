@@ -56,6 +56,8 @@ export interface ServerDeps {
   registerLimiter: RateLimiter;
   /** Directory of the web UI's static files. */
   webRoot: string;
+  /** Told about check-ins that carry peer status (automatic relay fallback); null when off. */
+  relayFallback?: { poke(networkId: string): void } | null;
 }
 
 const WEB_FILES: Record<string, string> = {
@@ -280,6 +282,8 @@ export function buildServer(d: ServerDeps): FastifyInstance {
     checkProtocol(body.protocolVersion);
     checkAlive(node);
     await store.checkin(node, body);
+    if (body.peers !== undefined && node.state === 'approved')
+      d.relayFallback?.poke(node.network_id);
     let version: number | null = null;
     let map = 'null';
     if (node.state === 'approved') {

@@ -12,6 +12,7 @@ import {
   type MapSelf,
   type NetworkMap,
   type NodeState,
+  type PeerRelay,
 } from '@wiremesh/protocol';
 import {
   addressesOf,
@@ -69,6 +70,27 @@ export function buildSnapshot(state: NetworkState, reflectPort: number | null): 
     const list = relaysOf.get(n.relayed_by) ?? [];
     list.push(n.id);
     relaysOf.set(n.relayed_by, list);
+  }
+  // Relay fallback: each relayed pair appears in both nodes' self entries (mirror images). A row
+  // whose nodes or relay no longer qualify is ignored here; the path monitor deletes it.
+  const byId = new Map(approved.map((n) => [n.id, n]));
+  const peerRelaysOf = new Map<string, PeerRelay[]>();
+  for (const r of state.pairRelays ?? []) {
+    const a = byId.get(r.node_a);
+    const b = byId.get(r.node_b);
+    const relay = byId.get(r.relay_id);
+    if (a === undefined || b === undefined || relay === undefined || relay.is_relay !== 1) continue;
+    if (relay.id === a.id || relay.id === b.id) continue;
+    if (a.is_relay === 1 || b.is_relay === 1 || a.relayed_by !== null || b.relayed_by !== null)
+      continue;
+    for (const [self, peer] of [
+      [a.id, b.id],
+      [b.id, a.id],
+    ] as const) {
+      const list = peerRelaysOf.get(self) ?? [];
+      list.push({ peerId: peer, relayId: relay.id });
+      peerRelaysOf.set(self, list);
+    }
   }
   const clientsOf = new Map<string, MapExternalClient[]>();
   for (const c of state.extClients) {
@@ -151,6 +173,7 @@ export function buildSnapshot(state: NetworkState, reflectPort: number | null): 
         isRelay,
         relays,
         relayedBy,
+        ...(peerRelaysOf.has(n.id) ? { peerRelays: peerRelaysOf.get(n.id) } : {}),
       }),
     );
   }

@@ -122,11 +122,22 @@ export interface ExtClientRow {
   created_at: number;
 }
 
+/** A pair of nodes relayed through a relay node (relay fallback); node_a < node_b. */
+export interface PairRelayRow {
+  network_id: string;
+  node_a: string;
+  node_b: string;
+  relay_id: string;
+  created_at: number;
+}
+
 /** Everything a network's maps are computed from. */
 export interface NetworkState {
   network: NetworkRow;
   nodes: NodeRow[];
   extClients: ExtClientRow[];
+  /** Pairs relayed by the relay fallback; absent means none. */
+  pairRelays?: PairRelayRow[];
 }
 
 /** The parsed address ranges of a network. */
@@ -719,6 +730,11 @@ export class Store {
       if (to === 'removed' || to === 'rejected') {
         // Nodes it relayed for fall back to direct paths.
         await q.run('UPDATE nodes SET relayed_by = NULL WHERE relayed_by = ?', [id]);
+        await q.run('DELETE FROM pair_relays WHERE node_a = ? OR node_b = ? OR relay_id = ?', [
+          id,
+          id,
+          id,
+        ]);
       }
       try {
         await q.run('UPDATE nodes SET state = ? WHERE id = ?', [to, id]);
@@ -749,6 +765,11 @@ export class Store {
       for (const c of clients) await q.run('DELETE FROM addresses WHERE owner_id = ?', [c.id]);
       await q.run('DELETE FROM ext_clients WHERE ingress_node_id = ?', [id]);
       await q.run('DELETE FROM addresses WHERE owner_id = ?', [id]);
+      await q.run('DELETE FROM pair_relays WHERE node_a = ? OR node_b = ? OR relay_id = ?', [
+        id,
+        id,
+        id,
+      ]);
       await q.run('DELETE FROM nodes WHERE id = ?', [id]);
     });
   }
@@ -842,11 +863,12 @@ export class Store {
     return this.getNode(id);
   }
 
-  /** Removes a node's relay role; the nodes it relayed for go direct. */
+  /** Removes a node's relay role; the nodes and pairs it relayed for go direct. */
   async clearRelay(id: string): Promise<Node> {
     const before = await this.nodeRow(this.db, id);
     await this.change(before.network_id, async (q) => {
       await q.run('UPDATE nodes SET relayed_by = NULL WHERE relayed_by = ?', [id]);
+      await q.run('DELETE FROM pair_relays WHERE relay_id = ?', [id]);
       await q.run('UPDATE nodes SET is_relay = 0 WHERE id = ?', [id]);
     });
     return this.getNode(id);
@@ -891,6 +913,40 @@ export class Store {
     if (visible) await this.change(node.network_id, update);
     else await this.db.tx(update);
     return visible;
+  }
+
+  /**
+   * Applies a relay-fallback decision to a network in one change (one new map version): the pairs
+   * in `remove` go direct, those in `add` are relayed (or moved to another relay). Pairs are node
+   * ids with a < b. Returns whether anything changed (nothing is published otherwise).
+   */
+  async applyPairRelays(
+    networkId: string,
+    add: readonly { a: string; b: string; relayId: string }[],
+    remove: readonly { a: string; b: string }[],
+  ): Promise<boolean> {
+    if (add.length === 0 && remove.length === 0) return false;
+    const now = this.clock();
+    await this.change(networkId, async (q) => {
+      for (const r of remove)
+        await q.run('DELETE FROM pair_relays WHERE network_id = ? AND node_a = ? AND node_b = ?', [
+          networkId,
+          r.a,
+          r.b,
+        ]);
+      for (const r of add) {
+        await q.run('DELETE FROM pair_relays WHERE network_id = ? AND node_a = ? AND node_b = ?', [
+          networkId,
+          r.a,
+          r.b,
+        ]);
+        await q.run(
+          'INSERT INTO pair_relays (network_id, node_a, node_b, relay_id, created_at) VALUES (?, ?, ?, ?, ?)',
+          [networkId, r.a, r.b, r.relayId, now],
+        );
+      }
+    });
+    return true;
   }
 
   // --- external clients ---
@@ -1011,7 +1067,16 @@ export class Store {
         'SELECT * FROM ext_clients WHERE network_id = ? ORDER BY created_at, id',
         [networkId],
       );
-      return { network: { ...network, revision: Number(network.revision) }, nodes, extClients };
+      const pairRelays = await q.all<PairRelayRow>(
+        'SELECT * FROM pair_relays WHERE network_id = ? ORDER BY node_a, node_b',
+        [networkId],
+      );
+      return {
+        network: { ...network, revision: Number(network.revision) },
+        nodes,
+        extClients,
+        pairRelays,
+      };
     });
   }
 

@@ -17,6 +17,8 @@ export const MAX_EGRESS_RANGES = 64;
 export const MAX_PEER_STATUS = 4096;
 /** Most nodes one relay may serve. */
 export const MAX_RELAYED_NODES = 1024;
+/** Most relayed peers one node's map may list (`self.peerRelays`). */
+export const MAX_PEER_RELAYS = 4096;
 
 // --- WireGuard-related ranges ---
 

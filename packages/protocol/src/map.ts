@@ -11,6 +11,7 @@ import {
   MIN_MTU,
   MAX_RELAYED_NODES,
   MAX_LOCAL_ENDPOINTS,
+  MAX_PEER_RELAYS,
 } from './constants.js';
 import {
   Cidr,
@@ -113,6 +114,19 @@ export const MapExternalClient = z.object({
 /** An external client behind this node. */
 export type MapExternalClient = z.infer<typeof MapExternalClient>;
 
+/**
+ * One peer this node reaches through a relay because no direct handshake succeeded in time (the
+ * coordinator assigns it per pair; both nodes of the pair get the mirror entry). The peer's
+ * allowed IPs move to the relay's peer entry; the peer's own entry stays configured with its
+ * endpoint and keepalive but no allowed IPs, so a direct path can still appear and be reported.
+ */
+export const PeerRelay = z.object({
+  peerId: Id,
+  relayId: Id,
+});
+/** One peer reached through a relay. */
+export type PeerRelay = z.infer<typeof PeerRelay>;
+
 /** The node itself: what to put on its interface and which roles it plays. */
 export const MapSelf = z.object({
   id: Id,
@@ -135,6 +149,11 @@ export const MapSelf = z.object({
   isRelay: z.boolean(),
   relays: z.array(Id).max(MAX_RELAYED_NODES),
   relayedBy: Id.nullable(),
+  /**
+   * Peers reached through a relay node (automatic fallback, PeerRelay); absent from coordinators
+   * before this field existed, which means none.
+   */
+  peerRelays: z.array(PeerRelay).max(MAX_PEER_RELAYS).optional(),
 });
 /** The node itself. */
 export type MapSelf = z.infer<typeof MapSelf>;

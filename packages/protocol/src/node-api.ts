@@ -51,6 +51,13 @@ export const PeerStatus = z.object({
   endpoint: Endpoint.nullable(),
   /** Whether traffic to this peer goes direct or through its relay. */
   path: z.enum(['direct', 'relay']).optional(),
+  /**
+   * Age of the latest handshake on the direct peer entry when the report was made, by the agent's
+   * own clock (so the coordinator needs no synchronised clocks); null if none yet. While the peer
+   * is relayed this still describes the direct entry, which keeps trying: the coordinator moves
+   * the pair back to direct when it becomes fresh.
+   */
+  handshakeAgeMs: z.int().min(0).nullable().optional(),
 });
 /** What an agent observed about one peer. */
 export type PeerStatus = z.infer<typeof PeerStatus>;

@@ -202,3 +202,35 @@ describe('error registry', () => {
     expect(ErrorBody.safeParse({ code: 'made_up', message: 'x' }).success).toBe(false);
   });
 });
+
+describe('relay fallback fields', () => {
+  it('accepts a map with and without self.peerRelays, and rejects a malformed one', () => {
+    const m = map(3, [peer('b')]);
+    expect(NetworkMap.safeParse(m).success).toBe(true);
+    const withRelays = { ...m, self: { ...m.self, peerRelays: [{ peerId: 'b', relayId: 'r' }] } };
+    const parsed = NetworkMap.safeParse(withRelays);
+    expect(parsed.success && parsed.data.self.peerRelays).toEqual([{ peerId: 'b', relayId: 'r' }]);
+    const bad = { ...m, self: { ...m.self, peerRelays: [{ peerId: 'b' }] } };
+    expect(NetworkMap.safeParse(bad).success).toBe(false);
+  });
+
+  it('takes a peer status with a handshake age, null for none, and refuses a negative one', () => {
+    const status = (age: unknown) => ({
+      protocolVersion: 1,
+      peers: [
+        {
+          publicKey: KEY_A,
+          latestHandshakeMs: null,
+          rxBytes: 0,
+          txBytes: 0,
+          endpoint: null,
+          handshakeAgeMs: age,
+        },
+      ],
+    });
+    expect(CheckinRequest.safeParse(status(1500)).success).toBe(true);
+    expect(CheckinRequest.safeParse(status(null)).success).toBe(true);
+    expect(CheckinRequest.safeParse(status(-1)).success).toBe(false);
+    expect(CheckinRequest.safeParse(status(1.5)).success).toBe(false);
+  });
+});
