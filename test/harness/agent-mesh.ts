@@ -67,23 +67,45 @@ export function tempDir(tag: string): string {
   return dir;
 }
 
+/**
+ * Where a Hub runs when it does not make its own namespace and bridge: an existing namespace (e.g.
+ * a topology's internet, whose owner removes it) and the address agents reach it at there.
+ */
+export interface HubPlacement {
+  ns: string;
+  address: string;
+  /** Also start the UDP endpoint reflector on this port (`serve --reflect-port`). */
+  reflectPort?: number;
+}
+
 /** The running coordinator in the hub namespace. */
 export class Hub {
   readonly ns: string;
+  /** The bridge's /24 without the last byte; '' for a placed hub (attach() then throws). */
   readonly subnet: string;
   readonly address: string;
   readonly url: string;
   readonly dataDir: string;
+  readonly reflectPort: number | undefined;
   token = '';
   proc: TrackedProcess | null = null;
   private agents = 0;
 
-  constructor() {
+  /** Without `placement`: a new namespace with a bridge that attach() plugs agents into. */
+  constructor(placement?: HubPlacement) {
+    this.dataDir = tempDir('wmag-coord');
+    this.reflectPort = placement?.reflectPort;
+    if (placement !== undefined) {
+      this.ns = placement.ns;
+      this.subnet = '';
+      this.address = placement.address;
+      this.url = `http://${this.address}:${COORDINATOR_PORT}`;
+      return;
+    }
     this.ns = createNamespace(NS_TAG);
     this.subnet = `10.${64 + Math.floor(Math.random() * 64)}.0`;
     this.address = `${this.subnet}.1`;
     this.url = `http://${this.address}:${COORDINATOR_PORT}`;
-    this.dataDir = tempDir('wmag-coord');
     execFileSync('ip', ['-n', this.ns, 'link', 'add', BRIDGE, 'type', 'bridge']);
     execFileSync('ip', ['-n', this.ns, 'address', 'add', `${this.address}/24`, 'dev', BRIDGE]);
     execFileSync('ip', ['-n', this.ns, 'link', 'set', BRIDGE, 'up']);
@@ -104,6 +126,7 @@ export class Hub {
       tokenFile,
       '--log-level',
       'warn',
+      ...(this.reflectPort === undefined ? [] : ['--reflect-port', String(this.reflectPort)]),
     ]);
     await pollUntil(
       'the coordinator',
@@ -152,6 +175,7 @@ export class Hub {
 
   /** Makes a new namespace on the bridge; returns it with its LAN address. */
   attach(): { ns: string; lan: string } {
+    if (this.subnet === '') throw new Error('a placed hub has no bridge to attach agents to');
     const i = ++this.agents;
     const ns = createNamespace(NS_TAG);
     const lan = `${this.subnet}.${10 + i}`;
@@ -175,11 +199,13 @@ export class AgentHost {
   readonly iface: string;
   daemon: TrackedProcess | null = null;
 
+  /** Without `placement`, a new namespace on the hub's bridge; with it, that namespace and address. */
   constructor(
     readonly hub: Hub,
     readonly name: string,
+    placement?: { ns: string; lan: string },
   ) {
-    const a = hub.attach();
+    const a = placement ?? hub.attach();
     this.ns = a.ns;
     this.lan = a.lan;
     this.stateDir = tempDir(`wmag-${name}`);
