@@ -1,14 +1,17 @@
 /**
- * The two ways to have a WireGuard interface, both configured afterwards by the same wg(8) and
- * ip(8): the kernel module (`ip link add IFACE type wireguard`) and a userspace implementation
- * (`wgts -f IFACE`, our drop-in for wireguard-go, serving /var/run/wireguard/IFACE.sock). The
- * userspace process is started detached so an agent restart never takes the mesh down.
+ * The ways to have a WireGuard interface, all configured afterwards by the same wg(8) and ip(8):
+ * the kernel module (`ip link add IFACE type wireguard`); a userspace implementation started
+ * detached (`wgts -f IFACE`, our drop-in for wireguard-go, serving /var/run/wireguard/IFACE.sock),
+ * which outlives the command that started it (one-shot `join --daemon off`, cron `checkin`); and
+ * the userspace device run inside the daemon itself (wg-tun's library, serving the same socket),
+ * which alone can send endpoint-reflection probes from the WireGuard socket.
  */
 import { spawn } from 'node:child_process';
 import { closeSync, existsSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
-import type { Backend as BackendKind } from '@wiremesh/protocol';
+import type { Backend as BackendKind, Endpoint } from '@wiremesh/protocol';
+import { createUserspaceDevice, type UserspaceDevice } from '@wiremesh/wg-tun';
 import {
   DEFAULT_USERSPACE_IMPLEMENTATION,
   PROCESS_EXIT_WAIT_MS,
@@ -20,6 +23,7 @@ import {
 } from './constants.js';
 import { AgentError } from './errors.js';
 import type { Logger } from './log.js';
+import { Reflector } from './reflect-client.js';
 import { commandError, findExecutable, type Runner } from './runner.js';
 import { parseIpAddr } from './wg-dump.js';
 
@@ -35,6 +39,13 @@ export interface Backend {
   create(iface: string): Promise<boolean>;
   /** Removes `iface` and anything that serves it; a missing interface is not an error. */
   destroy(iface: string): Promise<void>;
+  /**
+   * Asks the reflector at `target` for the public endpoint of `iface`'s WireGuard socket. Resolves
+   * with it, or null when no reply came. Only backends that own the socket have it.
+   */
+  reflect?(iface: string, target: { address: string; port: number }): Promise<Endpoint | null>;
+  /** Closes the devices this backend runs in this process (the interfaces go with them). Idempotent. */
+  close?(): Promise<void>;
 }
 
 /** Options of the backends. */
@@ -45,6 +56,11 @@ export interface BackendOptions {
   stateDir: string;
   /** Environment to read the implementation override from (default process.env). */
   env?: NodeJS.ProcessEnv;
+  /**
+   * Run a userspace device inside this process (the daemon) instead of a detached wgts, unless
+   * WIREMESH_USERSPACE_IMPLEMENTATION names another implementation. Default false.
+   */
+  inProcess?: boolean;
 }
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
@@ -131,24 +147,33 @@ function servesInterface(pid: number, iface: string): boolean {
   }
 }
 
+function pidFile(stateDir: string, iface: string): string {
+  return join(stateDir, `${iface}.pid`);
+}
+
+function readPid(stateDir: string, iface: string): number | null {
+  try {
+    const n = Number(readFileSync(pidFile(stateDir, iface), 'utf8').trim());
+    return Number.isInteger(n) && n > 0 ? n : null;
+  } catch {
+    return null;
+  }
+}
+
+/** Stops the detached implementation `pid` serving `iface` (SIGTERM, then SIGKILL). */
+async function stopProcess(pid: number, iface: string): Promise<void> {
+  if (!alive(pid) || !servesInterface(pid, iface)) return;
+  process.kill(pid, 'SIGTERM');
+  const deadline = Date.now() + PROCESS_EXIT_WAIT_MS;
+  while (alive(pid) && Date.now() < deadline) await sleep(SOCKET_POLL_MS);
+  if (alive(pid)) process.kill(pid, 'SIGKILL');
+}
+
 /** The userspace backend: one detached implementation process per interface, known by its pid. */
 export function userspaceBackend(opts: BackendOptions, reason: string): Backend {
-  const pidFile = (iface: string) => join(opts.stateDir, `${iface}.pid`);
-  const readPid = (iface: string): number | null => {
-    try {
-      const n = Number(readFileSync(pidFile(iface), 'utf8').trim());
-      return Number.isInteger(n) && n > 0 ? n : null;
-    } catch {
-      return null;
-    }
-  };
-  const stop = async (pid: number, iface: string): Promise<void> => {
-    if (!alive(pid) || !servesInterface(pid, iface)) return;
-    process.kill(pid, 'SIGTERM');
-    const deadline = Date.now() + PROCESS_EXIT_WAIT_MS;
-    while (alive(pid) && Date.now() < deadline) await sleep(SOCKET_POLL_MS);
-    if (alive(pid)) process.kill(pid, 'SIGKILL');
-  };
+  const pidFileOf = (iface: string) => pidFile(opts.stateDir, iface);
+  const readPidOf = (iface: string) => readPid(opts.stateDir, iface);
+  const stop = stopProcess;
   return {
     kind: 'userspace',
     reason,
@@ -167,7 +192,7 @@ export function userspaceBackend(opts: BackendOptions, reason: string): Backend 
           `no userspace WireGuard found (wgts): install @wiremesh/wg-tun or set ${USERSPACE_IMPLEMENTATION_ENV}`,
         );
       }
-      const old = readPid(iface);
+      const old = readPidOf(iface);
       if (old !== null) await stop(old, iface);
       const logPath = join(opts.stateDir, `${iface}.log`);
       const logFd = openSync(logPath, 'a', 0o600);
@@ -186,7 +211,7 @@ export function userspaceBackend(opts: BackendOptions, reason: string): Backend 
       child.on('exit', (code, signal) => (exited = signal ?? `exit status ${code}`));
       child.on('error', (e) => (exited = e.message));
       child.unref();
-      if (child.pid !== undefined) writeFileSync(pidFile(iface), `${child.pid}\n`);
+      if (child.pid !== undefined) writeFileSync(pidFileOf(iface), `${child.pid}\n`);
       const deadline = Date.now() + SOCKET_WAIT_MS;
       while (Date.now() < deadline) {
         if (exited !== null) break;
@@ -197,7 +222,7 @@ export function userspaceBackend(opts: BackendOptions, reason: string): Backend 
         await sleep(SOCKET_POLL_MS);
       }
       if (child.pid !== undefined && exited === null) await stop(child.pid, iface);
-      rmSync(pidFile(iface), { force: true });
+      rmSync(pidFileOf(iface), { force: true });
       let tail = '';
       try {
         tail = readFileSync(logPath, 'utf8').trim().split('\n').slice(-1)[0] ?? '';
@@ -211,13 +236,130 @@ export function userspaceBackend(opts: BackendOptions, reason: string): Backend 
       );
     },
     async destroy(iface) {
-      const pid = readPid(iface);
+      const pid = readPidOf(iface);
       if (pid !== null) await stop(pid, iface);
-      rmSync(pidFile(iface), { force: true });
+      rmSync(pidFileOf(iface), { force: true });
       if (await linkExists(opts.runner, iface))
         await opts.runner.run('ip', ['link', 'del', 'dev', iface]);
     },
   };
+}
+
+/**
+ * Devices this process runs, by interface: shared by every in-process backend object, so the
+ * foreground daemon that `join` becomes keeps the device its first round created.
+ */
+const inProcessDevices = new Map<string, { dev: UserspaceDevice; reflector: Reflector }>();
+
+/** A wg-tun logger writing into the agent's log. */
+function deviceLogger(log: Logger, iface: string) {
+  return {
+    verbose: (m: string) => log.debug(`${iface}: ${m}`),
+    info: (m: string) => log.debug(`${iface}: ${m}`),
+    error: (m: string) => log.error(`${iface}: ${m}`),
+  };
+}
+
+/**
+ * The userspace device inside this process (the daemon): wg-tun's createUserspaceDevice with its
+ * UAPI socket, so wg(8) and `wiremesh status` see it as they see wgts. It can probe the
+ * reflector from its own WireGuard socket. The interface lives as long as this process: the
+ * daemon closes it on exit (`close`). An interface a detached wgts serves (left by a one-shot
+ * join or a cron check-in) is taken over: that process is stopped first.
+ */
+export function inProcessBackend(opts: BackendOptions, reason: string): Backend {
+  const devices = inProcessDevices;
+  /** The interfaces this backend object was asked for: `close` closes only these. */
+  const mine = new Set<string>();
+  const live = (iface: string) => {
+    const d = devices.get(iface);
+    return d !== undefined && !d.dev.closed ? d : undefined;
+  };
+  return {
+    kind: 'userspace',
+    reason,
+    async create(iface) {
+      mine.add(iface);
+      if (live(iface) !== undefined) return false;
+      if (!existsSync(TUN_DEVICE_PATH)) {
+        throw new AgentError(
+          'no_tun',
+          `no TUN device (${TUN_DEVICE_PATH} is missing): load it with "modprobe tun" (in a container: run it with --device /dev/net/tun)`,
+        );
+      }
+      const pid = readPid(opts.stateDir, iface);
+      if (pid !== null) {
+        opts.log.info(`${iface}: taking the interface over from the userspace process ${pid}`);
+        await stopProcess(pid, iface);
+        rmSync(pidFile(opts.stateDir, iface), { force: true });
+        const deadline = Date.now() + PROCESS_EXIT_WAIT_MS;
+        while ((await linkExists(opts.runner, iface)) && Date.now() < deadline)
+          await sleep(SOCKET_POLL_MS);
+      }
+      let dev: UserspaceDevice;
+      try {
+        dev = createUserspaceDevice({ name: iface, logger: deviceLogger(opts.log, iface) });
+      } catch (e) {
+        const code = (e as { code?: string }).code;
+        throw new AgentError(
+          code === 'ENOENT' ? 'no_tun' : 'no_backend',
+          `cannot create the userspace WireGuard device ${iface}: ${(e as Error).message}${code === 'EBUSY' ? ' (another program has this interface: remove it with ip link del)' : ''}`,
+        );
+      }
+      try {
+        await dev.listenUapi();
+      } catch (e) {
+        dev.close();
+        throw new AgentError(
+          'no_backend',
+          `cannot serve ${socketPath(iface)} for ${iface}: ${(e as Error).message}`,
+        );
+      }
+      const entry = { dev, reflector: new Reflector(dev) };
+      devices.set(iface, entry);
+      void dev.done.then((err) => {
+        if (devices.get(iface) === entry) devices.delete(iface);
+        if (err !== null)
+          opts.log.warn(
+            `${iface}: the userspace device stopped (${err.message}); it is recreated on the next round`,
+          );
+      });
+      opts.log.debug(`${iface}: userspace device in this process (crypto ${dev.cryptoName})`);
+      return true;
+    },
+    async destroy(iface) {
+      const d = devices.get(iface);
+      devices.delete(iface);
+      d?.reflector.close();
+      d?.dev.close();
+      const pid = readPid(opts.stateDir, iface);
+      if (pid !== null) await stopProcess(pid, iface);
+      rmSync(pidFile(opts.stateDir, iface), { force: true });
+      if (await linkExists(opts.runner, iface))
+        await opts.runner.run('ip', ['link', 'del', 'dev', iface]);
+    },
+    async reflect(iface, target) {
+      const d = live(iface);
+      return d === undefined ? null : d.reflector.probe(target);
+    },
+    async close() {
+      for (const iface of mine) {
+        const d = devices.get(iface);
+        devices.delete(iface);
+        d?.reflector.close();
+        d?.dev.close();
+      }
+      mine.clear();
+    },
+  };
+}
+
+/** The in-process device when `opts.inProcess` and no other implementation is named, else a detached one. */
+function userspaceKind(opts: BackendOptions, reason: string): Backend {
+  const override = (opts.env ?? process.env)[USERSPACE_IMPLEMENTATION_ENV];
+  if (opts.inProcess === true && (override === undefined || override === ''))
+    return inProcessBackend(opts, `${reason}; the device runs inside the agent`);
+  return userspaceBackend(opts, reason);
 }
 
 /** Which backend the user asked for. */
@@ -238,7 +380,7 @@ export async function selectBackend(
   if (existing === 'wireguard' && choice !== 'userspace')
     return kernelBackend(opts, `${iface} exists as a kernel WireGuard interface`);
   if (existing === 'tun' && choice !== 'kernel')
-    return userspaceBackend(opts, `${iface} exists as a userspace (TUN) interface`);
+    return userspaceKind(opts, `${iface} exists as a userspace (TUN) interface`);
   if (existing !== undefined) {
     throw new AgentError(
       'no_backend',
@@ -258,7 +400,7 @@ export async function selectBackend(
         `${why}, and no userspace WireGuard (wgts) is installed: install @wiremesh/wg-tun or set ${USERSPACE_IMPLEMENTATION_ENV}`,
       );
     }
-    return userspaceBackend(
+    return userspaceKind(
       opts,
       why === 'asked for'
         ? 'userspace WireGuard as asked (--backend userspace)'

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { Name, PROTOCOL_VERSION, type NetworkMap } from '@wiremesh/protocol';
 import { generatePrivateKey, keyToBase64, nobleCrypto, publicKeyOf, wipe } from '@wiremesh/wg-core';
 import { kernelBackend, selectBackend, userspaceBackend, type BackendChoice } from './backend.js';
-import { netmapToConfig } from './netmap.js';
+import { netmapToConfig, type PeerPath } from './netmap.js';
 import { parseIpAddr, parseWgDump } from './wg-dump.js';
 import { APPROVAL_REMINDER_MS, MAX_INTERFACE_NAME_LENGTH } from './constants.js';
 import { CoordinatorError, HttpCoordinator, type MapResult } from './coordinator-client.js';
@@ -93,16 +93,23 @@ function ownInterfaces(store: StateStore): Set<string> {
   return out;
 }
 
+/**
+ * The dataplane of one interface. `inProcess`: a userspace device runs inside this process (the
+ * daemon, and a join that becomes the daemon), which is what lets it learn its public endpoint
+ * from its own socket; one-shot commands (join --daemon off, checkin) leave a detached wgts.
+ */
 async function dataplaneFor(
   ctx: CommandContext,
   choice: BackendChoice,
   iface: string,
+  inProcess = false,
 ): Promise<Dataplane> {
   const backend = await selectBackend(choice, iface, {
     runner: ctx.runner,
     log: ctx.log,
     stateDir: ctx.store.dir,
     env: ctx.env,
+    inProcess,
   });
   const firewall = createFirewall({ runner: ctx.runner, stateDir: ctx.store.dir, log: ctx.log });
   return systemDataplane(backend, firewall, ctx.runner, ctx.log);
@@ -245,6 +252,8 @@ export async function joinCommand(ctx: CommandContext, o: JoinOptions): Promise<
     );
   requireTools();
   ctx.store.ensureDir();
+  // A join that ends as the foreground daemon runs the device in this process from the start.
+  const foreground = o.daemon === 'on' && runningDaemon(ctx.store) === null && !systemdRunning();
 
   let state = ctx.store.load(o.network);
   let fresh = false;
@@ -254,7 +263,7 @@ export async function joinCommand(ctx: CommandContext, o: JoinOptions): Promise<
     ctx.out(
       `${o.network}: already joined as ${state.name} (${state.nodeId}); bringing it up with the stored identity`,
     );
-    dataplane = await dataplaneFor(ctx, state.backend, state.interface);
+    dataplane = await dataplaneFor(ctx, state.backend, state.interface, foreground);
   } else {
     for (const other of ctx.store.networks()) {
       if (ctx.store.load(other)?.interface === iface)
@@ -279,7 +288,7 @@ export async function joinCommand(ctx: CommandContext, o: JoinOptions): Promise<
       );
     }
     // Everything that can fail locally is checked before the coordinator hears of this node.
-    dataplane = await dataplaneFor(ctx, o.backend, iface);
+    dataplane = await dataplaneFor(ctx, o.backend, iface, foreground);
     ctx.out(`backend: ${dataplane.backend} (${dataplane.reason})`);
     const priv = generatePrivateKey((b) => randomFillSync(b));
     const publicKey = keyToBase64(publicKeyOf(nobleCrypto, priv));
@@ -451,12 +460,14 @@ export async function daemonCommand(ctx: CommandContext, o: DaemonOptions = {}):
   const pidFile = join(ctx.store.dir, DAEMON_PID_FILE);
   writeFileSync(pidFile, `${process.pid}\n`);
   const agents = new Map<string, NetworkAgent>();
+  const dataplanes = new Map<string, Dataplane>();
   let busy: Promise<void> = Promise.resolve();
 
   const startOne = async (network: string): Promise<void> => {
     const state = ctx.store.load(network);
     if (state === null) return;
-    const dataplane = await dataplaneFor(ctx, state.backend, state.interface);
+    const dataplane = await dataplaneFor(ctx, state.backend, state.interface, true);
+    dataplanes.set(network, dataplane);
     ctx.log.info(
       `${network}: interface ${state.interface}, backend ${dataplane.backend} (${dataplane.reason}), node ${state.name} (${state.nodeId}), coordinator ${state.server}`,
     );
@@ -476,6 +487,8 @@ export async function daemonCommand(ctx: CommandContext, o: DaemonOptions = {}):
         ctx.log.info(`${n}: no longer joined; stopping`);
         agents.delete(n);
         await a.stop();
+        await dataplanes.get(n)?.close?.();
+        dataplanes.delete(n);
       }
     }
     for (const n of wanted) {
@@ -519,13 +532,20 @@ export async function daemonCommand(ctx: CommandContext, o: DaemonOptions = {}):
   process.off('SIGHUP', onHup);
   await busy;
   await Promise.allSettled([...agents.values()].map((a) => a.stop()));
+  // Devices run inside the daemon go with it; kernel and detached ones stay as they are.
+  const owned = [...dataplanes.values()].filter((d) => d.close !== undefined);
+  await Promise.allSettled(owned.map((d) => d.close?.()));
   try {
     if (readFileSync(pidFile, 'utf8').trim() === String(process.pid))
       rmSync(pidFile, { force: true });
   } catch {
     // already gone
   }
-  ctx.log.info('agent stopped; the interfaces keep their last configuration');
+  ctx.log.info(
+    owned.length > 0
+      ? 'agent stopped; its userspace devices were closed with it (other interfaces keep their configuration)'
+      : 'agent stopped; the interfaces keep their last configuration',
+  );
 }
 
 function selectNetworks(store: StateStore, network: string | undefined): string[] {
@@ -590,7 +610,10 @@ export interface PeerStatusView {
   latestHandshakeMs: number | null;
   rxBytes: number;
   txBytes: number;
+  /** How traffic to the peer goes: straight to it, or through the relay node `via`. */
   path: 'direct' | 'relay';
+  /** The relay's node name when `path` is relay, else null. */
+  via: string | null;
 }
 
 /** One network in `wiremesh status`. */
@@ -626,6 +649,11 @@ export async function collectStatus(
       link.code === 0 ? await ctx.runner.run('wg', ['show', state.interface, 'dump']) : null;
     const wg = dump !== null && dump.code === 0 ? parseWgDump(dump.stdout) : null;
     const info = link.code === 0 ? parseIpAddr(link.stdout) : null;
+    const pathOf = new Map(paths.map((p) => [p.publicKey, p]));
+    const relayName = (p: PeerPath | undefined) =>
+      p?.path === 'relay' ? (p.viaName ?? names.get(p.via ?? '')?.name ?? 'relay') : null;
+    // A relayed peer keeps its WireGuard entry (still trying the direct path): its endpoint and
+    // handshake are those of the direct attempts, its path the relay's.
     const peers: PeerStatusView[] = (wg?.peers ?? []).map((p) => ({
       name: names.get(p.publicKey)?.name ?? '(unknown)',
       publicKey: p.publicKey,
@@ -634,14 +662,15 @@ export async function collectStatus(
       latestHandshakeMs: p.latestHandshakeS > 0 ? p.latestHandshakeS * MS_PER_S : null,
       rxBytes: p.rxBytes,
       txBytes: p.txBytes,
-      path: 'direct',
+      path: pathOf.get(p.publicKey)?.path ?? 'direct',
+      via: relayName(pathOf.get(p.publicKey)),
     }));
-    // Peers reached through a relay are not WireGuard peers of this node: list them with their relay.
+    // Peers behind an admin relay are not WireGuard peers of this node: list them with their relay.
+    const listed = new Set(peers.map((p) => p.publicKey));
     for (const p of paths) {
-      if (p.path !== 'relay') continue;
-      const via = names.get(p.via ?? '')?.name ?? 'relay';
+      if (p.path !== 'relay' || listed.has(p.publicKey)) continue;
       peers.push({
-        name: `${p.name} (via ${via})`,
+        name: p.name,
         publicKey: p.publicKey,
         kind: 'node',
         endpoint: null,
@@ -649,6 +678,7 @@ export async function collectStatus(
         rxBytes: 0,
         txBytes: 0,
         path: 'relay',
+        via: relayName(p),
       });
     }
     out.push({
@@ -703,7 +733,7 @@ export function formatStatus(views: readonly NetworkStatusView[], now = Date.now
         p.endpoint ?? '-',
         ago(p.latestHandshakeMs, now),
         `${bytes(p.rxBytes)} / ${bytes(p.txBytes)}`,
-        p.path,
+        p.path === 'relay' ? `relay via ${p.via ?? '?'}` : 'direct',
       ]);
     const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
     if (v.peers.length === 0) lines.push('  no peers');

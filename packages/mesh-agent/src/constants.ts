@@ -69,6 +69,32 @@ export const COMMAND_TIMEOUT_MS = 15_000;
 /** How often `join` in the foreground reprints that it still waits for approval. */
 export const APPROVAL_REMINDER_MS = 60_000;
 
+// --- NAT traversal (reflect-client.ts, network-agent.ts) ---
+
+/** How long one reflection probe waits for its reply. */
+export const REFLECT_TIMEOUT_MS = 1_000;
+/** Probes per discovery round before the agent gives up until the next round. */
+export const REFLECT_ATTEMPTS = 3;
+/** How often the agent probes its public endpoint again (NAT mappings and addresses change). */
+export const REFLECT_INTERVAL_MS = 30_000;
+/** How soon the agent probes again while it has never had a reply. */
+export const REFLECT_RETRY_MS = 5_000;
+/** How often the agent looks at handshakes while a peer's direct path is being established. */
+export const PATH_CHECK_MS = 1_000;
+/**
+ * A peer whose endpoint was set this long ago and has had no handshake since counts as a failed
+ * direct attempt: the agent probes its own endpoint again (the NAT may have remapped it) and reports.
+ * Two WireGuard handshake attempts (REKEY_TIMEOUT 5 s).
+ */
+export const DIRECT_WAIT_MS = 10_000;
+/** After this long without a handshake the agent stops watching a peer (the relay fallback takes it). */
+export const PATH_WATCH_MAX_MS = 60_000;
+/**
+ * A handshake younger than this is a working session (WireGuard's REJECT_AFTER_TIME, 180 s: with
+ * persistent keepalive a working path re-handshakes before it).
+ */
+export const SESSION_FRESH_MS = 180_000;
+
 // --- Exit codes (distinct so scripts can tell failures apart) ---
 
 /** Exit codes of the `wiremesh` command. */

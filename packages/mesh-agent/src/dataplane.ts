@@ -3,7 +3,7 @@
  * the desired config with wg(8) and ip(8), and reconciles gateway forwarding. One implementation
  * for both backends, because both are configured by the same tools; a fake lives in fake.ts.
  */
-import type { Backend as BackendKind } from '@wiremesh/protocol';
+import type { Backend as BackendKind, Endpoint } from '@wiremesh/protocol';
 import type { Backend } from './backend.js';
 import { ROUTE_PROTOCOL } from './constants.js';
 import {
@@ -60,6 +60,14 @@ export interface Dataplane {
     lastApplied: DesiredConfig | null,
     id: DeviceIdentity,
   ): Promise<ApplyResult>;
+  /**
+   * Endpoint discovery from the WireGuard socket of `iface` (reflect-client.ts): resolves with the
+   * public endpoint the reflector at `target` saw, or null without a reply. Absent when the backend
+   * cannot send from that socket (kernel WireGuard, a detached userspace process).
+   */
+  reflect?(iface: string, target: { address: string; port: number }): Promise<Endpoint | null>;
+  /** Closes the devices this process runs (the in-process backend); the daemon calls it on exit. */
+  close?(): Promise<void>;
 }
 
 const NOT_THERE: Observed = {
@@ -88,6 +96,8 @@ export function wgSetArgs(
   if (diff.listenPort !== null) args.push('listen-port', String(diff.listenPort));
   for (const k of diff.removePeers) args.push('peer', k, 'remove');
   for (const u of diff.updatePeers) {
+    // The same peer twice in one set: applied in order, so off-then-on sends a keepalive now.
+    if (u.restartKeepalive === true) args.push('peer', u.publicKey, 'persistent-keepalive', 'off');
     args.push('peer', u.publicKey);
     if (u.endpoint !== undefined) args.push('endpoint', u.endpoint);
     if (u.persistentKeepalive !== undefined)
@@ -168,6 +178,8 @@ export function systemDataplane(
   return {
     backend: backend.kind,
     reason: backend.reason,
+    ...(backend.reflect !== undefined ? { reflect: backend.reflect.bind(backend) } : {}),
+    ...(backend.close !== undefined ? { close: backend.close.bind(backend) } : {}),
     ensureInterface: (iface) => backend.create(iface),
     async removeInterface(iface) {
       await firewall.reconcile(iface, null);

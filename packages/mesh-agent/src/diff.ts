@@ -42,6 +42,12 @@ export interface PeerUpdate {
   readonly persistentKeepalive?: number;
   /** Replaces the peer's allowed IPs (wg set replaces, it never merges). */
   readonly allowedIps?: readonly string[];
+  /**
+   * Turn persistent keepalive off and on again around this update: WireGuard sends a keepalive
+   * when it goes from off to on, which starts a handshake to the new endpoint at once (hole
+   * punching: both sides do this when the coordinator's push brings the other's endpoint).
+   */
+  readonly restartKeepalive?: boolean;
 }
 
 /** Every change one apply makes. Empty lists and nulls mean "leave as is". */
@@ -91,12 +97,16 @@ function peerUpdate(
   const keepaliveChanged = have.persistentKeepalive !== want.persistentKeepalive;
   const allowedChanged = !sameList(have.allowedIps, want.allowedIps);
   if (!endpointChanged && !keepaliveChanged && !allowedChanged) return null;
+  // A new endpoint without a keepalive change would wait for the next keepalive (up to its
+  // interval) before anything is sent there.
+  const restart = endpointChanged && want.persistentKeepalive > 0;
   return {
     publicKey: want.publicKey,
     isNew: false,
     ...(endpointChanged && want.endpoint !== null ? { endpoint: want.endpoint } : {}),
-    ...(keepaliveChanged ? { persistentKeepalive: want.persistentKeepalive } : {}),
+    ...(keepaliveChanged || restart ? { persistentKeepalive: want.persistentKeepalive } : {}),
     ...(allowedChanged ? { allowedIps: want.allowedIps } : {}),
+    ...(restart ? { restartKeepalive: true } : {}),
   };
 }
 

@@ -3,7 +3,7 @@
  * go through the same diff and the same command builders as the real one, and every command that
  * would have run is recorded, so tests see exactly which peers, addresses and routes were touched.
  */
-import type { Backend as BackendKind } from '@wiremesh/protocol';
+import type { Backend as BackendKind, Endpoint } from '@wiremesh/protocol';
 import type { ObservedPeer } from './diff.js';
 import { describeDiff, diffConfig, isEmptyDiff } from './diff.js';
 import {
@@ -38,6 +38,12 @@ export interface FakeDataplane extends Dataplane {
   failNextApply(err: Error): void;
   /** Pretends peer `publicKey` on `iface` completed a handshake at Unix second `s`. */
   handshake(iface: string, publicKey: string, s: number): void;
+  /**
+   * What the next reflection probes answer (null: no reply); `undefined` (the default) means the
+   * backend cannot probe at all, like the kernel's. Every probe's target is kept in `probes`.
+   */
+  reflected: Endpoint | null | undefined;
+  readonly probes: { address: string; port: number }[];
 }
 
 /** A new FakeDataplane of kind `backend`. */
@@ -45,6 +51,7 @@ export function createFakeDataplane(backend: BackendKind = 'userspace'): FakeDat
   const ifaces = new Map<string, FakeInterface>();
   const commands: string[][] = [];
   let failure: Error | null = null;
+  const probes: { address: string; port: number }[] = [];
   const observe = async (iface: string): Promise<Observed> => {
     const i = ifaces.get(iface);
     if (i === undefined)
@@ -69,11 +76,13 @@ export function createFakeDataplane(backend: BackendKind = 'userspace'): FakeDat
       publicKey: i.publicKey,
     };
   };
-  return {
+  const fake: FakeDataplane = {
     backend,
     reason: 'fake',
     commands,
     interfaces: ifaces,
+    reflected: undefined,
+    probes,
     failNextApply(err) {
       failure = err;
     },
@@ -152,4 +161,17 @@ export function createFakeDataplane(backend: BackendKind = 'userspace'): FakeDat
       return { diff, firewall: fw, changed, summary: changed ? describeDiff(diff) : 'no changes' };
     },
   };
+  // Present only while the fake says it can probe, as the real dataplane has it only for the
+  // in-process device.
+  Object.defineProperty(fake, 'reflect', {
+    enumerable: true,
+    get: () =>
+      fake.reflected === undefined
+        ? undefined
+        : async (iface: string, target: { address: string; port: number }) => {
+            probes.push(target);
+            return ifaces.has(iface) ? (fake.reflected ?? null) : null;
+          },
+  });
+  return fake;
 }

@@ -62,6 +62,7 @@ export {
   type TaggedRule,
 } from './firewall.js';
 export {
+  inProcessBackend,
   kernelBackend,
   linkKind,
   selectBackend,
@@ -97,6 +98,13 @@ export {
   type StreamEvent,
 } from './coordinator-client.js';
 export { localAddresses, localEndpoints } from './local-addresses.js';
+export {
+  ReflectionMatcher,
+  Reflector,
+  resolveHost,
+  type RawSocket,
+  type SocketAddress,
+} from './reflect-client.js';
 export {
   NetworkAgent,
   realSleep,

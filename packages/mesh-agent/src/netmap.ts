@@ -3,7 +3,7 @@
  * the map and the host's own addresses, with no I/O, so the rest of the agent only ever applies
  * the difference between two of its results.
  */
-import { formatEndpoint, type MapPeer, type NetworkMap } from '@wiremesh/protocol';
+import { formatEndpoint, type Endpoint, type MapPeer, type NetworkMap } from '@wiremesh/protocol';
 import { canonicalCidr, cidrContains, isIpv6 } from './prefix.js';
 
 /** A WireGuard peer as the interface should have it. */
@@ -31,6 +31,13 @@ export interface PeerPath {
   readonly path: 'direct' | 'relay';
   /** Public key of the relay peer when `path` is relay. */
   readonly via: string | null;
+  /** Name of the relay node when `path` is relay. */
+  readonly viaName: string | null;
+  /**
+   * For a relayed peer: whether its own entry stays configured (endpoint and keepalive, no allowed
+   * IPs) so a direct path can come back (the automatic fallback), or is left out (an admin relay).
+   */
+  readonly keepsDirectEntry: boolean;
 }
 
 /** Egress gateway role: forward the mesh to `ranges` out of `outInterface`, masqueraded. */
@@ -80,6 +87,11 @@ export interface LocalAddress {
 /** What besides the map shapes the config: the host's own addresses (endpoint and route choice). */
 export interface NetmapContext {
   readonly localAddresses: readonly LocalAddress[];
+  /**
+   * This node's public endpoint as the coordinator's reflector saw it, or null/absent when unknown
+   * (kernel backend, no reflector, not probed yet).
+   */
+  readonly reflected?: Endpoint | null;
 }
 
 const EMPTY_CONTEXT: NetmapContext = { localAddresses: [] };
@@ -88,19 +100,38 @@ function hostPrefix(ip: string): string {
   return `${ip}/${isIpv6(ip) ? 128 : 32}`;
 }
 
+/** An IP address in one canonical text form, for comparing what different sources wrote. */
+function sameIp(a: string, b: string): boolean {
+  const norm = (ip: string) => canonicalCidr(hostPrefix(ip)) ?? ip;
+  return norm(a) === norm(b);
+}
+
 /**
- * The endpoint to configure for `peer`: one of its LAN addresses when it shares a subnet with one
- * of ours (same LAN, no hairpin through a NAT), else the public endpoint the coordinator reflected,
- * else its first LAN address, else null. Pure; never throws.
+ * The endpoint to configure for `peer`. Pure; never throws.
+ * - Behind the same public address as us (equal reflected IPs): one of its LAN addresses, on a
+ *   subnet of ours if it has one (NATs do not hairpin: the public address would not work).
+ * - Both public addresses known and different: its reflected endpoint, never a LAN address (two
+ *   homes often use the same private subnet, so a shared subnet proves nothing).
+ * - Otherwise (ours or its unknown): a LAN address on a subnet of ours, else its reflected
+ *   endpoint, else its first LAN address, else null (wait for the peer to reach us).
  */
 export function chooseEndpoint(peer: MapPeer, ctx: NetmapContext = EMPTY_CONTEXT): string | null {
   const mine = new Set(ctx.localAddresses.map((a) => a.address));
-  for (const e of peer.endpoints.local) {
-    if (mine.has(e.ip)) continue;
-    if (ctx.localAddresses.some((a) => cidrContains(a.cidr, hostPrefix(e.ip))))
-      return formatEndpoint(e);
+  const local = peer.endpoints.local.filter((e) => !mine.has(e.ip));
+  const onMyLan = local.find((e) =>
+    ctx.localAddresses.some((a) => cidrContains(a.cidr, hostPrefix(e.ip))),
+  );
+  const theirs = peer.endpoints.reflected;
+  const ours = ctx.reflected ?? null;
+  if (theirs !== null && ours !== null) {
+    if (sameIp(theirs.ip, ours.ip)) {
+      const lan = onMyLan ?? local[0];
+      if (lan !== undefined) return formatEndpoint(lan);
+    }
+    return formatEndpoint(theirs);
   }
-  if (peer.endpoints.reflected !== null) return formatEndpoint(peer.endpoints.reflected);
+  if (onMyLan !== undefined) return formatEndpoint(onMyLan);
+  if (theirs !== null) return formatEndpoint(theirs);
   const first = peer.endpoints.local[0];
   return first === undefined ? null : formatEndpoint(first);
 }
@@ -140,11 +171,19 @@ function overlapsLocal(cidr: string, ctx: NetmapContext): boolean {
 export function netmapToConfig(map: NetworkMap, ctx: NetmapContext = EMPTY_CONTEXT): DesiredConfig {
   const self = map.self;
   const byId = new Map(map.peers.map((p) => [p.id, p]));
-  const relayOf = (p: MapPeer): MapPeer | null => {
+  const pairRelays = new Map((self.peerRelays ?? []).map((r) => [r.peerId, r.relayId]));
+  const relayOf = (p: MapPeer): { relay: MapPeer; keep: boolean } | null => {
+    const found = (id: string, keep: boolean) => {
+      const relay = byId.get(id);
+      return relay === undefined || relay.id === p.id ? null : { relay, keep };
+    };
     // This node is relayed: everything but the relay itself goes through it.
-    if (self.relayedBy !== null && p.id !== self.relayedBy) return byId.get(self.relayedBy) ?? null;
+    if (self.relayedBy !== null && p.id !== self.relayedBy) return found(self.relayedBy, false);
     // The peer is relayed by someone other than us.
-    if (p.relayedBy !== null && p.relayedBy !== self.id) return byId.get(p.relayedBy) ?? null;
+    if (p.relayedBy !== null && p.relayedBy !== self.id) return found(p.relayedBy, false);
+    // No direct handshake with this peer: the coordinator picked a relay for the pair.
+    const pair = pairRelays.get(p.id);
+    if (pair !== undefined && pair !== self.id) return found(pair, true);
     return null;
   };
 
@@ -152,30 +191,43 @@ export function netmapToConfig(map: NetworkMap, ctx: NetmapContext = EMPTY_CONTE
   const paths: PeerPath[] = [];
   for (const p of map.peers) {
     if (p.publicKey === self.publicKey) continue;
-    const relay = relayOf(p);
-    if (relay !== null && relay.publicKey !== self.publicKey) {
-      const list = extra.get(relay.id) ?? [];
+    const r = relayOf(p);
+    if (r !== null && r.relay.publicKey !== self.publicKey) {
+      const list = extra.get(r.relay.id) ?? [];
       list.push(...p.allowedIps);
-      extra.set(relay.id, list);
+      extra.set(r.relay.id, list);
       paths.push({
         id: p.id,
         name: p.name,
         publicKey: p.publicKey,
         path: 'relay',
-        via: relay.publicKey,
+        via: r.relay.publicKey,
+        viaName: r.relay.name,
+        keepsDirectEntry: r.keep,
       });
     } else {
-      paths.push({ id: p.id, name: p.name, publicKey: p.publicKey, path: 'direct', via: null });
+      paths.push({
+        id: p.id,
+        name: p.name,
+        publicKey: p.publicKey,
+        path: 'direct',
+        via: null,
+        viaName: null,
+        keepsDirectEntry: true,
+      });
     }
   }
 
+  const pathOf = new Map(paths.map((x) => [x.id, x]));
   const peers: DesiredPeer[] = [];
   for (const p of map.peers) {
     if (p.publicKey === self.publicKey) continue;
-    const relayed = paths.find((x) => x.id === p.id)?.path === 'relay';
+    const path = pathOf.get(p.id);
+    const relayed = path?.path === 'relay';
     const own = relayed ? [] : p.allowedIps;
     const allowedIps = canonicalList([...own, ...(extra.get(p.id) ?? [])]);
-    if (relayed && allowedIps.length === 0) continue;
+    // An admin relay replaces the peer; the automatic one keeps its entry trying the direct path.
+    if (relayed && allowedIps.length === 0 && path?.keepsDirectEntry !== true) continue;
     peers.push({
       publicKey: p.publicKey,
       id: p.id,

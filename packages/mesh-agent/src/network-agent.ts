@@ -8,13 +8,22 @@ import { release, type as osType } from 'node:os';
 import {
   PROTOCOL_VERSION,
   applyMapPatch,
+  formatEndpoint,
   parseEndpoint,
   type CheckinRequest,
+  type Endpoint,
   type NetworkMap,
   type PeerStatus,
 } from '@wiremesh/protocol';
 import { Backoff } from './backoff.js';
-import { REPORT_INTERVAL_MS } from './constants.js';
+import {
+  DIRECT_WAIT_MS,
+  PATH_CHECK_MS,
+  PATH_WATCH_MAX_MS,
+  REFLECT_INTERVAL_MS,
+  REFLECT_RETRY_MS,
+  REPORT_INTERVAL_MS,
+} from './constants.js';
 import {
   CoordinatorError,
   validateMap,
@@ -27,6 +36,7 @@ import { AgentError, errorMessage } from './errors.js';
 import { localEndpoints } from './local-addresses.js';
 import type { Logger } from './log.js';
 import { netmapToConfig, type DesiredConfig, type LocalAddress } from './netmap.js';
+import { resolveHost } from './reflect-client.js';
 import type { NetworkState, StateStore } from './state-store.js';
 import { AGENT_VERSION } from './version.js';
 
@@ -67,6 +77,20 @@ export interface NetworkAgentDeps {
   prepareWhilePending?: boolean;
   /** Called once when the coordinator removed or rejected the node (after local teardown). */
   onGone?: (reason: GoneReason) => void;
+  /** Wall clock in unix ms (tests move it). Default Date.now. */
+  now?: () => number;
+  /** Resolves the coordinator's host for reflection probes (tests); default DNS / IP literal. */
+  resolveHost?: (host: string) => Promise<string>;
+}
+
+/** A peer whose new endpoint has not yet shown a handshake (hole punching in progress). */
+interface Watched {
+  /** When its endpoint was set (unix ms). */
+  since: number;
+  /** Bytes received when watching began (a roamed peer with a live session proves itself so). */
+  rx: number | null;
+  /** Whether the failed attempt already triggered a new probe. */
+  probed: boolean;
 }
 
 /** Keeps one network's interface equal to the coordinator's latest valid map. */
@@ -93,6 +117,15 @@ export class NetworkAgent {
   lastError: unknown = null;
   /** Results of every apply, newest last (tests and status read it). */
   readonly history: ApplyResult[] = [];
+  /** This node's public endpoint as the coordinator's reflector last saw it, or null. */
+  reflected: Endpoint | null = null;
+  private readonly now: () => number;
+  private readonly watched = new Map<string, Watched>();
+  /** Wakes the path loop (a new watch) and the reflect loop (probe now). */
+  private wakePath = new AbortController();
+  private wakeReflect = new AbortController();
+  private reporting: Promise<void> | null = null;
+  private reportAgain = false;
 
   constructor(d: NetworkAgentDeps) {
     this.d = d;
@@ -100,6 +133,7 @@ export class NetworkAgent {
     this.sleep = d.sleep ?? realSleep;
     this.backoff = d.backoff ?? new Backoff();
     this.prepareWhilePending = d.prepareWhilePending ?? false;
+    this.now = d.now ?? Date.now;
   }
 
   /** The network's name. */
@@ -152,7 +186,10 @@ export class NetworkAgent {
       const created = await this.d.dataplane.ensureInterface(this.iface);
       if (created)
         this.log.info(`${this.network}: created ${this.iface} (${this.d.dataplane.backend})`);
-      const desired = netmapToConfig(map, { localAddresses: this.d.localAddresses() });
+      const desired = netmapToConfig(map, {
+        localAddresses: this.d.localAddresses(),
+        reflected: this.reflected,
+      });
       const result = await this.d.dataplane.apply(this.iface, desired, this.applied, {
         privateKeyFile: this.d.store.keyPath(this.network),
         publicKey: this.d.state.publicKey,
@@ -161,6 +198,7 @@ export class NetworkAgent {
       this.dirty = false;
       this.lastError = null;
       this.history.push(result);
+      this.watchNewEndpoints(result);
       if (result.changed) this.log.info(`${this.network}: applied ${label}: ${result.summary}`);
       else this.log.debug(`${this.network}: ${label}: no changes`);
     } catch (e) {
@@ -218,14 +256,175 @@ export class NetworkAgent {
       }
       // Peers learn where to reach us only from our report: send it as soon as the port is known.
       if (this.applied !== null && this.applied.listenPort !== before) this.reportSoon();
+      if (this.reflected === null && map.reflectPort !== null) this.wakeReflect.abort();
       return true;
     });
   }
 
-  /** Checks in without waiting (after the listen port became known or changed). */
+  /**
+   * Checks in without waiting (the listen port or public endpoint became known, peers were added,
+   * a direct path came up or failed). Reports never overlap: one asked for while another is on
+   * its way follows it, and any number asked for meanwhile make one.
+   */
   private reportSoon(): void {
-    if (this.stopper.signal.aborted) return;
-    void this.checkinOnce().catch((e: unknown) => this.onApiError(e, 'check-in'));
+    if (this.stopper.signal.aborted || this.gone) return;
+    if (this.reporting !== null) {
+      this.reportAgain = true;
+      return;
+    }
+    this.reporting = (async () => {
+      do {
+        this.reportAgain = false;
+        try {
+          await this.checkinOnce();
+        } catch (e) {
+          if (await this.onApiError(e, 'check-in')) return;
+        }
+      } while (this.reportAgain && !this.stopper.signal.aborted && !this.gone);
+    })().finally(() => (this.reporting = null));
+  }
+
+  /**
+   * Starts watching every peer the last apply gave a new endpoint (hole punching begins: the
+   * keepalive it sent starts a handshake), and reports at once when peers were added so the
+   * coordinator knows this node has configured them (its relay-fallback wait starts then).
+   */
+  private watchNewEndpoints(result: ApplyResult): void {
+    const now = this.now();
+    let added = false;
+    for (const u of result.diff.updatePeers) {
+      if (u.isNew) added = true;
+      if (u.endpoint !== undefined)
+        this.watched.set(u.publicKey, { since: now, rx: null, probed: false });
+    }
+    for (const k of result.diff.removePeers) this.watched.delete(k);
+    if (this.watched.size > 0) this.wakePath.abort();
+    if (added) this.reportSoon();
+  }
+
+  /**
+   * One look at the watched peers: a handshake since the endpoint was set (or traffic over a
+   * session that survived the change) settles a peer and is reported; none after DIRECT_WAIT_MS
+   * counts as a failed direct attempt: probe the public endpoint again (the NAT may have changed
+   * it) and report. Peers still silent after PATH_WATCH_MAX_MS are left to the relay fallback.
+   */
+  private async checkPaths(): Promise<void> {
+    let observed;
+    try {
+      observed = await this.d.dataplane.observe(this.iface);
+    } catch {
+      return;
+    }
+    const peers = new Map(observed.peers.map((p) => [p.publicKey, p]));
+    const now = this.now();
+    let settled = false;
+    let failed = false;
+    for (const [key, w] of this.watched) {
+      const p = peers.get(key);
+      if (p === undefined) {
+        this.watched.delete(key);
+        continue;
+      }
+      // wg shows whole seconds: a handshake just after `since` may read up to 1 s before it.
+      const handshakeMs = p.latestHandshakeS * MS_PER_S;
+      const fresh = p.latestHandshakeS > 0 && handshakeMs >= w.since - MS_PER_S;
+      if (w.rx === null) w.rx = p.rxBytes;
+      if (fresh || (p.latestHandshakeS > 0 && p.rxBytes > w.rx)) {
+        this.watched.delete(key);
+        settled = true;
+        this.log.debug(
+          `${this.network}: direct handshake with ${key.slice(0, 8)} after ${now - w.since} ms`,
+        );
+      } else if (now - w.since >= PATH_WATCH_MAX_MS) {
+        this.watched.delete(key);
+      } else if (now - w.since >= DIRECT_WAIT_MS && !w.probed) {
+        w.probed = true;
+        failed = true;
+      }
+    }
+    if (failed) this.wakeReflect.abort();
+    if (settled || failed) this.reportSoon();
+  }
+
+  private async pathLoop(): Promise<void> {
+    const signal = this.stopper.signal;
+    while (!signal.aborted) {
+      if (this.watched.size === 0) {
+        // Nothing to watch: wait for an apply to set an endpoint (no timer runs meanwhile).
+        const wake = this.wakePath.signal;
+        if (!wake.aborted)
+          await new Promise<void>((resolve) => {
+            const done = () => resolve();
+            wake.addEventListener('abort', done, { once: true });
+            signal.addEventListener('abort', done, { once: true });
+          });
+        this.wakePath = new AbortController();
+        continue;
+      }
+      await this.sleep(PATH_CHECK_MS, signal);
+      if (signal.aborted || this.gone) return;
+      await this.checkPaths();
+    }
+  }
+
+  /** Where the reflector is: the coordinator's host and the map's reflect port, or null. */
+  private async reflectTarget(): Promise<{ address: string; port: number } | null> {
+    const port = this.map?.reflectPort ?? null;
+    if (port === null) return null;
+    const host = new URL(this.d.state.server).hostname;
+    try {
+      return { address: await (this.d.resolveHost ?? resolveHost)(host), port };
+    } catch (e) {
+      this.log.debug(`${this.network}: cannot resolve ${host} for reflection: ${errorMessage(e)}`);
+      return null;
+    }
+  }
+
+  /**
+   * Learns this node's public endpoint from the WireGuard socket (when the backend can send from
+   * it). A new one is applied (endpoint choice depends on it: peers behind the same address are
+   * reached on the LAN) and reported at once. Returns the endpoint known after the probe.
+   */
+  async probeEndpoint(): Promise<Endpoint | null> {
+    const reflect = this.d.dataplane.reflect;
+    if (reflect === undefined || this.gone) return this.reflected;
+    const target = await this.reflectTarget();
+    if (target === null) return this.reflected;
+    let got: Endpoint | null;
+    try {
+      got = await reflect.call(this.d.dataplane, this.iface, target);
+    } catch (e) {
+      this.log.debug(`${this.network}: reflection probe failed: ${errorMessage(e)}`);
+      return this.reflected;
+    }
+    if (got === null) {
+      this.log.debug(
+        `${this.network}: no reply from the reflector at ${target.address}:${target.port}`,
+      );
+      return this.reflected;
+    }
+    const before = this.reflected;
+    if (before !== null && before.ip === got.ip && before.port === got.port) return before;
+    this.reflected = got;
+    this.log.info(
+      `${this.network}: public endpoint ${formatEndpoint(got)}${before === null ? '' : ` (was ${formatEndpoint(before)})`}`,
+    );
+    if (this.map !== null)
+      await this.serial(() => this.applyCurrent('new public endpoint')).catch(() => undefined);
+    this.reportSoon();
+    return got;
+  }
+
+  private async reflectLoop(): Promise<void> {
+    const signal = this.stopper.signal;
+    while (!signal.aborted && !this.gone) {
+      if (this.map !== null) await this.probeEndpoint();
+      const wake = this.wakeReflect.signal;
+      // Before the first map there is no reflect port: wait for one (an apply wakes us).
+      const every = this.reflected === null ? REFLECT_RETRY_MS : REFLECT_INTERVAL_MS;
+      await this.sleep(every, AbortSignal.any([signal, wake]));
+      if (wake.aborted) this.wakeReflect = new AbortController();
+    }
   }
 
   private async onEvent(e: StreamEvent): Promise<void> {
@@ -346,8 +545,11 @@ export class NetworkAgent {
       req.listenPort = port;
       req.localEndpoints = localEndpoints(this.d.localAddresses(), port);
     }
+    // Only a backend that owns the socket can learn it; others leave the stored value alone.
+    if (this.reflected !== null) req.reflectedEndpoint = this.reflected;
     if (observed?.exists) {
       const paths = new Map((this.applied?.paths ?? []).map((p) => [p.publicKey, p.path]));
+      const now = this.now();
       req.peers = observed.peers.map((p): PeerStatus => ({
         publicKey: p.publicKey,
         latestHandshakeMs: p.latestHandshakeS > 0 ? p.latestHandshakeS * MS_PER_S : null,
@@ -355,6 +557,8 @@ export class NetworkAgent {
         txBytes: p.txBytes,
         endpoint: p.endpoint === null ? null : parseEndpoint(p.endpoint),
         path: paths.get(p.publicKey) ?? 'direct',
+        handshakeAgeMs:
+          p.latestHandshakeS > 0 ? Math.max(0, now - p.latestHandshakeS * MS_PER_S) : null,
       }));
     }
     return req;
@@ -442,15 +646,20 @@ export class NetworkAgent {
     }
   }
 
-  /** Starts the stream and report loops (returns at once; `stop` ends them). */
+  /**
+   * Starts the stream and report loops, the path watch, and (when the backend can send from the
+   * WireGuard socket) endpoint discovery. Returns at once; `stop` ends them.
+   */
   start(): void {
-    this.loops = [this.streamLoop(), this.reportLoop()];
+    this.loops = [this.streamLoop(), this.reportLoop(), this.pathLoop()];
+    if (this.d.dataplane.reflect !== undefined) this.loops.push(this.reflectLoop());
   }
 
   /** Stops the loops (the interface stays as it is) and waits for them and any apply in flight. */
   async stop(): Promise<void> {
     this.stopper.abort();
     await Promise.allSettled(this.loops);
+    await this.reporting;
     await this.events.catch(() => undefined);
     await this.queue;
   }

@@ -71,6 +71,18 @@ describe('status output', () => {
           rxBytes: 2048,
           txBytes: 100,
           path: 'direct',
+          via: null,
+        },
+        {
+          name: 'delta',
+          publicKey: key(4),
+          kind: 'node',
+          endpoint: '198.51.100.9:40001',
+          latestHandshakeMs: null,
+          rxBytes: 0,
+          txBytes: 1480,
+          path: 'relay',
+          via: 'relay1',
         },
         {
           name: 'phone',
@@ -81,6 +93,7 @@ describe('status output', () => {
           rxBytes: 0,
           txBytes: 0,
           path: 'direct',
+          via: null,
         },
       ],
     };
@@ -90,6 +103,9 @@ describe('status output', () => {
     );
     expect(text).toMatch(/beta\s+192\.0\.2\.2:51820\s+42 s ago\s+2\.0 KiB \/ 100 B\s+direct/);
     expect(text).toMatch(/phone \(external\)\s+-\s+never/);
+    expect(text).toMatch(
+      /delta\s+198\.51\.100\.9:40001\s+never\s+0 B \/ 1\.4 KiB\s+relay via relay1/,
+    );
   });
 });
 

@@ -134,8 +134,30 @@ describe('diffConfig', () => {
       LAN,
     );
     const d = diffConfig(seen, moved, c);
+    // The keepalive goes off and on again around the new endpoint: a keepalive (and with it a
+    // handshake) leaves for the new endpoint at once, which is what starts hole punching.
     expect(d.updatePeers).toEqual([
-      { publicKey: key(2), isNew: false, endpoint: '192.0.2.22:51820' },
+      {
+        publicKey: key(2),
+        isNew: false,
+        endpoint: '192.0.2.22:51820',
+        persistentKeepalive: 25,
+        restartKeepalive: true,
+      },
+    ]);
+    expect(wgSetArgs('wm-demo', d, null)).toEqual([
+      'set',
+      'wm-demo',
+      'peer',
+      key(2),
+      'persistent-keepalive',
+      'off',
+      'peer',
+      key(2),
+      'endpoint',
+      '192.0.2.22:51820',
+      'persistent-keepalive',
+      '25',
     ]);
   });
 

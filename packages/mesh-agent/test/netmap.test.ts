@@ -99,6 +99,50 @@ describe('netmapToConfig', () => {
     expect(c.routes).toEqual(['192.168.7.0/24']);
   });
 
+  it("keeps a pair-relayed peer's entry trying the direct path while its addresses go to the relay", () => {
+    const relay = peer(5, { isRelay: true });
+    const far = peer(4, { allowedIps: ['10.8.0.4/32', '192.168.40.0/24'] });
+    const c = netmapToConfig(
+      map([peer(2), far, relay], 3, { peerRelays: [{ peerId: 'node-4', relayId: 'node-5' }] }),
+      LAN,
+    );
+    expect(c.peers.find((p) => p.publicKey === key(5))?.allowedIps).toEqual([
+      '10.8.0.4/32',
+      '10.8.0.5/32',
+      '192.168.40.0/24',
+    ]);
+    // The peer's own entry stays: endpoint and keepalive, so its handshakes keep trying, but no
+    // allowed IPs, so no traffic takes it until the coordinator says the direct path works.
+    expect(c.peers.find((p) => p.publicKey === key(4))).toMatchObject({
+      allowedIps: [],
+      endpoint: '192.0.2.4:51820',
+      persistentKeepalive: 25,
+    });
+    expect(c.paths.find((p) => p.id === 'node-4')).toMatchObject({
+      path: 'relay',
+      via: key(5),
+      viaName: 'node-5',
+      keepsDirectEntry: true,
+    });
+    expect(c.paths.find((p) => p.id === 'node-2')).toMatchObject({ path: 'direct', via: null });
+    expect(c.routes).toEqual(['192.168.40.0/24']);
+    // A pair relay naming a relay that is not in the map, or the node itself, is ignored.
+    const odd = netmapToConfig(
+      map([peer(2), far], 3, {
+        peerRelays: [
+          { peerId: 'node-4', relayId: 'node-9' },
+          { peerId: 'node-2', relayId: 'node-1' },
+        ],
+      }),
+      LAN,
+    );
+    expect(odd.paths.every((p) => p.path === 'direct')).toBe(true);
+    expect(odd.peers.find((p) => p.publicKey === key(4))?.allowedIps).toEqual([
+      '10.8.0.4/32',
+      '192.168.40.0/24',
+    ]);
+  });
+
   it('never lists itself as a peer', () => {
     const c = netmapToConfig(map([peer(1), peer(2)]));
     expect(c.peers.map((p) => p.publicKey)).toEqual([key(2)]);
@@ -124,6 +168,68 @@ describe('chooseEndpoint', () => {
       ),
     ).toBe('[fd00::2]:7');
     expect(chooseEndpoint(peer(2, { endpoints: { reflected: null, local: [] } }))).toBeNull();
+  });
+});
+
+describe('chooseEndpoint with public endpoints (NAT traversal)', () => {
+  // Two homes behind different routers that both number their LAN 192.168.1.0/24.
+  const home = { localAddresses: [{ address: '192.168.1.2', cidr: '192.168.1.2/24' }] };
+  const sameRouter = (n: number) =>
+    peer(n, {
+      endpoints: {
+        reflected: { ip: '203.0.113.2', port: 51820 },
+        local: [
+          { ip: '172.17.0.1', port: 51820 },
+          { ip: `192.168.1.${n}`, port: 51820 },
+        ],
+      },
+    });
+  const otherRouter = peer(3, {
+    endpoints: {
+      reflected: { ip: '203.0.113.3', port: 41000 },
+      local: [{ ip: '192.168.1.3', port: 51820 }],
+    },
+  });
+
+  it('uses the LAN address of a peer behind the same public address (no hairpin through the NAT)', () => {
+    const ctx = { ...home, reflected: { ip: '203.0.113.2', port: 51820 } };
+    expect(chooseEndpoint(sameRouter(7), ctx)).toBe('192.168.1.7:51820');
+    // Without one on our subnet, its first LAN address still beats the public one.
+    expect(
+      chooseEndpoint(sameRouter(7), {
+        localAddresses: [],
+        reflected: { ip: '203.0.113.2', port: 1 },
+      }),
+    ).toBe('172.17.0.1:51820');
+  });
+
+  it('uses the public endpoint of a peer behind another address, even on a same-numbered LAN', () => {
+    const ctx = { ...home, reflected: { ip: '203.0.113.2', port: 51820 } };
+    expect(chooseEndpoint(otherRouter, ctx)).toBe('203.0.113.3:41000');
+    // Until our own public address is known, a shared subnet is the best guess.
+    expect(chooseEndpoint(otherRouter, home)).toBe('192.168.1.3:51820');
+    expect(chooseEndpoint(otherRouter, { ...home, reflected: null })).toBe('192.168.1.3:51820');
+  });
+
+  it('compares addresses in canonical form and goes public for a public peer', () => {
+    const v6 = peer(8, {
+      endpoints: {
+        reflected: { ip: '2001:db8:0:0:0:0:0:2', port: 5000 },
+        local: [{ ip: 'fd00:1::8', port: 51820 }],
+      },
+    });
+    expect(
+      chooseEndpoint(v6, { localAddresses: [], reflected: { ip: '2001:db8::2', port: 9 } }),
+    ).toBe('[fd00:1::8]:51820');
+    const relay = peer(5, {
+      endpoints: {
+        reflected: { ip: '203.0.113.5', port: 51820 },
+        local: [{ ip: '203.0.113.5', port: 51820 }],
+      },
+    });
+    expect(chooseEndpoint(relay, { ...home, reflected: { ip: '203.0.113.2', port: 1 } })).toBe(
+      '203.0.113.5:51820',
+    );
   });
 });
 

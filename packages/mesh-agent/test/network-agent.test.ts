@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { NetworkMap } from '@wiremesh/protocol';
 import { Backoff } from '../src/backoff.js';
+import { PATH_CHECK_MS } from '../src/constants.js';
 import { createFakeDataplane } from '../src/fake-dataplane.js';
 import { memoryLogger } from '../src/log.js';
 import { NetworkAgent } from '../src/network-agent.js';
@@ -24,7 +25,7 @@ const STATE: NetworkState = {
   joinedAt: 0,
 };
 
-function setup(saved: NetworkMap | null = null) {
+function setup(saved: NetworkMap | null = null, now: () => number = Date.now) {
   const api = new FakeCoordinator();
   const dp = createFakeDataplane();
   const { log, lines } = memoryLogger();
@@ -50,6 +51,8 @@ function setup(saved: NetworkMap | null = null) {
     reportIntervalMs: REPORT_MS,
     onGone: (r) => gone.push(r),
     prepareWhilePending: true,
+    now,
+    resolveHost: async (host) => (host === '10.0.0.1' ? host : '192.0.2.250'),
   });
   return { api, dp, lines, clock, store, agent, gone };
 }
@@ -137,17 +140,16 @@ describe('NetworkAgent', () => {
     const before = JSON.stringify(await t.dp.observe('wm-demo'));
     t.api.crash();
     await settle();
+    const backoff = (ms: number) => ms !== REPORT_MS && ms !== PATH_CHECK_MS;
     for (let i = 0; i < 6; i++) {
-      t.clock.release(t.clock.waiting.find((w) => w.ms !== REPORT_MS)?.ms);
+      t.clock.release(t.clock.waiting.find((w) => backoff(w.ms))?.ms);
       await settle();
     }
     // The report loop fails too, without touching the interface.
     t.clock.release(REPORT_MS);
     await settle();
     expect(JSON.stringify(await t.dp.observe('wm-demo'))).toBe(before);
-    expect(t.clock.asked.filter((ms) => ms !== REPORT_MS)).toEqual([
-      100, 200, 400, 800, 800, 800, 800,
-    ]);
+    expect(t.clock.asked.filter(backoff)).toEqual([100, 200, 400, 800, 800, 800, 800]);
     expect(t.lines.filter((l) => l.includes('the mesh stays up'))).toHaveLength(1);
 
     t.api.down = false;
@@ -254,5 +256,94 @@ describe('NetworkAgent', () => {
     ).toBe(true);
     await t.agent.checkinOnce();
     expect(t.dp.interfaces.get('wm-demo')?.peers.size).toBe(1);
+  });
+
+  it('learns its public endpoint from the WireGuard socket, reports it, and chooses paths with it', async () => {
+    const t = setup();
+    t.dp.reflected = { ip: '203.0.113.2', port: 40000 };
+    t.agent.start();
+    await settle();
+    // Peer 3 sits on a LAN numbered like ours but behind another router; peer 2 behind ours.
+    const behindUs = peer(2, {
+      endpoints: {
+        reflected: { ip: '203.0.113.2', port: 40002 },
+        local: [{ ip: '192.0.2.2', port: 51820 }],
+      },
+    });
+    const elsewhere = peer(3, {
+      endpoints: {
+        reflected: { ip: '203.0.113.3', port: 41000 },
+        local: [{ ip: '192.0.2.3', port: 51820 }],
+      },
+    });
+    t.api.emit({
+      type: 'map',
+      map: { ok: true, map: { ...map([behindUs, elsewhere], 2), reflectPort: 3478 } },
+    });
+    await settle(60);
+    // The probe went to the coordinator's host (10.0.0.1 from the state) on the map's port.
+    expect(t.dp.probes[0]).toEqual({ address: '10.0.0.1', port: 3478 });
+    expect(t.agent.reflected).toEqual({ ip: '203.0.113.2', port: 40000 });
+    expect(t.lines.some((l) => l.includes('public endpoint 203.0.113.2:40000'))).toBe(true);
+    const peers = t.dp.interfaces.get('wm-demo')?.peers;
+    expect(peers?.get(key(2))?.endpoint).toBe('192.0.2.2:51820');
+    expect(peers?.get(key(3))?.endpoint).toBe('203.0.113.3:41000');
+    // The switch to the public endpoint restarted the keepalive: a handshake goes out at once.
+    expect(
+      t.dp.commands.some((c) => c.join(' ').includes(`peer ${key(3)} persistent-keepalive off`)),
+    ).toBe(true);
+    expect(t.api.checkins.some((c) => c.reflectedEndpoint?.port === 40000)).toBe(true);
+    await t.agent.stop();
+  });
+
+  it('reports nothing about a public endpoint when the backend cannot probe (kernel)', async () => {
+    const t = setup();
+    t.api.map = { ...map([peer(2)], 1), reflectPort: 3478 };
+    await t.agent.checkinOnce();
+    expect(await t.agent.probeEndpoint()).toBeNull();
+    expect(t.dp.probes).toEqual([]);
+    expect(t.api.checkins.every((c) => c.reflectedEndpoint === undefined)).toBe(true);
+  });
+
+  it('probes again and reports when a new endpoint shows no handshake, and reports the handshake when it comes', async () => {
+    let now = 1_800_000_000_000;
+    const t = setup(null, () => now);
+    t.dp.reflected = { ip: '203.0.113.2', port: 40000 };
+    t.agent.start();
+    await settle();
+    t.api.emit({
+      type: 'map',
+      map: { ok: true, map: { ...map([peer(2)], 1), reflectPort: 3478 } },
+    });
+    await settle(60);
+    const probes = t.dp.probes.length;
+    const reports = t.api.checkins.length;
+    expect(reports).toBeGreaterThan(0);
+    // Still within the wait: nothing happens.
+    now += 5_000;
+    t.clock.release(PATH_CHECK_MS);
+    await settle();
+    expect(t.dp.probes.length).toBe(probes);
+    // Two handshake attempts later, still nothing: the NAT may have remapped us.
+    now += 5_000;
+    t.clock.release(PATH_CHECK_MS);
+    await settle(60);
+    expect(t.dp.probes.length).toBe(probes + 1);
+    expect(t.api.checkins.length).toBeGreaterThan(reports);
+    // The handshake arrives: reported at once, with its age on our clock.
+    const before = t.api.checkins.length;
+    now += 1_000;
+    t.dp.handshake('wm-demo', key(2), Math.floor(now / 1000) - 1);
+    t.clock.release(PATH_CHECK_MS);
+    await settle(60);
+    const last = t.api.checkins.at(-1);
+    expect(t.api.checkins.length).toBeGreaterThan(before);
+    expect(last?.peers?.find((p) => p.publicKey === key(2))?.handshakeAgeMs).toBe(1_000);
+    // Settled: the watch stops, no more sleeps of the path loop.
+    const sleeps = t.clock.asked.filter((ms) => ms === PATH_CHECK_MS).length;
+    t.clock.release(PATH_CHECK_MS);
+    await settle();
+    expect(t.clock.asked.filter((ms) => ms === PATH_CHECK_MS).length).toBe(sleeps);
+    await t.agent.stop();
   });
 });
