@@ -56,6 +56,13 @@ export interface DeviceOptions {
   mtu?: number;
   /** Handshake messages per second above which MAC2 (a cookie) is demanded. */
   underLoadThreshold?: number;
+  /**
+   * Where transport messages and decrypted packets are written: returns `length` bytes of any
+   * content (the engine overwrites every byte it hands out). The default allocates fresh memory,
+   * so action data is the caller's to keep. A shell that consumes every action before its next
+   * call into the engine may hand out slices of a reused slab instead, saving an allocation per packet.
+   */
+  allocate?: (length: number) => Uint8Array;
 }
 
 /** Options when adding a peer. */
@@ -95,6 +102,7 @@ export class Device {
   /** Tunnel MTU that bounds padding; the shell updates it when the interface MTU changes. */
   mtu: number;
   private readonly underLoadThreshold: number;
+  private readonly allocate: (length: number) => Uint8Array;
 
   private local: LocalIdentity | null = null;
   private readonly cookieChecker: CookieChecker;
@@ -149,6 +157,7 @@ export class Device {
     this.wallClock = opts.wallClock;
     this.mtu = opts.mtu ?? DEFAULT_MTU;
     this.underLoadThreshold = opts.underLoadThreshold ?? UNDER_LOAD_HANDSHAKES_PER_SECOND;
+    this.allocate = opts.allocate ?? ((length) => new Uint8Array(length));
     this.cookieChecker = new CookieChecker(this.crypto, null);
     this.indexTable = new IndexTable<IndexEntry>(this.random);
   }
@@ -493,7 +502,7 @@ export class Device {
     if (!keypair.canReceive(now)) return this.drop('keypair-expired', out);
     const lo = readLe32(msg, 8);
     const hi = readLe32(msg, 12);
-    const plaintext = new Uint8Array(msg.length - MESSAGE_TRANSPORT_MIN_SIZE);
+    const plaintext = this.allocate(msg.length - MESSAGE_TRANSPORT_MIN_SIZE);
     this.setNonce(lo, hi);
     if (
       !this.crypto.open(
@@ -588,15 +597,21 @@ export class Device {
   /** Encrypts one packet into a fresh transport message (whitepaper §5.4.6). */
   private encrypt(keypair: Keypair, packet: Uint8Array): Uint8Array {
     const padded = paddedLength(packet.length, this.mtu);
-    const msg = new Uint8Array(MESSAGE_TRANSPORT_HEADER_SIZE + padded + AEAD_TAG_LEN);
+    const msg = this.allocate(MESSAGE_TRANSPORT_HEADER_SIZE + padded + AEAD_TAG_LEN);
     const lo = keypair.sendLo;
     const hi = keypair.sendHi;
     keypair.incrementSend();
-    msg[0] = MESSAGE_TRANSPORT_TYPE;
+    // Every byte is written: `allocate` may return reused memory.
+    writeLe32(msg, 0, MESSAGE_TRANSPORT_TYPE); // type and three reserved zero bytes
     writeLe32(msg, 4, keypair.remoteIndex);
     writeLe32(msg, 8, lo);
     writeLe32(msg, 12, hi);
     msg.set(packet, MESSAGE_TRANSPORT_HEADER_SIZE);
+    msg.fill(
+      0,
+      MESSAGE_TRANSPORT_HEADER_SIZE + packet.length,
+      MESSAGE_TRANSPORT_HEADER_SIZE + padded,
+    );
     this.setNonce(lo, hi);
     const body = msg.subarray(MESSAGE_TRANSPORT_HEADER_SIZE);
     this.crypto.seal(keypair.sendKey, this.nonce, body.subarray(0, padded), EMPTY, body);

@@ -21,6 +21,12 @@ export const EXIT_SETUP_SUCCESS = 0;
 export const EXIT_SETUP_FAILED = 1;
 
 // ---- Implementation limits ----
+/**
+ * Bytes of reused memory for the engine's output of one batch (transport messages out, decrypted
+ * packets in): a full 128-packet batch of 1500-byte packets fits; a GRO-coalesced batch that does
+ * not spills into ordinary allocations.
+ */
+export const OUTPUT_SLAB_BYTES = 4 * 1024 * 1024;
 /** Concurrent UAPI connections; more are refused at once (wg(8) opens one per command). */
 export const MAX_UAPI_CONNECTIONS = 64;
 /** Bytes of unsent replies on one UAPI connection before the server stops reading from it. */

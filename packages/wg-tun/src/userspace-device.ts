@@ -34,8 +34,10 @@ import {
   DEFAULT_TUN_MTU,
   MAX_TIMER_DELAY_MS,
   MTU_CHECK_INTERVAL_MS,
+  OUTPUT_SLAB_BYTES,
   TIMER_SLACK_MS,
 } from './constants.js';
+import { Slab } from './slab.js';
 import { silentLogger, type Logger } from './log.js';
 import { openTun, type PacketBatch, type TunDevice } from './tun.js';
 import { UapiSession, startUapiServer, type UapiHandler, type UapiServer } from './uapi-server.js';
@@ -334,6 +336,8 @@ class Shell implements UserspaceDevice {
   readonly #servers = new Set<UapiServer>();
   // Reused per batch: the data path allocates no arrays of its own.
   readonly #out: Action[] = [];
+  /** Memory the engine writes its output into; reset after each flush. */
+  readonly #slab: Slab;
   readonly #datagrams: Datagram[] = [];
   readonly #packets: Uint8Array[] = [];
 
@@ -345,7 +349,9 @@ class Shell implements UserspaceDevice {
     bind: UdpBind,
     openBind: (port: number, fwmark: number) => UdpBind,
     log: Logger,
+    slab: Slab,
   ) {
+    this.#slab = slab;
     this.name = name;
     this.#engine = engine;
     this.cryptoName = crypto.name;
@@ -615,6 +621,8 @@ class Shell implements UserspaceDevice {
     } finally {
       datagrams.length = 0;
       packets.length = 0;
+      // Every action's data was copied out above: the engine's output memory is free again.
+      this.#slab.reset();
     }
     this.#armTimer();
   }
@@ -723,11 +731,13 @@ export function createUserspaceDevice(options: UserspaceDeviceOptions): Userspac
     tun.close();
     throw err;
   }
+  const slab = new Slab(OUTPUT_SLAB_BYTES);
   const engine = new Device({
     crypto: provider,
     random: (buf) => void randomFillSync(buf),
     wallClock: Date.now,
     mtu,
+    allocate: slab.alloc,
   });
   return new Shell(
     name,
@@ -737,5 +747,6 @@ export function createUserspaceDevice(options: UserspaceDeviceOptions): Userspac
     bind,
     openBind,
     log,
+    slab,
   );
 }
