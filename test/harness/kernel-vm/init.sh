@@ -52,17 +52,23 @@ log "up $(uname -r) uptime $(cut -d' ' -f1 /proc/uptime)"
 #   guest: @@B <id>, the script's stdout+stderr base64-encoded on lines, @@E <id> <exit status>
 # The script's output is base64 so that nothing it prints can look like a frame.
 # Raw mode: no 4096-byte canonical line limit, no echo, no CR/LF translation.
+serve() {
+  echo "@@READY $(uname -r)"
+  while read -r tag id tmo script; do
+    [ "$tag" = C ] || continue
+    { echo "$IP_FN"; echo "$script" | base64 -d; } >/tmp/wm-cmd
+    timeout "$tmo" sh /tmp/wm-cmd </dev/null >/tmp/wm-out 2>&1
+    rc=$?
+    echo "@@B $id"
+    base64 </tmp/wm-out
+    echo "@@E $id $rc"
+  done
+}
 stty -F /dev/ttyS1 raw -echo
-exec </dev/ttyS1 >/dev/ttyS1 2>/dev/ttyS0
-echo "@@READY $(uname -r)"
-while read -r tag id tmo script; do
-  [ "$tag" = C ] || continue
-  { echo "$IP_FN"; echo "$script" | base64 -d; } >/tmp/wm-cmd
-  timeout "$tmo" sh /tmp/wm-cmd </dev/null >/tmp/wm-out 2>&1
-  rc=$?
-  echo "@@B $id"
-  base64 </tmp/wm-out
-  echo "@@E $id $rc"
-done
+# A child serves, not PID 1: busybox timeout leaves a watcher process that is reparented to PID 1
+# and exits up to a second after its command. Its SIGCHLD would interrupt PID 1's `read` mid-frame,
+# and ash restarts the read without the bytes already taken: the command would be lost.
+serve </dev/ttyS1 >/dev/ttyS1 2>/dev/ttyS0 &
+wait $!
 log "ERROR control channel closed"
 poweroff -f
