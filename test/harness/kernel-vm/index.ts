@@ -16,3 +16,4 @@ export type { WgDump, WgDumpInterface, WgDumpPeer } from './wg-dump.js';
 export { pollUntil } from './poll.js';
 export { createNamespace, deleteNamespace, nsCheck, nsRun, cleanupAllSync } from './netns.js';
 export type { RunResult } from './netns.js';
+export { vmRunner, vmWriteSecret } from './vm-runner.js';
