@@ -37,16 +37,18 @@ const CONVERGE_POLL_MS = 2_000;
 /** How often the live view refreshes. */
 const REFRESH_MS = 20_000;
 const EXIT_SIGNAL = 130;
-/** The node whose `wiremesh status` the demo shows: its peers are behind a NAT, on its LAN, public. */
+/** The node whose `wiremesh status` the demo shows: peers behind a NAT, on its LAN, relayed, public. */
 const SHOWN_NODE = 'b';
 
-/** The network of the story (DESIGN.md): every router kind topology.ts has, bar symmetric. */
+/** The network of the story (DESIGN.md), with one router of each NAT kind topology.ts has. */
 const SPEC: TopologySpec = {
   prefix: 'wmdemo',
   routers: [
     { name: 'home-a', nat: 'home' },
     { name: 'home-b', nat: 'home' },
     { name: 'mobile', nat: 'masquerade' },
+    // A hotel's network that maps every destination to a new port: no hole punching through it.
+    { name: 'hotel', nat: 'symmetric' },
     // Node c is a home server with a second network card on the home's office LAN.
     { name: 'c', nat: 'none', upstream: 'lan-b' },
   ],
@@ -54,17 +56,19 @@ const SPEC: TopologySpec = {
     { name: 'lan-a', router: 'home-a', ipv4: '192.168.1.0/24' },
     { name: 'lan-b', router: 'home-b', ipv4: '192.168.2.0/24' },
     { name: 'carrier', router: 'mobile', ipv4: '100.64.0.0/24' },
+    { name: 'guests', router: 'hotel', ipv4: '172.16.5.0/24' },
     { name: 'office', router: 'c', ipv4: EGRESS_LAN },
   ],
   hosts: [
     { name: 'a', lan: 'lan-a' },
     { name: 'b', lan: 'lan-b' },
+    { name: 'd', lan: 'guests' },
     { name: 'p', lan: 'internet' },
     { name: 'e', lan: 'carrier' },
     { name: 'printer', lan: 'office' },
   ],
 };
-const MESH_NODES = ['a', 'b', 'c', 'p'] as const;
+const MESH_NODES = ['a', 'b', 'c', 'd', 'p'] as const;
 const REQUIRED_COMMANDS = ['ip', 'wg', 'wg-quick', 'wireguard-go', 'iptables', 'ping'];
 
 const t0 = performance.now();
@@ -169,6 +173,18 @@ interface NodeRow {
   state: string;
 }
 
+/** The demo's network as a few lines of text, with the addresses the topology gave out. */
+function layout(topo: Topology): string {
+  const at = (name: string): string => topo.node(name).ipv4;
+  return [
+    `internet 203.0.113.0/24: the coordinator (${at('internet')}), p (${at('p')}, public: ingress gateway and relay)`,
+    `  home-a  (home NAT, ${at('home-a')})       LAN 192.168.1.0/24: a`,
+    `  home-b  (home NAT, ${at('home-b')})       LAN 192.168.2.0/24: b, c; c routes the office ${EGRESS_LAN} (printer ${at('printer')})`,
+    `  hotel   (symmetric NAT, ${at('hotel')})  LAN 172.16.5.0/24: d`,
+    `  mobile  (carrier NAT, ${at('mobile')})    LAN 100.64.0.0/24: e, a phone: wireguard-go and a wg-quick file, no agent`,
+  ].join('\n');
+}
+
 /** Brings the phone up from the generated wg-quick file only, as `wg-quick up` does on a laptop. */
 async function phoneUp(topo: Topology, config: string): Promise<string> {
   const iface = `wmp${uniqueId()}`;
@@ -191,8 +207,11 @@ async function main(): Promise<number> {
   buildAll();
   const bin = wrappers();
 
-  say('making namespaces: an internet, two homes behind NAT, a mobile carrier, an office LAN');
+  say(
+    'making namespaces: an internet, two homes behind NAT, a mobile carrier, a hotel (symmetric NAT), an office LAN',
+  );
   const topo = await buildTopology(SPEC);
+  console.log(indent(layout(topo)));
   const internet = topo.node('internet');
   const hub = new Hub({
     ns: topo.ns('internet'),
@@ -215,10 +234,12 @@ async function main(): Promise<number> {
       '--name',
       'demo-key',
       '--uses',
-      '4',
+      String(MESH_NODES.length),
     ])
   ).key;
-  say(`$ wiremesh-coordinator key create --network ${NETWORK} --name demo-key --uses 4`);
+  say(
+    `$ wiremesh-coordinator key create --network ${NETWORK} --name demo-key --uses ${MESH_NODES.length}`,
+  );
   console.log(indent(`enrollment key: ${key}`));
 
   // Each node joins with one command, then runs the agent (the demo starts it in the foreground
@@ -263,6 +284,9 @@ async function main(): Promise<number> {
   );
   say(`$ wiremesh-coordinator gateway ingress ${id('p')}   # p`);
   await admin.run(['gateway', 'ingress', id('p')], false);
+  // p may relay pairs that find no direct path (d, behind the hotel's symmetric NAT).
+  say(`$ wiremesh-coordinator gateway relay ${id('p')}   # p`);
+  await admin.run(['gateway', 'relay', id('p')], false);
   const phone = await admin.json<{ id: string }>([
     'extclient',
     'create',
@@ -349,7 +373,16 @@ async function main(): Promise<number> {
   );
   console.log(`  phone's QR code   ${bin}/wiremesh-coordinator extclient qr ${phone.id}`);
   console.log('  namespaces        (ip netns exec NS ... runs a command inside one)');
-  for (const name of [...MESH_NODES, 'e', 'printer', 'home-a', 'home-b', 'mobile', 'internet']) {
+  for (const name of [
+    ...MESH_NODES,
+    'e',
+    'printer',
+    'home-a',
+    'home-b',
+    'mobile',
+    'hotel',
+    'internet',
+  ]) {
     const n = topo.node(name);
     const extra = hosts.has(name) ? `  state ${hosts.get(name)!.stateDir}` : '';
     console.log(`    ${name.padEnd(9)} ${n.ns.padEnd(26)} ${n.ipv4.padEnd(15)}${extra}`);
