@@ -249,6 +249,8 @@ beforeAll(async () => {
 
 afterAll(async () => {
   if (timings.length > 0) console.log(`agent-nat timings:\n  ${timings.join('\n  ')}`);
+  // WMNAT_DEBUG=1 prints every daemon's log (with timestamps) even when the tests pass.
+  if (process.env['WMNAT_DEBUG'] === '1' && topo !== undefined) console.log(failureLogs());
   await topo?.destroy();
   cleanupAll();
 });

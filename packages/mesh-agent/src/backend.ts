@@ -128,12 +128,22 @@ export function socketPath(iface: string): string {
   return join(WG_SOCKET_DIR, `${iface}.sock`);
 }
 
+/**
+ * Whether process `pid` still runs. An exited process whose parent has not reaped it yet (a
+ * detached wgts belongs to init, which may take seconds) is a zombie: it counts as gone.
+ */
 function alive(pid: number): boolean {
   try {
     process.kill(pid, 0);
-    return true;
   } catch {
     return false;
+  }
+  try {
+    // "pid (comm) S ...": the state follows the last ')'.
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.charAt(stat.lastIndexOf(')') + 2) !== 'Z';
+  } catch {
+    return true;
   }
 }
 

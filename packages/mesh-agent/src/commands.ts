@@ -4,15 +4,26 @@
  * that fails after registering withdraws the registration and removes what it created.
  */
 import { randomFillSync } from 'node:crypto';
-import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { hostname, release, type as osType } from 'node:os';
 import { join } from 'node:path';
 import { Name, PROTOCOL_VERSION, type NetworkMap } from '@wiremesh/protocol';
 import { generatePrivateKey, keyToBase64, nobleCrypto, publicKeyOf, wipe } from '@wiremesh/wg-core';
-import { kernelBackend, selectBackend, userspaceBackend, type BackendChoice } from './backend.js';
+import {
+  kernelBackend,
+  selectBackend,
+  socketPath,
+  userspaceBackend,
+  type BackendChoice,
+} from './backend.js';
 import { netmapToConfig, type PeerPath } from './netmap.js';
 import { parseIpAddr, parseWgDump } from './wg-dump.js';
-import { APPROVAL_REMINDER_MS, MAX_INTERFACE_NAME_LENGTH } from './constants.js';
+import {
+  APPROVAL_REMINDER_MS,
+  HANDOVER_WAIT_MS,
+  MAX_INTERFACE_NAME_LENGTH,
+  SOCKET_POLL_MS,
+} from './constants.js';
 import { CoordinatorError, HttpCoordinator, type MapResult } from './coordinator-client.js';
 import { systemDataplane, type Dataplane } from './dataplane.js';
 import { AgentError, errorMessage } from './errors.js';
@@ -252,8 +263,10 @@ export async function joinCommand(ctx: CommandContext, o: JoinOptions): Promise<
     );
   requireTools();
   ctx.store.ensureDir();
-  // A join that ends as the foreground daemon runs the device in this process from the start.
-  const foreground = o.daemon === 'on' && runningDaemon(ctx.store) === null && !systemdRunning();
+  // A daemon running on this state directory brings the network up itself (join only registers);
+  // a join that ends as the foreground daemon runs the device in this process from the start.
+  const daemonPid = runningDaemon(ctx.store);
+  const foreground = o.daemon === 'on' && daemonPid === null && !systemdRunning();
 
   let state = ctx.store.load(o.network);
   let fresh = false;
@@ -348,6 +361,15 @@ export async function joinCommand(ctx: CommandContext, o: JoinOptions): Promise<
     }
   }
 
+  if (daemonPid !== null) {
+    await handOver(ctx, state, dataplane, fresh, firstMap, daemonPid);
+    if (o.daemon === 'off') {
+      ctx.out("to keep the mesh current, add this line to root's crontab (crontab -e):");
+      ctx.out(cronLine(ctx.argv0, ctx.store.dir));
+    }
+    return;
+  }
+
   // One round: apply the map we have (or get one), rolling back a fresh join that cannot come up.
   const agent = agentFor(ctx, state, dataplane);
   try {
@@ -417,6 +439,49 @@ export async function joinCommand(ctx: CommandContext, o: JoinOptions): Promise<
     'systemd is not running here, so the agent stays in the foreground (Ctrl-C stops it; the mesh stays up)',
   );
   await daemonCommand(ctx, { reminder: agent.currentMap === null ? o.network : null });
+}
+
+/**
+ * Hands a joined network to the daemon running on this state directory (SIGHUP) and waits until
+ * it has brought the interface up: the daemon runs the device itself, so a device started here
+ * would only be replaced a moment later. A fresh join the daemon cannot bring up is rolled back.
+ */
+async function handOver(
+  ctx: CommandContext,
+  state: NetworkState,
+  dataplane: Dataplane,
+  fresh: boolean,
+  firstMap: MapResult | null,
+  pid: number,
+): Promise<void> {
+  try {
+    process.kill(pid, 'SIGHUP');
+  } catch {
+    throw new AgentError(
+      'system',
+      `the running agent (pid ${pid}) vanished: start it again (wiremesh daemon), it brings ${state.network} up`,
+    );
+  }
+  const deadline = Date.now() + HANDOVER_WAIT_MS;
+  let up = false;
+  while (!up && Date.now() < deadline) {
+    const link = await ctx.runner.run('ip', ['link', 'show', 'dev', state.interface]);
+    up = link.code === 0 && (state.backend === 'kernel' || existsSync(socketPath(state.interface)));
+    if (!up) await new Promise((r) => setTimeout(r, SOCKET_POLL_MS));
+  }
+  if (!up) {
+    if (fresh) {
+      ctx.store.remove(state.network);
+      signalDaemon(ctx.store);
+      await rollbackJoin(ctx, state, dataplane);
+    }
+    throw new AgentError(
+      'system',
+      `the running agent (pid ${pid}) did not bring up ${state.interface} within ${HANDOVER_WAIT_MS / MS_PER_S} s; see its log${fresh ? '; the registration was withdrawn' : ''}`,
+    );
+  }
+  if (firstMap?.ok === true) ctx.out(upLine(state, firstMap.map, state.backend));
+  ctx.out(`the running agent (pid ${pid}) keeps ${state.network} current from now on`);
 }
 
 async function rollbackJoin(

@@ -62,6 +62,8 @@ export const HTTP_TIMEOUT_MS = 10_000;
 export const SOCKET_WAIT_MS = 10_000;
 /** Poll step while waiting for the UAPI socket. */
 export const SOCKET_POLL_MS = 50;
+/** How long `join` waits for a running daemon to bring a newly joined network's interface up. */
+export const HANDOVER_WAIT_MS = 15_000;
 /** How long to wait for a stopped userspace process to exit before SIGKILL. */
 export const PROCESS_EXIT_WAIT_MS = 3_000;
 /** Timeout of one external command (ip, wg, iptables, nft). */
@@ -79,6 +81,12 @@ export const REFLECT_ATTEMPTS = 3;
 export const REFLECT_INTERVAL_MS = 30_000;
 /** How soon the agent probes again while it has never had a reply. */
 export const REFLECT_RETRY_MS = 5_000;
+/**
+ * How long the side of a pair with the greater public key holds its first packet to a new
+ * endpoint: more than the spread of the push reaching both sides, so the other side's packet has
+ * opened its own NAT before ours arrives there, and ours is answered instead of crossing.
+ */
+export const PUNCH_STAGGER_MS = 1_000;
 /** How often the agent looks at handshakes while a peer's direct path is being established. */
 export const PATH_CHECK_MS = 1_000;
 /**

@@ -12,6 +12,7 @@ import {
   isEmptyDiff,
   type ConfigDiff,
   type ObservedInterface,
+  type PunchOptions,
 } from './diff.js';
 import { AgentError } from './errors.js';
 import type { Firewall } from './firewall.js';
@@ -53,12 +54,16 @@ export interface Dataplane {
   removeInterface(iface: string): Promise<void>;
   /** What the interface has now (`exists: false` when there is none). */
   observe(iface: string): Promise<Observed>;
-  /** Applies the difference between the interface and `desired`. Throws AgentError on failure. */
+  /**
+   * Applies the difference between the interface and `desired` (`punch`: hole-punching order,
+   * diff.ts). Throws AgentError on failure.
+   */
   apply(
     iface: string,
     desired: DesiredConfig,
     lastApplied: DesiredConfig | null,
     id: DeviceIdentity,
+    punch?: PunchOptions,
   ): Promise<ApplyResult>;
   /**
    * Endpoint discovery from the WireGuard socket of `iface` (reflect-client.ts): resolves with the
@@ -96,8 +101,11 @@ export function wgSetArgs(
   if (diff.listenPort !== null) args.push('listen-port', String(diff.listenPort));
   for (const k of diff.removePeers) args.push('peer', k, 'remove');
   for (const u of diff.updatePeers) {
-    // The same peer twice in one set: applied in order, so off-then-on sends a keepalive now.
-    if (u.restartKeepalive === true) args.push('peer', u.publicKey, 'persistent-keepalive', 'off');
+    // The same peer twice in one set: applied in order, so off-then-on sends a keepalive now,
+    // and remove-then-add gives a fresh peer that initiates at once.
+    if (u.recreate === true) args.push('peer', u.publicKey, 'remove');
+    else if (u.restartKeepalive === true)
+      args.push('peer', u.publicKey, 'persistent-keepalive', 'off');
     args.push('peer', u.publicKey);
     if (u.endpoint !== undefined) args.push('endpoint', u.endpoint);
     if (u.persistentKeepalive !== undefined)
@@ -186,14 +194,14 @@ export function systemDataplane(
       await backend.destroy(iface);
     },
     observe,
-    async apply(iface, desired, lastApplied, id) {
+    async apply(iface, desired, lastApplied, id, punch) {
       const seen = await observe(iface);
       if (!seen.exists)
         throw new AgentError(
           'system',
           `interface ${iface} disappeared; the agent recreates it on its next round`,
         );
-      const diff = diffConfig(seen, desired, lastApplied);
+      const diff = diffConfig(seen, desired, lastApplied, punch);
       const keyFile = seen.publicKey === id.publicKey ? null : id.privateKeyFile;
       const set = wgSetArgs(iface, diff, keyFile);
       if (set !== null) await must('wg', set);

@@ -48,7 +48,35 @@ export interface PeerUpdate {
    * punching: both sides do this when the coordinator's push brings the other's endpoint).
    */
   readonly restartKeepalive?: boolean;
+  /**
+   * Remove the peer and add it again (endpoint, keepalive and allowed IPs all given): a fresh
+   * peer initiates at once, free of the 5 s limit an earlier attempt left (PunchOptions.nowS).
+   */
+  readonly recreate?: boolean;
 }
+
+/**
+ * Hole-punching order for one apply. When two nodes learn each other's endpoint from the same
+ * push, both would send a handshake initiation at once; initiations that cross leave neither side
+ * with a session until WireGuard's 5 s retry. So one side of each pair (`hold`) waits: its peer
+ * gets the endpoint but no keepalive yet, and the agent `kick`s it a moment later.
+ */
+export interface PunchOptions {
+  /** Peers whose first packet towards a new endpoint waits for a later kick. */
+  readonly hold?: (publicKey: string) => boolean;
+  /** Peers to send a keepalive to now (keepalive off and on), whatever else changed. */
+  readonly kick?: ReadonlySet<string>;
+  /**
+   * Unix seconds now. With it, a peer that is punched (new endpoint or kick) while it has no live
+   * session is removed and added again in the same `wg set`: WireGuard sends at most one
+   * initiation per peer every 5 s, and the one it sent towards an endpoint that was not ready
+   * (a LAN guess, a NAT not yet opened) would hold the new one back until its retry.
+   */
+  readonly nowS?: number;
+}
+
+/** A handshake younger than this (s) is a live session (WireGuard's REJECT_AFTER_TIME). */
+const SESSION_LIVE_S = 180;
 
 /** Every change one apply makes. Empty lists and nulls mean "leave as is". */
 export interface ConfigDiff {
@@ -62,6 +90,14 @@ export interface ConfigDiff {
   readonly updatePeers: readonly PeerUpdate[];
   readonly addRoutes: readonly string[];
   readonly removeRoutes: readonly string[];
+  /** Peers given a new endpoint whose first packet was held back (PunchOptions.hold). */
+  readonly held: readonly string[];
+}
+
+/** The address part of `ip:port` / `[ip]:port`. */
+function endpointIp(endpoint: string): string {
+  const cut = endpoint.lastIndexOf(':');
+  return endpoint.slice(0, cut).replace(/^\[|\]$/g, '');
 }
 
 function sameList(a: readonly string[], b: readonly string[]): boolean {
@@ -77,34 +113,71 @@ function peerUpdate(
   want: DesiredPeer,
   have: ObservedPeer | undefined,
   last: DesiredPeer | undefined,
+  punch: PunchOptions,
+  held: string[],
 ): PeerUpdate | null {
+  const hold =
+    want.endpoint !== null && want.persistentKeepalive > 0 && punch.hold?.(want.publicKey) === true;
   if (have === undefined) {
+    // A new peer with a keepalive sends one at once (off -> on); held, it starts with none.
+    if (hold) held.push(want.publicKey);
     return {
       publicKey: want.publicKey,
       isNew: true,
       ...(want.endpoint !== null ? { endpoint: want.endpoint } : {}),
-      persistentKeepalive: want.persistentKeepalive,
+      ...(hold ? {} : { persistentKeepalive: want.persistentKeepalive }),
       allowedIps: want.allowedIps,
     };
   }
   // The observed endpoint roams (NAT rebinding, the peer reaching us first), so an endpoint is
   // set only when the map's choice changed since the last apply or the peer has none at all.
-  const endpointChanged =
+  const live =
+    punch.nowS === undefined ||
+    (have.latestHandshakeS > 0 && punch.nowS - have.latestHandshakeS < SESSION_LIVE_S);
+  const mapChanged =
     want.endpoint !== null &&
     (have.endpoint === null ||
       (last !== undefined && last.endpoint !== want.endpoint) ||
       (last === undefined && have.endpoint !== want.endpoint));
+  // With a live session the source we see is the right one for us even when the map says
+  // another port of the same address: a symmetric NAT gives each destination its own port, and
+  // the map only knows the coordinator's. A new address (the peer moved) is still followed.
+  const samePlace =
+    live &&
+    have.endpoint !== null &&
+    want.endpoint !== null &&
+    endpointIp(have.endpoint) === endpointIp(want.endpoint);
+  // Without a session, whatever it roamed to did not work: go back to the map's choice.
+  const stale = !live && want.endpoint !== null && have.endpoint !== want.endpoint;
+  const endpointChanged = (mapChanged && !samePlace) || stale;
+  const kick = punch.kick?.has(want.publicKey) === true && want.persistentKeepalive > 0;
+  // A peer held back earlier has no keepalive yet: any later apply gives it one (and sends),
+  // so a kick that never came (a restart) cannot leave it without.
   const keepaliveChanged = have.persistentKeepalive !== want.persistentKeepalive;
   const allowedChanged = !sameList(have.allowedIps, want.allowedIps);
-  if (!endpointChanged && !keepaliveChanged && !allowedChanged) return null;
+  if (!endpointChanged && !keepaliveChanged && !allowedChanged && !kick) return null;
   // A new endpoint without a keepalive change would wait for the next keepalive (up to its
   // interval) before anything is sent there.
-  const restart = endpointChanged && want.persistentKeepalive > 0;
+  const heldNow = endpointChanged && hold && !kick;
+  if (heldNow) held.push(want.publicKey);
+  const restart = ((endpointChanged && !heldNow) || kick) && want.persistentKeepalive > 0;
+  if (restart && !live && want.endpoint !== null) {
+    return {
+      publicKey: want.publicKey,
+      isNew: false,
+      recreate: true,
+      endpoint: want.endpoint,
+      persistentKeepalive: want.persistentKeepalive,
+      allowedIps: want.allowedIps,
+    };
+  }
   return {
     publicKey: want.publicKey,
     isNew: false,
     ...(endpointChanged && want.endpoint !== null ? { endpoint: want.endpoint } : {}),
-    ...(keepaliveChanged || restart ? { persistentKeepalive: want.persistentKeepalive } : {}),
+    ...((keepaliveChanged && !heldNow) || restart
+      ? { persistentKeepalive: want.persistentKeepalive }
+      : {}),
     ...(allowedChanged ? { allowedIps: want.allowedIps } : {}),
     ...(restart ? { restartKeepalive: true } : {}),
   };
@@ -119,13 +192,15 @@ export function diffConfig(
   observed: ObservedInterface,
   desired: DesiredConfig,
   lastApplied: DesiredConfig | null,
+  punch: PunchOptions = {},
 ): ConfigDiff {
   const have = new Map(observed.peers.map((p) => [p.publicKey, p]));
   const last = new Map((lastApplied?.peers ?? []).map((p) => [p.publicKey, p]));
   const want = new Set(desired.peers.map((p) => p.publicKey));
   const updatePeers: PeerUpdate[] = [];
+  const held: string[] = [];
   for (const p of desired.peers) {
-    const u = peerUpdate(p, have.get(p.publicKey), last.get(p.publicKey));
+    const u = peerUpdate(p, have.get(p.publicKey), last.get(p.publicKey), punch, held);
     if (u !== null) updatePeers.push(u);
   }
   return {
@@ -138,6 +213,7 @@ export function diffConfig(
     updatePeers,
     addRoutes: minus(desired.routes, observed.routes),
     removeRoutes: minus(observed.routes, desired.routes),
+    held,
   };
 }
 

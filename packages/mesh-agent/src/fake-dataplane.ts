@@ -4,7 +4,7 @@
  * would have run is recorded, so tests see exactly which peers, addresses and routes were touched.
  */
 import type { Backend as BackendKind, Endpoint } from '@wiremesh/protocol';
-import type { ObservedPeer } from './diff.js';
+import type { ObservedPeer, PunchOptions } from './diff.js';
 import { describeDiff, diffConfig, isEmptyDiff } from './diff.js';
 import {
   ipCommands,
@@ -114,6 +114,7 @@ export function createFakeDataplane(backend: BackendKind = 'userspace'): FakeDat
       desired: DesiredConfig,
       last: DesiredConfig | null,
       id: DeviceIdentity,
+      punch?: PunchOptions,
     ): Promise<ApplyResult> {
       if (failure !== null) {
         const f = failure;
@@ -122,7 +123,7 @@ export function createFakeDataplane(backend: BackendKind = 'userspace'): FakeDat
       }
       const i = ifaces.get(iface);
       if (i === undefined) throw new Error(`no interface ${iface}`);
-      const diff = diffConfig(await observe(iface), desired, last);
+      const diff = diffConfig(await observe(iface), desired, last, punch);
       const keyFile = i.publicKey === id.publicKey ? null : id.privateKeyFile;
       const set = wgSetArgs(iface, diff, keyFile);
       if (set !== null) commands.push(['wg', ...set]);
@@ -138,6 +139,7 @@ export function createFakeDataplane(backend: BackendKind = 'userspace'): FakeDat
       i.routes = [...i.routes.filter((r) => !diff.removeRoutes.includes(r)), ...diff.addRoutes];
       for (const k of diff.removePeers) i.peers.delete(k);
       for (const u of diff.updatePeers) {
+        if (u.recreate === true) i.peers.delete(u.publicKey);
         const old = i.peers.get(u.publicKey);
         i.peers.set(u.publicKey, {
           publicKey: u.publicKey,

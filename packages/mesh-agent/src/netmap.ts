@@ -113,7 +113,7 @@ function sameIp(a: string, b: string): boolean {
  * - Both public addresses known and different: its reflected endpoint, never a LAN address (two
  *   homes often use the same private subnet, so a shared subnet proves nothing).
  * - Otherwise (ours or its unknown): a LAN address on a subnet of ours, else its reflected
- *   endpoint, else its first LAN address, else null (wait for the peer to reach us).
+ *   endpoint, else its first LAN address that is not also ours, else null (wait for the peer).
  */
 export function chooseEndpoint(peer: MapPeer, ctx: NetmapContext = EMPTY_CONTEXT): string | null {
   const mine = new Set(ctx.localAddresses.map((a) => a.address));
@@ -132,7 +132,8 @@ export function chooseEndpoint(peer: MapPeer, ctx: NetmapContext = EMPTY_CONTEXT
   }
   if (onMyLan !== undefined) return formatEndpoint(onMyLan);
   if (theirs !== null) return formatEndpoint(theirs);
-  const first = peer.endpoints.local[0];
+  // Not one of our own addresses: two LANs numbered alike often give both hosts the same one.
+  const first = local[0];
   return first === undefined ? null : formatEndpoint(first);
 }
 

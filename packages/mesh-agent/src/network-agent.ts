@@ -20,6 +20,7 @@ import {
   DIRECT_WAIT_MS,
   PATH_CHECK_MS,
   PATH_WATCH_MAX_MS,
+  PUNCH_STAGGER_MS,
   REFLECT_INTERVAL_MS,
   REFLECT_RETRY_MS,
   REPORT_INTERVAL_MS,
@@ -125,6 +126,7 @@ export class NetworkAgent {
   private wakePath = new AbortController();
   private wakeReflect = new AbortController();
   private reporting: Promise<void> | null = null;
+  private reportedFailureOf = -1;
   private reportAgain = false;
 
   constructor(d: NetworkAgentDeps) {
@@ -179,7 +181,14 @@ export class NetworkAgent {
     return true;
   }
 
-  private async applyCurrent(label: string): Promise<void> {
+  /**
+   * Applies the current map. `kick`: peers to send a keepalive to now (the held side of hole
+   * punching, PunchOptions). While the loops run, the side of each pair with the greater public
+   * key holds its first packet to a new endpoint for PUNCH_STAGGER_MS, so the two initiations
+   * do not cross (which leaves both without a session until WireGuard's 5 s retry); one-shot
+   * commands hold nothing (nobody would kick).
+   */
+  private async applyCurrent(label: string, kick?: ReadonlySet<string>): Promise<void> {
     const map = this.map;
     if (map === null || this.gone) return;
     try {
@@ -190,21 +199,36 @@ export class NetworkAgent {
         localAddresses: this.d.localAddresses(),
         reflected: this.reflected,
       });
-      const result = await this.d.dataplane.apply(this.iface, desired, this.applied, {
-        privateKeyFile: this.d.store.keyPath(this.network),
-        publicKey: this.d.state.publicKey,
-      });
+      const own = this.d.state.publicKey;
+      const result = await this.d.dataplane.apply(
+        this.iface,
+        desired,
+        this.applied,
+        { privateKeyFile: this.d.store.keyPath(this.network), publicKey: own },
+        {
+          ...(this.loops.length > 0 ? { hold: (peer: string) => own > peer } : {}),
+          ...(kick !== undefined ? { kick } : {}),
+          nowS: Math.floor(this.now() / MS_PER_S),
+        },
+      );
       this.applied = desired;
       this.dirty = false;
       this.lastError = null;
       this.history.push(result);
       this.watchNewEndpoints(result);
+      if (result.diff.held.length > 0) this.kickLater(result.diff.held);
       if (result.changed) this.log.info(`${this.network}: applied ${label}: ${result.summary}`);
       else this.log.debug(`${this.network}: ${label}: no changes`);
     } catch (e) {
       this.dirty = true;
       this.lastError = e;
       this.log.error(`${this.network}: could not apply ${label}: ${errorMessage(e)} (will retry)`);
+      // Report at once, once per map version: what the interface really has (a listen port taken
+      // by another interface made the device pick its own) may be what the next map needs.
+      if (this.loops.length > 0 && this.reportedFailureOf !== map.version) {
+        this.reportedFailureOf = map.version;
+        this.reportSoon();
+      }
       throw e;
     }
   }
@@ -282,6 +306,16 @@ export class NetworkAgent {
         }
       } while (this.reportAgain && !this.stopper.signal.aborted && !this.gone);
     })().finally(() => (this.reporting = null));
+  }
+
+  /** Sends the held first packets (PunchOptions) after PUNCH_STAGGER_MS. */
+  private kickLater(peers: readonly string[]): void {
+    const signal = this.stopper.signal;
+    void (async () => {
+      await this.sleep(PUNCH_STAGGER_MS, signal);
+      if (signal.aborted) return;
+      await this.serial(() => this.applyCurrent('hole punching', new Set(peers)));
+    })().catch(() => undefined);
   }
 
   /**

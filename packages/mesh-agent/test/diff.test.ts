@@ -161,6 +161,118 @@ describe('diffConfig', () => {
     ]);
   });
 
+  it('holds the first packet of one side of a pair and sends it on the kick (hole-punching order)', () => {
+    const hold = (pk: string) => pk === key(3);
+    // A new peer held: endpoint and addresses, but no keepalive yet (none is sent).
+    const c = netmapToConfig(map([peer(2), peer(3)]), LAN);
+    const empty = { ...observedFrom(c), peers: [] };
+    const d = diffConfig(empty, c, null, { hold });
+    expect(d.held).toEqual([key(3)]);
+    expect(d.updatePeers.find((u) => u.publicKey === key(3))).toEqual({
+      publicKey: key(3),
+      isNew: true,
+      endpoint: '192.0.2.3:51820',
+      allowedIps: ['10.8.0.3/32'],
+    });
+    expect(d.updatePeers.find((u) => u.publicKey === key(2))?.persistentKeepalive).toBe(25);
+    // The kick turns the keepalive on (which sends one), nothing else.
+    const heldSeen: ObservedInterface = {
+      ...observedFrom(c),
+      peers: observedFrom(c).peers.map((p) =>
+        p.publicKey === key(3) ? { ...p, persistentKeepalive: 0 } : p,
+      ),
+    };
+    const kicked = diffConfig(heldSeen, c, c, { hold, kick: new Set([key(3)]) });
+    expect(kicked.held).toEqual([]);
+    expect(wgSetArgs('wm-demo', kicked, null)).toEqual([
+      'set',
+      'wm-demo',
+      'peer',
+      key(3),
+      'persistent-keepalive',
+      'off',
+      'peer',
+      key(3),
+      'persistent-keepalive',
+      '25',
+    ]);
+    // An existing peer moved to a new endpoint: held, the endpoint is set without a restart.
+    const moved = netmapToConfig(
+      map(
+        [
+          peer(2),
+          peer(3, { endpoints: { reflected: { ip: '198.51.100.3', port: 4 }, local: [] } }),
+        ],
+        2,
+      ),
+      LAN,
+    );
+    const m = diffConfig(observedFrom(c), moved, c, { hold });
+    expect(m.held).toEqual([key(3)]);
+    expect(m.updatePeers).toEqual([
+      { publicKey: key(3), isNew: false, endpoint: '198.51.100.3:4' },
+    ]);
+    // Punched without a live session (latest handshake 1000 s, now 2000 s): removed and added
+    // afresh, all fields given, so the new peer initiates at once.
+    const fresh = diffConfig(observedFrom(c), moved, c, { nowS: 2000 });
+    expect(fresh.updatePeers).toEqual([
+      {
+        publicKey: key(3),
+        isNew: false,
+        recreate: true,
+        endpoint: '198.51.100.3:4',
+        persistentKeepalive: 25,
+        allowedIps: ['10.8.0.3/32'],
+      },
+    ]);
+    expect(wgSetArgs('wm-demo', fresh, null)?.slice(2, 6)).toEqual([
+      'peer',
+      key(3),
+      'remove',
+      'peer',
+    ]);
+    // With a live session (handshake 100 s ago) only the keepalive restarts.
+    expect(diffConfig(observedFrom(c), moved, c, { nowS: 1100 }).updatePeers[0]).toMatchObject({
+      restartKeepalive: true,
+    });
+    // Nothing held and nothing kicked: a kick of a peer without keepalive does nothing.
+    const off = netmapToConfig(map([peer(2, { persistentKeepalive: 0 })]), LAN);
+    expect(isEmptyDiff(diffConfig(observedFrom(off), off, off, { kick: new Set([key(2)]) }))).toBe(
+      true,
+    );
+  });
+
+  it("keeps a live session's port at the map's address (symmetric NAT) but follows a new address, and resets a dead one", () => {
+    const at = (ip: string, port: number) =>
+      netmapToConfig(map([peer(3, { endpoints: { reflected: { ip, port }, local: [] } })], 2), LAN);
+    const before = at('198.51.100.3', 4);
+    // The peer reached us from another port of the same address (its NAT maps per destination).
+    const roamed: ObservedInterface = {
+      ...observedFrom(before),
+      peers: observedFrom(before).peers.map((p) => ({ ...p, endpoint: '198.51.100.3:999' })),
+    };
+    // Its reflected port changes in the map: with a live session (handshake 100 s ago) the
+    // working port stays.
+    const samePlace = diffConfig(roamed, at('198.51.100.3', 5), before, { nowS: 1100 });
+    expect(isEmptyDiff(samePlace)).toBe(true);
+    // It moved to another address: followed, with a keepalive so the session moves too.
+    const moved = diffConfig(roamed, at('203.0.113.9', 5), before, { nowS: 1100 });
+    expect(moved.updatePeers).toEqual([
+      {
+        publicKey: key(3),
+        isNew: false,
+        endpoint: '203.0.113.9:5',
+        persistentKeepalive: 25,
+        restartKeepalive: true,
+      },
+    ]);
+    // No session for 4000 s: the roamed port did not work; back to the map's, afresh.
+    const dead = diffConfig(roamed, before, before, { nowS: 5000 });
+    expect(dead.updatePeers).toMatchObject([
+      { publicKey: key(3), recreate: true, endpoint: '198.51.100.3:4' },
+    ]);
+  });
+
   it('changes address, MTU and listen port in place', () => {
     const c = netmapToConfig(map([peer(2)]), LAN);
     const next = netmapToConfig(

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { NetworkMap } from '@wiremesh/protocol';
 import { Backoff } from '../src/backoff.js';
-import { PATH_CHECK_MS } from '../src/constants.js';
+import { PATH_CHECK_MS, PUNCH_STAGGER_MS } from '../src/constants.js';
 import { createFakeDataplane } from '../src/fake-dataplane.js';
 import { memoryLogger } from '../src/log.js';
 import { NetworkAgent } from '../src/network-agent.js';
@@ -288,9 +288,12 @@ describe('NetworkAgent', () => {
     const peers = t.dp.interfaces.get('wm-demo')?.peers;
     expect(peers?.get(key(2))?.endpoint).toBe('192.0.2.2:51820');
     expect(peers?.get(key(3))?.endpoint).toBe('203.0.113.3:41000');
-    // The switch to the public endpoint restarted the keepalive: a handshake goes out at once.
+    // The switch to the public endpoint punched: peer 3 had no session, so it was added afresh
+    // (a new peer initiates at once, free of the 5 s limit the LAN attempt left behind).
     expect(
-      t.dp.commands.some((c) => c.join(' ').includes(`peer ${key(3)} persistent-keepalive off`)),
+      t.dp.commands.some((c) =>
+        c.join(' ').includes(`peer ${key(3)} remove peer ${key(3)} endpoint 203.0.113.3:41000`),
+      ),
     ).toBe(true);
     expect(t.api.checkins.some((c) => c.reflectedEndpoint?.port === 40000)).toBe(true);
     await t.agent.stop();
@@ -345,5 +348,37 @@ describe('NetworkAgent', () => {
     await settle();
     expect(t.clock.asked.filter((ms) => ms === PATH_CHECK_MS).length).toBe(sleeps);
     await t.agent.stop();
+  });
+
+  it('holds its first packet to a peer with a smaller key and sends it a moment later', async () => {
+    const t = setup();
+    t.agent.start();
+    await settle();
+    // Keys compare as base64 text: ours (key(1), "AQEB...") is greater than "AAAA...".
+    const low = peer(2, { publicKey: 'AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=' });
+    const high = peer(3);
+    t.api.emit({ type: 'map', map: { ok: true, map: map([low, high], 1) } });
+    await settle();
+    const iface = t.dp.interfaces.get('wm-demo')!;
+    expect(iface.peers.get(low.publicKey)?.persistentKeepalive).toBe(0);
+    expect(iface.peers.get(high.publicKey)?.persistentKeepalive).toBe(25);
+    expect(t.clock.waiting.some((w) => w.ms === PUNCH_STAGGER_MS)).toBe(true);
+    t.dp.commands.length = 0;
+    t.clock.release(PUNCH_STAGGER_MS);
+    await settle();
+    expect(iface.peers.get(low.publicKey)?.persistentKeepalive).toBe(25);
+    // No session yet: the kick adds the peer afresh, which sends at once.
+    expect(t.dp.commands.map((c) => c.join(' '))).toEqual([
+      `wg set wm-demo peer ${low.publicKey} remove peer ${low.publicKey} endpoint 192.0.2.2:51820 persistent-keepalive 25 allowed-ips 10.8.0.2/32`,
+    ]);
+    await t.agent.stop();
+  });
+
+  it('holds nothing in a one-shot round (nobody would send it later)', async () => {
+    const t = setup();
+    t.api.map = map([peer(2, { publicKey: 'AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=' })], 1);
+    await t.agent.checkinOnce();
+    const p = [...t.dp.interfaces.get('wm-demo')!.peers.values()][0];
+    expect(p?.persistentKeepalive).toBe(25);
   });
 });
