@@ -3,7 +3,8 @@
 // their LAN 192.168.1.0/24, so only public endpoints can tell them apart); D behind a symmetric
 // NAT. Agents run the userspace device in-process and learn their public endpoints from the
 // coordinator's reflector. A<->B go direct through both NATs, B<->C over their LAN, D reaches
-// the others through the relay, chosen by the coordinator when no direct handshake came.
+// the others through the relay, chosen by the coordinator when no direct handshake came, and
+// leaves it for a direct path once D moves next to A.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join as joinPath } from 'node:path';
@@ -352,11 +353,46 @@ describe('wiremesh agents behind NATs', () => {
         path: 'relay',
         via: 'r',
       });
+      // The relay forwards between its peers with ICMP redirects off (NAT.md).
+      const sysctl = (key: string) => topo.check('relay', 'sysctl', ['-n', key]);
+      expect((await sysctl('net.ipv4.ip_forward')).trim()).toBe('1');
+      expect((await sysctl('net.ipv4.conf.all.send_redirects')).trim()).toBe('0');
+      expect((await sysctl(`net.ipv4.conf.${r.iface}.send_redirects`)).trim()).toBe('0');
       const text = await wiremesh(a, ['status']);
       expect(text.stdout).toMatch(/\bd\s+.*relay via r/);
       // A and B stay direct.
       expect((await status(a)).find((p) => p.name === 'b')?.path).toBe('direct');
       expect(await ping(a, agents.b!)).toBe(true);
+    } catch (e) {
+      console.log(failureLogs());
+      throw e;
+    }
+  });
+
+  it('D moves behind the same router as A: the pair leaves the relay for their LAN addresses', async () => {
+    const a = agents.a!;
+    const d = agents.d!;
+    const t0 = performance.now();
+    const moved = await topo.moveHost('d', 'lanA');
+    try {
+      // D notices its new addresses at its next report, probes its new public endpoint (A's
+      // router's), both pick LAN endpoints, the direct handshake is reported, the relay goes.
+      const direct = async () => {
+        const s = (await status(a)).find((p) => p.name === 'd');
+        return s?.path === 'direct' ? s : false;
+      };
+      const back = await pollUntil('A and D to go direct again', direct, RELAY_BOUND_MS, 250);
+      timings.push(`D moved next to A -> direct again: ${Math.round(performance.now() - t0)} ms`);
+      expect(back.endpoint).toBe(`${moved.ipv4}:51820`);
+      await waitPing(a, d, t0);
+      await waitPing(d, a, t0);
+      const aPeers = await wgPeers(a);
+      expect(aPeers.get(d.publicKey)?.allowedIps).toContain(`${d.address}/32`);
+      expect(aPeers.get(agents.r!.publicKey)?.allowedIps).not.toContain(d.address);
+      expect((await status(d)).find((p) => p.name === 'a')).toMatchObject({
+        path: 'direct',
+        endpoint: `${topo.node('a').ipv4}:51820`,
+      });
     } catch (e) {
       console.log(failureLogs());
       throw e;

@@ -42,6 +42,9 @@ export const systemProcSys: ProcSys = {
   },
 };
 
+/** Host-wide ICMP redirects (ORed with each interface's own setting). */
+const REDIRECTS_ALL = 'net.ipv4.conf.all.send_redirects';
+
 const FORWARD_KEY: Record<4 | 6, string> = {
   4: 'net.ipv4.ip_forward',
   6: 'net.ipv6.conf.all.forwarding',
@@ -369,6 +372,32 @@ export function createFirewall(opts: FirewallOptions): Firewall {
           delete saved[sysctl];
           savedChanged = true;
         }
+      }
+      // Forwarding a packet back out of the interface it came in on (relay, ingress gateway)
+      // makes the kernel send ICMP redirects ("reach it directly") to a peer that cannot: off for
+      // the interface and for `all` (the kernel ORs the two).
+      const relaying = forwarding?.meshToMesh.includes(4) ?? false;
+      if (relaying) {
+        const own = `net.ipv4.conf.${iface}.send_redirects`;
+        // A dot in the name would split the sysctl path; such an interface keeps its setting.
+        if (!iface.includes('.') && procSys.read(own) === '1') {
+          procSys.write(own, '0');
+          changes.push(`${own}=0`);
+        }
+        const value = procSys.read(REDIRECTS_ALL);
+        if (value !== null && value !== '0') {
+          procSys.write(REDIRECTS_ALL, '0');
+          if (saved[REDIRECTS_ALL] === undefined) {
+            saved[REDIRECTS_ALL] = value;
+            savedChanged = true;
+          }
+          changes.push(`${REDIRECTS_ALL}=0`);
+        }
+      } else if (!anyLeft[4] && saved[REDIRECTS_ALL] !== undefined) {
+        procSys.write(REDIRECTS_ALL, saved[REDIRECTS_ALL]);
+        changes.push(`${REDIRECTS_ALL}=${saved[REDIRECTS_ALL]} (restored)`);
+        delete saved[REDIRECTS_ALL];
+        savedChanged = true;
       }
       if (savedChanged) {
         if (Object.keys(saved).length === 0) rmSync(savedPath, { force: true });

@@ -127,6 +127,7 @@ export class NetworkAgent {
   private wakeReflect = new AbortController();
   private reporting: Promise<void> | null = null;
   private reportedFailureOf = -1;
+  private lastLocal: string | null = null;
   private reportAgain = false;
 
   constructor(d: NetworkAgentDeps) {
@@ -578,6 +579,10 @@ export class NetworkAgent {
     if (port !== null && port !== undefined && port > 0) {
       req.listenPort = port;
       req.localEndpoints = localEndpoints(this.d.localAddresses(), port);
+      // New LAN addresses: the host changed networks, so its public endpoint changed too.
+      const local = JSON.stringify(req.localEndpoints);
+      if (this.lastLocal !== null && local !== this.lastLocal) this.wakeReflect.abort();
+      this.lastLocal = local;
     }
     // Only a backend that owns the socket can learn it; others leave the stored value alone.
     if (this.reflected !== null) req.reflectedEndpoint = this.reflected;

@@ -211,4 +211,33 @@ describe('iptables firewall', () => {
     await fw.reconcile('wm-demo', null);
     expect(sys.values['net.ipv4.ip_forward']).toBe('1');
   });
+
+  it('turns ICMP redirects off while the node forwards between peers (relay), and restores them', async () => {
+    const ipt = fakeIptables();
+    const sys = memSys({
+      'net.ipv4.ip_forward': '0',
+      'net.ipv4.conf.all.send_redirects': '1',
+      'net.ipv4.conf.wm-relay.send_redirects': '1',
+    });
+    const fw = createFirewall({
+      runner: ipt.runner,
+      stateDir: dir,
+      log: silentLogger,
+      procSys: sys,
+      tool: 'iptables',
+    });
+    const changes = await fw.reconcile('wm-relay', { egress: null, meshToMesh: [4] });
+    expect(changes).toEqual(
+      expect.arrayContaining([
+        'net.ipv4.conf.wm-relay.send_redirects=0',
+        'net.ipv4.conf.all.send_redirects=0',
+      ]),
+    );
+    expect(sys.values['net.ipv4.conf.all.send_redirects']).toBe('0');
+    expect(sys.values['net.ipv4.conf.wm-relay.send_redirects']).toBe('0');
+    // The role goes: the host-wide value the agent changed comes back with ip_forward.
+    await fw.reconcile('wm-relay', null);
+    expect(sys.values['net.ipv4.conf.all.send_redirects']).toBe('1');
+    expect(sys.values['net.ipv4.ip_forward']).toBe('0');
+  });
 });
