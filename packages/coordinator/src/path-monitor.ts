@@ -162,7 +162,8 @@ export class PathMonitor {
         }
         const r = pickRelay(x, y);
         if (r === null) {
-          later(now + this.o.retryMs);
+          // Look again soon only if some relay may yet reach both; else the next report will.
+          if (candidates.some((c) => c.id !== x.id && c.id !== y.id)) later(now + this.o.retryMs);
           continue;
         }
         add.push({ a: x.id, b: y.id, relayId: r.id });

@@ -68,6 +68,14 @@ describe('PathMonitor', () => {
     d = m.evaluate(nodes, [], t0 + 17_000);
     expect(d.add).toEqual([]);
     expect(d.nextCheckAt).toBe(t0 + 22_000);
+    // Without any relay in the network nothing is scheduled: the next report looks again.
+    const alone = new PathMonitor(OPTS);
+    alone.evaluate(nodes.slice(0, 2), [], t0 + 2_000);
+    expect(alone.evaluate(nodes.slice(0, 2), [], t0 + 17_000)).toEqual({
+      add: [],
+      remove: [],
+      nextCheckAt: null,
+    });
   });
 
   it('does not start the wait before both nodes configured each other, and restarts it when an endpoint changes', () => {
