@@ -59,4 +59,4 @@ for (const x of [alice, bob]) {
   const p = [...x.device.peers()][0];
   console.log(`${x.name}: sent ${p.txBytes} bytes, received ${p.rxBytes} bytes, handshake at ${new Date(p.lastHandshakeWallMs).toISOString()}`);
 }
-console.log('The mesh demo (coordinator + agents in network namespaces) replaces this once the agent lands.');
+console.log('The mesh demo (coordinator + agents behind NATs in network namespaces): bash scripts/demo.sh');
