@@ -34,10 +34,24 @@ export function parseBody<S extends z.ZodType>(
   value: unknown,
   what = 'body',
 ): z.infer<S> {
-  const r = schema.safeParse(value === undefined ? {} : value);
+  const input = value === undefined ? {} : value;
+  const r = schema.safeParse(input);
   if (r.success) return r.data;
-  const issues = r.error.issues
-    .slice(0, 3)
-    .map((i) => `${i.path.length ? i.path.join('.') : what}: ${i.message}`);
+  const issues = r.error.issues.slice(0, 3).map((i) => {
+    const where = i.path.length ? i.path.join('.') : what;
+    // zod words a missing field as "received undefined", which reads like a coordinator bug.
+    return i.code === 'invalid_type' && valueAt(input, i.path) === undefined
+      ? `${where}: missing (expected ${i.expected})`
+      : `${where}: ${i.message}`;
+  });
   throw new ApiError('validation_failed', `invalid ${what}: ${issues.join('; ')}`);
+}
+
+function valueAt(value: unknown, path: readonly PropertyKey[]): unknown {
+  let v = value;
+  for (const k of path) {
+    if (typeof v !== 'object' || v === null || !Object.hasOwn(v, k)) return undefined;
+    v = (v as Record<PropertyKey, unknown>)[k];
+  }
+  return v;
 }

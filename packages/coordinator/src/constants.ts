@@ -18,6 +18,8 @@ export const DEFAULT_HTTP_PORT = 8080;
 
 /** Largest request body in bytes (the biggest is a check-in with MAX_PEER_STATUS rows). */
 export const BODY_LIMIT_BYTES = 1024 * 1024;
+/** Longest path parameter the router matches (ids and names are far shorter). */
+export const MAX_PATH_PARAM_LENGTH = 100;
 /** Registrations a single client address may burst before the rate limit applies. */
 export const REGISTER_BURST = 30;
 /** Registrations per second a client address regains after its burst. */

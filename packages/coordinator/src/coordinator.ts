@@ -58,6 +58,8 @@ export interface CoordinatorOptions {
    * a relay node (default RELAY_AFTER_MS); null turns the automatic relay fallback off.
    */
   relayAfterMs?: number | null;
+  /** A push stream whose unsent bytes exceed this is closed (default STREAM_MAX_BUFFER_BYTES). */
+  streamMaxBufferBytes?: number;
 }
 
 /** A running coordinator. */
@@ -135,8 +137,12 @@ export async function startCoordinator(opts: CoordinatorOptions = {}): Promise<C
     if (opts.reflectPort !== undefined && opts.reflectPort !== null)
       reflector = await startReflector(host, opts.reflectPort, metrics);
     const reflectPort = reflector?.port ?? null;
-    const hub = new Hub(store, reflectPort, metrics, (e) =>
-      logger.error({ err: e }, 'push fan-out failed'),
+    const hub = new Hub(
+      store,
+      reflectPort,
+      metrics,
+      (e) => logger.error({ err: e }, 'push fan-out failed'),
+      opts.streamMaxBufferBytes === undefined ? {} : { maxBufferBytes: opts.streamMaxBufferBytes },
     );
     const relayFallback =
       opts.relayAfterMs === null

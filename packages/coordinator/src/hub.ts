@@ -21,6 +21,8 @@ import type { NodeRow, Store } from './store.js';
 export interface StreamSink {
   write(chunk: string): boolean;
   end(): void;
+  /** Closes at once, discarding unsent bytes (a stalled client must not keep them alive). */
+  destroy?(): void;
   readonly writableLength: number;
 }
 
@@ -46,6 +48,12 @@ function sse(event: string, data: string, id?: number): string {
     : `event: ${event}\nid: ${id}\ndata: ${data}\n\n`;
 }
 
+/** Limits of a Hub (tests lower them to reach them quickly). */
+export interface HubOptions {
+  /** A stream whose unsent bytes exceed this is closed. Default STREAM_MAX_BUFFER_BYTES. */
+  maxBufferBytes?: number;
+}
+
 /** Push streams and snapshots of all networks. */
 export class Hub {
   private readonly cache = new Map<string, { snap: Snapshot | null; seq: number }>();
@@ -56,6 +64,7 @@ export class Hub {
   private readonly loads = new Map<string, Promise<Snapshot | null>>();
   private readonly streams = new Map<string, Set<Stream>>();
   private readonly keepalive: NodeJS.Timeout;
+  private readonly maxBufferBytes: number;
   private closed = false;
 
   constructor(
@@ -63,11 +72,20 @@ export class Hub {
     private readonly reflectPort: number | null,
     private readonly metrics: Metrics,
     private readonly onError: (e: unknown) => void,
+    opts: HubOptions = {},
   ) {
+    this.maxBufferBytes = opts.maxBufferBytes ?? STREAM_MAX_BUFFER_BYTES;
     metrics.counter('wiremesh_push_events_total', 'Events written to push streams, by type.');
     metrics.gauge('wiremesh_push_streams', 'Open push streams.');
+    metrics.gauge(
+      'wiremesh_push_buffered_bytes',
+      'Bytes written to push streams and not yet sent.',
+    );
     metrics.counter('wiremesh_push_flushes_total', 'Network changes fanned out to streams.');
-    metrics.collect(() => metrics.set('wiremesh_push_streams', {}, this.streamCount()));
+    metrics.collect(() => {
+      metrics.set('wiremesh_push_streams', {}, this.streamCount());
+      metrics.set('wiremesh_push_buffered_bytes', {}, this.bufferedBytes());
+    });
     this.keepalive = setInterval(() => this.ping(), STREAM_KEEPALIVE_MS);
     this.keepalive.unref();
     store.db.subscribe((id) => this.changed(id));
@@ -78,6 +96,13 @@ export class Hub {
   streamCount(): number {
     let n = 0;
     for (const s of this.streams.values()) n += s.size;
+    return n;
+  }
+
+  /** Bytes written to all open streams that their clients have not taken yet. */
+  bufferedBytes(): number {
+    let n = 0;
+    for (const set of this.streams.values()) for (const s of set) n += s.sink.writableLength;
     return n;
   }
 
@@ -124,15 +149,32 @@ export class Hub {
     }
   }
 
+  /**
+   * Writes one event, unless the client is already more than the cap behind: then the stream is
+   * closed (its agent reconnects and gets a full map). Checked before writing, so a single event
+   * larger than the cap (a big network's first map) still goes out, and no stream ever holds more
+   * than the cap plus one event.
+   */
   private send(s: Stream, event: string, data: string, id?: number): void {
+    if (this.stalled(s)) return;
     s.sink.write(sse(event, data, id));
     this.metrics.inc('wiremesh_push_events_total', { type: event });
-    if (s.sink.writableLength > STREAM_MAX_BUFFER_BYTES) this.drop(s);
   }
 
-  private drop(s: Stream): void {
+  private stalled(s: Stream): boolean {
+    if (s.sink.writableLength <= this.maxBufferBytes) return false;
+    this.drop(s, 'stalled');
+    return true;
+  }
+
+  /**
+   * Forgets a stream. A finished one is ended gracefully; a stalled or replaced one is destroyed,
+   * since its client may never read again and ending would keep the unsent bytes in memory.
+   */
+  private drop(s: Stream, why: 'finished' | 'stalled' | 'replaced' = 'finished'): void {
     this.streams.get(s.networkId)?.delete(s);
-    s.sink.end();
+    if (why !== 'finished' && s.sink.destroy !== undefined) s.sink.destroy();
+    else s.sink.end();
   }
 
   /** Brings one stream to `snap`, using `diff` when the stream holds its starting version. */
@@ -183,7 +225,9 @@ export class Hub {
 
   /**
    * Opens a stream for `node`: sends its full map (or its state) at once, then every change.
-   * Returns a function that detaches the stream (call it when the connection closes).
+   * A node holds one stream: an older one of the same node is ended (its agent reconnected, or a
+   * stolen secret is opening many), so streams never outnumber nodes. Returns a function that
+   * detaches the stream (call it when the connection closes).
    */
   async attach(node: NodeRow, sink: StreamSink): Promise<() => void> {
     const s: Stream = {
@@ -198,6 +242,7 @@ export class Hub {
       set = new Set();
       this.streams.set(node.network_id, set);
     }
+    for (const old of set) if (old.nodeId === node.id) this.drop(old, 'replaced');
     set.add(s);
     this.update(s, await this.snapshot(node.network_id), null);
     return () => {
@@ -206,7 +251,8 @@ export class Hub {
   }
 
   private ping(): void {
-    for (const set of this.streams.values()) for (const s of set) s.sink.write(': ping\n\n');
+    for (const set of this.streams.values())
+      for (const s of set) if (!this.stalled(s)) s.sink.write(': ping\n\n');
   }
 
   /** Ends every stream and stops timers. */

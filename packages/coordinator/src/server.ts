@@ -5,6 +5,7 @@
  * schemas; every error is `{code, message}` with the registry's status.
  */
 import { readFile } from 'node:fs/promises';
+import { STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http';
 import { fileURLToPath } from 'node:url';
 import Fastify, {
   type FastifyBaseLogger,
@@ -33,11 +34,12 @@ import {
   SetIngressRequest,
   SetRelayRequest,
   UpdateNetworkRequest,
+  statusOf,
   type ErrorCode,
   type InfoResponse,
 } from '@wiremesh/protocol';
 import { ApiError, parseBody } from './api-error.js';
-import { BODY_LIMIT_BYTES } from './constants.js';
+import { BODY_LIMIT_BYTES, MAX_PATH_PARAM_LENGTH } from './constants.js';
 import { qrPng, qrText, renderWgQuick } from './ext-config.js';
 import type { Hub } from './hub.js';
 import type { Metrics } from './metrics.js';
@@ -116,6 +118,51 @@ export function buildServer(d: ServerDeps): FastifyInstance {
     loggerInstance: d.logger as FastifyBaseLogger,
     bodyLimit: BODY_LIMIT_BYTES,
     forceCloseConnections: true,
+    routerOptions: { maxParamLength: MAX_PATH_PARAM_LENGTH },
+    // Requests the router cannot even look up still get a registry error, never fastify's own body.
+    frameworkErrors: (err, _req, reply) =>
+      err.code === 'FST_ERR_MAX_PARAM_LENGTH'
+        ? fail(
+            reply,
+            'validation_failed',
+            `invalid path: a path segment is longer than ${MAX_PATH_PARAM_LENGTH} characters`,
+          )
+        : fail(
+            reply,
+            'bad_request',
+            'the URL is not valid percent-encoded UTF-8; encode path segments (encodeURIComponent)',
+          ),
+    clientErrorHandler: (err: Error & { code?: string }, socket) => {
+      if (err.code === 'ECONNRESET' || socket.destroyed) return;
+      const [code, message]: [ErrorCode, string] =
+        err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+          ? ['request_timeout', 'the request did not arrive in time; send it again']
+          : err.code === 'HPE_HEADER_OVERFLOW'
+            ? ['headers_too_large', 'the request line and headers are too large']
+            : ['bad_request', 'the request is not valid HTTP/1.1'];
+      const status = statusOf(code);
+      const body = JSON.stringify({ code, message });
+      if (socket.writable)
+        socket.write(
+          `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\nContent-Type: application/json\r\n` +
+            `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+        );
+      socket.destroy();
+    },
+  });
+  // Node answers an Expect other than 100-continue itself (417, empty body) unless told otherwise.
+  app.server.on('checkExpectation', (_req: IncomingMessage, res: ServerResponse) => {
+    const body = JSON.stringify({
+      code: 'bad_request',
+      message:
+        'only Expect: 100-continue is supported; send the request without this Expect header',
+    });
+    res.writeHead(statusOf('bad_request'), {
+      'content-type': 'application/json; charset=utf-8',
+      'content-length': Buffer.byteLength(body),
+      connection: 'close',
+    });
+    res.end(body);
   });
 
   metrics.counter('wiremesh_http_requests_total', 'HTTP requests by method, route and status.');
@@ -153,7 +200,11 @@ export function buildServer(d: ServerDeps): FastifyInstance {
       return fail(reply, err.code, err.message);
     }
     if (err.code === 'FST_ERR_CTP_BODY_TOO_LARGE' || err.statusCode === 413)
-      return fail(reply, 'payload_too_large', 'the request body is too large');
+      return fail(
+        reply,
+        'payload_too_large',
+        `the request body is larger than ${BODY_LIMIT_BYTES} bytes`,
+      );
     if (err.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE' || err.statusCode === 415) {
       return fail(
         reply,
@@ -161,14 +212,29 @@ export function buildServer(d: ServerDeps): FastifyInstance {
         'send the body as JSON with Content-Type: application/json',
       );
     }
-    if (err.statusCode === 400)
-      return fail(reply, 'invalid_json', 'the request body is not valid JSON');
+    if (err.code === 'FST_ERR_CTP_INVALID_JSON_BODY' || err.code === 'FST_ERR_CTP_EMPTY_JSON_BODY')
+      return fail(
+        reply,
+        'invalid_json',
+        'the request body is not valid JSON (keys named __proto__ or constructor are refused)',
+      );
+    // Any other client error fastify detects (Content-Length not matching the body, an aborted
+    // upload): the text of fastify's error may describe internals, so it is not passed on.
+    if (err.statusCode !== undefined && err.statusCode >= 400 && err.statusCode < 500)
+      return fail(
+        reply,
+        'bad_request',
+        'the request body did not arrive as announced; send it again',
+      );
     req.log.error({ err }, 'request failed');
     return fail(reply, 'internal', 'internal error; see the coordinator log');
   });
-  app.setNotFoundHandler((req, reply) =>
-    fail(reply, 'route_not_found', `no route ${req.method} ${req.url.split('?')[0]}`),
-  );
+  app.setNotFoundHandler((req, reply) => {
+    const path = req.url.split('?')[0] ?? '';
+    const shown =
+      path.length > MAX_PATH_PARAM_LENGTH ? `${path.slice(0, MAX_PATH_PARAM_LENGTH)}...` : path;
+    return fail(reply, 'route_not_found', `no route ${req.method} ${shown}`);
+  });
 
   const requireAdmin = async (req: FastifyRequest): Promise<void> => {
     const token = bearer(req);
@@ -315,7 +381,16 @@ export function buildServer(d: ServerDeps): FastifyInstance {
   app.get(NODE_ROUTES.stream, async (req, reply) => {
     const node = await requireNode(req);
     checkAlive(node);
+    // Loaded before the reply is taken over, so a database failure is still an error answer.
+    await hub.snapshot(node.network_id);
     reply.hijack();
+    // Listening before attaching: a client gone while the stream attaches is detached too.
+    let detach: (() => void) | null = null;
+    let closed = false;
+    reply.raw.on('close', () => {
+      closed = true;
+      detach?.();
+    });
     reply.raw.writeHead(200, {
       'content-type': `${STREAM_CONTENT_TYPE}; charset=utf-8`,
       'cache-control': 'no-cache, no-transform',
@@ -323,8 +398,15 @@ export function buildServer(d: ServerDeps): FastifyInstance {
       connection: 'keep-alive',
     });
     reply.raw.flushHeaders();
-    const detach = await hub.attach(node, reply.raw);
-    reply.raw.on('close', detach);
+    try {
+      detach = await hub.attach(node, reply.raw);
+    } catch (e) {
+      req.log.error({ err: e }, 'push stream failed to start');
+      reply.raw.end();
+      return;
+    }
+    // Gone before the listener was added (its 'close' already fired), or while attaching.
+    if (closed || reply.raw.destroyed) detach();
   });
 
   app.delete(NODE_ROUTES.self, async (req, reply) => {

@@ -8,6 +8,10 @@ import { z } from 'zod';
 export const ERRORS = {
   validation_failed: { status: 400, hint: 'the request body or query did not match the schema' },
   invalid_json: { status: 400, hint: 'the request body is not valid JSON' },
+  bad_request: {
+    status: 400,
+    hint: 'the HTTP request itself is malformed (framing, URL encoding)',
+  },
   unsupported_protocol_version: { status: 400, hint: 'upgrade the agent or the coordinator' },
   auth_required: { status: 401, hint: 'send Authorization: Bearer <token>' },
   invalid_token: { status: 401, hint: 'the token is unknown, malformed or was rotated' },
@@ -27,6 +31,7 @@ export const ERRORS = {
   node_removed: { status: 403, hint: 'this node was removed; join again' },
   not_found: { status: 404, hint: 'no such resource' },
   route_not_found: { status: 404, hint: 'no such route' },
+  request_timeout: { status: 408, hint: 'the request did not arrive in time; send it again' },
   name_taken: { status: 409, hint: 'choose another name' },
   node_exists: { status: 409, hint: 'a node with this public key is already in the network' },
   conflict: { status: 409, hint: 'the resource is in a state that does not allow this' },
@@ -37,6 +42,7 @@ export const ERRORS = {
   payload_too_large: { status: 413, hint: 'the request body is too large' },
   unsupported_media_type: { status: 415, hint: 'send Content-Type: application/json' },
   rate_limited: { status: 429, hint: 'too many requests; retry after the Retry-After seconds' },
+  headers_too_large: { status: 431, hint: 'the request headers are too large' },
   internal: { status: 500, hint: 'the coordinator failed; see its log' },
   unavailable: { status: 503, hint: 'the coordinator cannot reach its database; retry later' },
 } as const satisfies Record<string, { status: number; hint: string }>;
