@@ -2,7 +2,7 @@
 // UDP GSO/GRO) against Node's dgram (one syscall and one event per datagram) on loopback, same
 // process, same flow control; plus what a batch costs to consume three ways. Verified before
 // timing. See README.md.
-import dgram from 'node:dgram';
+import { createSocket } from 'node:dgram';
 
 import { openUdpBind, type Datagram, type DatagramBatch } from '../packages/wg-tun/src/udp.js';
 
@@ -136,8 +136,8 @@ async function addon(
 }
 
 async function nodeDgram(size: number, verify = false): Promise<Result> {
-  const rx = dgram.createSocket({ type: 'udp4', recvBufferSize: 7 << 20 });
-  const tx = dgram.createSocket({ type: 'udp4', sendBufferSize: 7 << 20 });
+  const rx = createSocket({ type: 'udp4', recvBufferSize: 7 << 20 });
+  const tx = createSocket({ type: 'udp4', sendBufferSize: 7 << 20 });
   await new Promise<void>((resolve) => rx.bind(0, HOST, resolve));
   await new Promise<void>((resolve) => tx.bind(0, HOST, resolve));
   await new Promise<void>((resolve, reject) =>

@@ -24,6 +24,7 @@ import {
   StreamReader,
   type TestCoordinator,
 } from './helpers.js';
+import type { CoordinatorOptions } from '../src/index.js';
 
 /** Registers every API test; `backend` gives the storage options (called once, before the suite). */
 export function apiCases(

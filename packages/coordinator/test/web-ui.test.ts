@@ -7,6 +7,14 @@ import { chromium, type Browser, type Page } from 'playwright-core';
 import { api, registration, startTestCoordinator, type TestCoordinator } from './helpers.js';
 
 const CHROMIUM = '/usr/bin/chromium';
+
+// The page functions below run in Chromium, not Node. The tests' type check has no DOM lib (Node
+// code must not see browser globals), so the few browser globals and element parts they use are
+// declared here.
+declare const document: { getElementById(id: string): object | null };
+declare const sessionStorage: { getItem(key: string): string | null };
+type ImageElement = { naturalWidth: number };
+type AnchorElement = { href: string };
 let c: TestCoordinator;
 let browser: Browser;
 let page: Page;
@@ -102,10 +110,10 @@ it('manages a network end to end from the browser', { timeout: 60_000 }, async (
   await page.click('#ext-form button');
   await page.waitForSelector('#qr:not([hidden])');
   await page.waitForFunction(
-    () => (document.getElementById('qr-img') as HTMLImageElement).naturalWidth > 100,
+    () => (document.getElementById('qr-img') as ImageElement).naturalWidth > 100,
   );
   const conf = await page.evaluate(async () =>
-    (await fetch((document.getElementById('qr-download') as HTMLAnchorElement).href)).text(),
+    (await fetch((document.getElementById('qr-download') as AnchorElement).href)).text(),
   );
   expect(conf).toContain('Endpoint = 198.51.100.20:51820');
   expect(conf).toContain('AllowedIPs = 10.60.0.0/24, 192.168.100.0/24');

@@ -103,7 +103,7 @@ describe('applyMapPatch', () => {
   });
 
   it('agrees with a naive model of the peer set', () => {
-    const ids = fc.constantFrom('b', 'c', 'd', 'e', 'f');
+    const ids = fc.constantFrom<string>('b', 'c', 'd', 'e', 'f');
     fc.assert(
       fc.property(
         fc.uniqueArray(ids),

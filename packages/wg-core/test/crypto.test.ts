@@ -5,12 +5,12 @@ import { randomBytes } from 'node:crypto';
 import { describe, expect, test } from 'vitest';
 import { nobleCrypto, type CryptoProvider } from '@wiremesh/wg-core';
 import { nativeCrypto, selectCrypto } from '@wiremesh/wg-core/native';
-import x25519Vectors from './vectors/x25519.json';
-import aeadVectors from './vectors/chacha20poly1305.json';
-import xaeadVectors from './vectors/xchacha20poly1305.json';
-import blake2sVectors from './vectors/blake2s.json';
-import blake2sKat from './vectors/blake2s-kat.json';
-import kdfVectors from './vectors/wireguard-kdf.json';
+import x25519Vectors from './vectors/x25519.json' with { type: 'json' };
+import aeadVectors from './vectors/chacha20poly1305.json' with { type: 'json' };
+import xaeadVectors from './vectors/xchacha20poly1305.json' with { type: 'json' };
+import blake2sVectors from './vectors/blake2s.json' with { type: 'json' };
+import blake2sKat from './vectors/blake2s-kat.json' with { type: 'json' };
+import kdfVectors from './vectors/wireguard-kdf.json' with { type: 'json' };
 
 const hex = (s: string): Uint8Array => Uint8Array.from(Buffer.from(s, 'hex'));
 const toHex = (b: Uint8Array): string => Buffer.from(b).toString('hex');

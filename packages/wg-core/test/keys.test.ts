@@ -15,8 +15,8 @@ import {
   wipe,
 } from '@wiremesh/wg-core';
 import { nativeCrypto } from '@wiremesh/wg-core/native';
-import capture from './vectors/wireguard-handshake-wireshark.json';
-import x25519Vectors from './vectors/x25519.json';
+import capture from './vectors/wireguard-handshake-wireshark.json' with { type: 'json' };
+import x25519Vectors from './vectors/x25519.json' with { type: 'json' };
 
 const hex = (s: string): Uint8Array => Uint8Array.from(Buffer.from(s, 'hex'));
 const toHex = (b: Uint8Array): string => Buffer.from(b).toString('hex');

@@ -69,7 +69,7 @@ function mustFail(body: string): { errno: number; message: string } {
  * captured wireguard-go session (peer order: creation order, which the capture happens to show).
  */
 class ModelDevice {
-  privateKey = new Uint8Array(32);
+  privateKey: Uint8Array = new Uint8Array(32);
   listenPort = 0;
   fwmark = 0;
   peers = new Map<
