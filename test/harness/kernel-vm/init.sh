@@ -48,17 +48,33 @@ fi
 log "up $(uname -r) uptime $(cut -d' ' -f1 /proc/uptime)"
 
 # Control protocol on ttyS1, one command at a time, every line newline-terminated:
-#   host:  C <id> <timeout-seconds> <base64 of a sh script>
-#   guest: @@B <id>, the script's stdout+stderr base64-encoded on lines, @@E <id> <exit status>
-# The script's output is base64 so that nothing it prints can look like a frame.
+#   host:  C <id> <timeout-seconds> <length> <base64 of a sh script>   (length of the base64 text)
+#   guest: @@B <id>, the script's stdout+stderr base64-encoded on lines, @@E <id> <exit status>;
+#          or @@X for a line that is not a whole frame (bytes lost on the way): the host resends.
+# The script's output is base64 so that nothing it prints can look like a frame. Ids increase, so a
+# resent copy of a frame that already ran is skipped.
 # Raw mode: no 4096-byte canonical line limit, no echo, no CR/LF translation.
+isnum() { case "$1" in '' | *[!0-9]*) return 1 ;; esac; }
 serve() {
   echo "@@READY $(uname -r)"
-  while read -r tag id tmo script; do
-    [ "$tag" = C ] || continue
+  last=0
+  while read -r tag id tmo len script; do
+    if [ "$tag" != C ] || ! isnum "$id" || ! isnum "$tmo" || [ "${#script}" != "$len" ]; then
+      log "control line is not a whole frame (${#script} of ${len:-?} chars): asking again"
+      echo "@@X"
+      continue
+    fi
+    [ "$id" -gt "$last" ] || { log "control frame $id again: already ran"; continue; }
+    last=$id
     { echo "$IP_FN"; echo "$script" | base64 -d; } >/tmp/wm-cmd
-    timeout "$tmo" sh /tmp/wm-cmd </dev/null >/tmp/wm-out 2>&1
+    # setsid (in place, keeping timeout's PID) gives the command a process group of its own, killed
+    # when it is done or timed out: timeout kills only the shell, and a child left running (a ping
+    # still waiting for replies) would write into a later command's output at its own file offset.
+    timeout "$tmo" setsid sh /tmp/wm-cmd </dev/null >/tmp/wm-out 2>&1 &
+    pid=$!
+    wait $pid
     rc=$?
+    kill -9 -$pid 2>/dev/null
     echo "@@B $id"
     base64 </tmp/wm-out
     echo "@@E $id $rc"

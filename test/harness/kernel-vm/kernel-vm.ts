@@ -19,6 +19,12 @@ const HERE = dirname(fileURLToPath(import.meta.url));
 const REPO = resolve(HERE, '../../..');
 /** Host-side timeout added to each command's own, for a slow emulated guest to answer. */
 const EXEC_SLACK_MS = 10_000;
+/** Times a command's frame is sent again after the guest reported it garbled (@@X) before failing. */
+const FRAME_RESENDS = 3;
+/** Exit statuses of a guest command its timeout killed (busybox timeout sends SIGTERM: 143). */
+const TIMED_OUT_STATUSES = new Set([124, 143]);
+/** Added to a guest ping's own bound (sending, then waiting for replies) for it to exit. */
+const PING_EXIT_MARGIN_SEC = 2;
 const QEMU_STOP_GRACE_MS = 3_000;
 const DEFAULT_EXEC_TIMEOUT_MS = 20_000;
 const PREPARE_TIMEOUT_MS = 600_000;
@@ -75,7 +81,7 @@ export interface PingResult {
 export interface PingOptions {
   count?: number;
   intervalSec?: number;
-  /** Stop after this many seconds whatever has been received. */
+  /** Stop sending after this many seconds, and wait at most this long for a reply after the last. */
   deadlineSec?: number;
 }
 
@@ -107,8 +113,8 @@ export interface KernelVm {
   /** Parsed `wg show IFACE dump`. */
   wgDump(iface?: string): Promise<WgDump>;
   /**
-   * Pings from the guest (busybox ping); never rejects for lost packets. Defaults: count 3,
-   * interval 0.2 s, deadline count * interval + 3 s.
+   * Pings from the guest (busybox ping); never rejects for lost packets, rejects if ping itself
+   * was killed by its timeout. Defaults: count 3, interval 0.2 s, deadline count * interval + 3 s.
    */
   ping(address: string, options?: PingOptions): Promise<PingResult>;
   /** Kills qemu and deletes the namespace. Idempotent; never rejects. */
@@ -145,6 +151,9 @@ interface Pending {
   timer: NodeJS.Timeout;
   lines: string[];
   collecting: boolean;
+  /** The command's frame, kept to send again when the guest asks (@@X). */
+  frame: string;
+  resends: number;
 }
 
 /** Reads init.sh's control frames from qemu's stdout and matches them to commands. */
@@ -200,6 +209,21 @@ class ControlChannel {
       if (p !== undefined) p.collecting = true;
       return;
     }
+    if (tag === '@@X') {
+      // The guest read a line that is not a whole frame: the one in flight lost bytes on the way.
+      for (const [id, p] of this.pending) {
+        if (p.collecting) continue;
+        if (p.resends >= FRAME_RESENDS) {
+          this.pending.delete(id);
+          clearTimeout(p.timer);
+          p.reject(new Error(`guest could not read command ${id}'s frame ${p.resends + 1} times`));
+          continue;
+        }
+        p.resends++;
+        this.child.stdin?.write(p.frame);
+      }
+      return;
+    }
     if (tag === '@@E') {
       const id = Number(a);
       const p = this.pending.get(id);
@@ -229,8 +253,17 @@ class ControlChannel {
         this.pending.delete(id);
         rej(new Error(`guest did not answer command ${id} within ${timeoutMs + EXEC_SLACK_MS} ms`));
       }, timeoutMs + EXEC_SLACK_MS);
-      this.pending.set(id, { resolve: res, reject: rej, timer, lines: [], collecting: false });
-      const frame = `C ${id} ${guestTimeoutSec} ${Buffer.from(script, 'utf8').toString('base64')}\n`;
+      const b64 = Buffer.from(script, 'utf8').toString('base64');
+      const frame = `C ${id} ${guestTimeoutSec} ${b64.length} ${b64}\n`;
+      this.pending.set(id, {
+        resolve: res,
+        reject: rej,
+        timer,
+        lines: [],
+        collecting: false,
+        frame,
+        resends: 0,
+      });
       this.child.stdin?.write(frame);
     });
   }
@@ -386,11 +419,17 @@ export async function startKernelVm(options: KernelVmOptions = {}): Promise<Kern
         { count = 3, intervalSec = 0.2, deadlineSec = count * intervalSec + 3 } = {},
       ) {
         const deadline = Math.ceil(deadlineSec);
+        // busybox ping honours -w only while sending: after the last packet it waits -W (default
+        // 10 s) for a first reply, which outlived the guest timeout and left a stray ping behind.
+        const sending = Math.min(deadline, Math.ceil((count - 1) * intervalSec));
         const r = await vm.exec(
-          `ping -c ${count} -i ${intervalSec} -w ${deadline} '${address}'`,
-          (deadline + 2) * 1000,
+          `ping -c ${count} -i ${intervalSec} -w ${deadline} -W ${deadline} '${address}'`,
+          (sending + deadline + PING_EXIT_MARGIN_SEC) * 1000,
         );
         const m = /(\d+) packets transmitted, (\d+) (?:packets )?received/.exec(r.output);
+        // Without its statistics a killed ping would read as "0 received", passing a no-traffic check.
+        if (m === null && TIMED_OUT_STATUSES.has(r.status))
+          throw new Error(`guest ping ${address} did not finish (status ${r.status}): ${r.output}`);
         return {
           transmitted: Number(m?.[1] ?? 0),
           received: Number(m?.[2] ?? 0),
