@@ -27,6 +27,12 @@ import { Reflector } from './reflect-client.js';
 import { commandError, findExecutable, type Runner } from './runner.js';
 import { parseIpAddr } from './wg-dump.js';
 
+/** How hard one reflection round tries (default REFLECT_ATTEMPTS of REFLECT_TIMEOUT_MS). */
+export interface ProbeOptions {
+  readonly attempts?: number;
+  readonly timeoutMs?: number;
+}
+
 /** Creates and removes WireGuard interfaces of one kind. */
 export interface Backend {
   readonly kind: BackendKind;
@@ -43,7 +49,11 @@ export interface Backend {
    * Asks the reflector at `target` for the public endpoint of `iface`'s WireGuard socket. Resolves
    * with it, or null when no reply came. Only backends that own the socket have it.
    */
-  reflect?(iface: string, target: { address: string; port: number }): Promise<Endpoint | null>;
+  reflect?(
+    iface: string,
+    target: { address: string; port: number },
+    probe?: ProbeOptions,
+  ): Promise<Endpoint | null>;
   /** Closes the devices this backend runs in this process (the interfaces go with them). Idempotent. */
   close?(): Promise<void>;
 }
@@ -348,9 +358,9 @@ export function inProcessBackend(opts: BackendOptions, reason: string): Backend 
       if (await linkExists(opts.runner, iface))
         await opts.runner.run('ip', ['link', 'del', 'dev', iface]);
     },
-    async reflect(iface, target) {
+    async reflect(iface, target, probe) {
       const d = live(iface);
-      return d === undefined ? null : d.reflector.probe(target);
+      return d === undefined ? null : d.reflector.probe(target, probe?.timeoutMs, probe?.attempts);
     },
     async close() {
       for (const iface of mine) {

@@ -77,6 +77,12 @@ export const APPROVAL_REMINDER_MS = 60_000;
 export const REFLECT_TIMEOUT_MS = 1_000;
 /** Probes per discovery round before the agent gives up until the next round. */
 export const REFLECT_ATTEMPTS = 3;
+/**
+ * The one quick probe right after the first apply waits this long: enough for a reflector on
+ * the other side of the world, short enough not to hold up a mesh restored while the
+ * coordinator is down.
+ */
+export const EARLY_PROBE_TIMEOUT_MS = 300;
 /** How often the agent probes its public endpoint again (NAT mappings and addresses change). */
 export const REFLECT_INTERVAL_MS = 30_000;
 /** How soon the agent probes again while it has never had a reply. */

@@ -4,7 +4,7 @@
  * for both backends, because both are configured by the same tools; a fake lives in fake.ts.
  */
 import type { Backend as BackendKind, Endpoint } from '@wiremesh/protocol';
-import type { Backend } from './backend.js';
+import type { Backend, ProbeOptions } from './backend.js';
 import { ROUTE_PROTOCOL } from './constants.js';
 import {
   describeDiff,
@@ -70,7 +70,11 @@ export interface Dataplane {
    * public endpoint the reflector at `target` saw, or null without a reply. Absent when the backend
    * cannot send from that socket (kernel WireGuard, a detached userspace process).
    */
-  reflect?(iface: string, target: { address: string; port: number }): Promise<Endpoint | null>;
+  reflect?(
+    iface: string,
+    target: { address: string; port: number },
+    probe?: ProbeOptions,
+  ): Promise<Endpoint | null>;
   /** Closes the devices this process runs (the in-process backend); the daemon calls it on exit. */
   close?(): Promise<void>;
 }

@@ -170,7 +170,7 @@ export function createFakeDataplane(backend: BackendKind = 'userspace'): FakeDat
     get: () =>
       fake.reflected === undefined
         ? undefined
-        : async (iface: string, target: { address: string; port: number }) => {
+        : async (iface: string, target: { address: string; port: number }, _probe?: unknown) => {
             probes.push(target);
             return ifaces.has(iface) ? (fake.reflected ?? null) : null;
           },

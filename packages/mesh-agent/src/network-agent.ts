@@ -18,6 +18,7 @@ import {
 import { Backoff } from './backoff.js';
 import {
   DIRECT_WAIT_MS,
+  EARLY_PROBE_TIMEOUT_MS,
   PATH_CHECK_MS,
   PATH_WATCH_MAX_MS,
   PUNCH_STAGGER_MS,
@@ -36,6 +37,7 @@ import type { ApplyResult, Dataplane } from './dataplane.js';
 import { AgentError, errorMessage } from './errors.js';
 import { localEndpoints } from './local-addresses.js';
 import type { Logger } from './log.js';
+import type { ProbeOptions } from './backend.js';
 import { netmapToConfig, type DesiredConfig, type LocalAddress } from './netmap.js';
 import { resolveHost } from './reflect-client.js';
 import type { NetworkState, StateStore } from './state-store.js';
@@ -128,6 +130,7 @@ export class NetworkAgent {
   private reporting: Promise<void> | null = null;
   private reportedFailureOf = -1;
   private lastLocal: string | null = null;
+  private probedEarly = false;
   private reportAgain = false;
 
   constructor(d: NetworkAgentDeps) {
@@ -220,6 +223,13 @@ export class NetworkAgent {
       if (result.diff.held.length > 0) this.kickLater(result.diff.held);
       if (result.changed) this.log.info(`${this.network}: applied ${label}: ${result.summary}`);
       else this.log.debug(`${this.network}: ${label}: no changes`);
+      // Right after the first apply (the device now listens on its port) one quick probe: the
+      // public endpoint is known at once, endpoints chosen with it, and the first report has it.
+      if (!this.probedEarly && map.reflectPort !== null && this.d.dataplane.reflect !== undefined) {
+        this.probedEarly = true;
+        if (await this.discover({ attempts: 1, timeoutMs: EARLY_PROBE_TIMEOUT_MS }))
+          await this.applyCurrent('public endpoint');
+      }
     } catch (e) {
       this.dirty = true;
       this.lastError = e;
@@ -421,33 +431,42 @@ export class NetworkAgent {
    * reached on the LAN) and reported at once. Returns the endpoint known after the probe.
    */
   async probeEndpoint(): Promise<Endpoint | null> {
+    if (!(await this.discover())) return this.reflected;
+    if (this.map !== null)
+      await this.serial(() => this.applyCurrent('new public endpoint')).catch(() => undefined);
+    this.reportSoon();
+    return this.reflected;
+  }
+
+  /**
+   * One reflection round: updates `reflected` and returns whether it changed. Applies nothing
+   * (callable inside an apply). Never throws.
+   */
+  private async discover(probe?: ProbeOptions): Promise<boolean> {
     const reflect = this.d.dataplane.reflect;
-    if (reflect === undefined || this.gone) return this.reflected;
+    if (reflect === undefined || this.gone) return false;
     const target = await this.reflectTarget();
-    if (target === null) return this.reflected;
+    if (target === null) return false;
     let got: Endpoint | null;
     try {
-      got = await reflect.call(this.d.dataplane, this.iface, target);
+      got = await reflect.call(this.d.dataplane, this.iface, target, probe);
     } catch (e) {
       this.log.debug(`${this.network}: reflection probe failed: ${errorMessage(e)}`);
-      return this.reflected;
+      return false;
     }
     if (got === null) {
       this.log.debug(
         `${this.network}: no reply from the reflector at ${target.address}:${target.port}`,
       );
-      return this.reflected;
+      return false;
     }
     const before = this.reflected;
-    if (before !== null && before.ip === got.ip && before.port === got.port) return before;
+    if (before !== null && before.ip === got.ip && before.port === got.port) return false;
     this.reflected = got;
     this.log.info(
       `${this.network}: public endpoint ${formatEndpoint(got)}${before === null ? '' : ` (was ${formatEndpoint(before)})`}`,
     );
-    if (this.map !== null)
-      await this.serial(() => this.applyCurrent('new public endpoint')).catch(() => undefined);
-    this.reportSoon();
-    return got;
+    return true;
   }
 
   private async reflectLoop(): Promise<void> {

@@ -288,13 +288,15 @@ describe('NetworkAgent', () => {
     const peers = t.dp.interfaces.get('wm-demo')?.peers;
     expect(peers?.get(key(2))?.endpoint).toBe('192.0.2.2:51820');
     expect(peers?.get(key(3))?.endpoint).toBe('203.0.113.3:41000');
-    // The switch to the public endpoint punched: peer 3 had no session, so it was added afresh
-    // (a new peer initiates at once, free of the 5 s limit the LAN attempt left behind).
+    // The quick probe right after the first apply corrected the LAN guess for peer 3 in the same
+    // step: it had no session, so it was added afresh (initiating at once, free of the 5 s
+    // limit the first attempt left).
     expect(
       t.dp.commands.some((c) =>
         c.join(' ').includes(`peer ${key(3)} remove peer ${key(3)} endpoint 203.0.113.3:41000`),
       ),
     ).toBe(true);
+    expect(t.lines.some((l) => l.includes('applied public endpoint'))).toBe(true);
     expect(t.api.checkins.some((c) => c.reflectedEndpoint?.port === 40000)).toBe(true);
     await t.agent.stop();
   });
