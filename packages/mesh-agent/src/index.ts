@@ -33,6 +33,7 @@ export {
   type ObservedInterface,
   type ObservedPeer,
   type PeerUpdate,
+  type PunchOptions,
 } from './diff.js';
 export {
   parseIpAddr,
@@ -72,6 +73,7 @@ export {
   type Backend,
   type BackendChoice,
   type BackendOptions,
+  type ProbeOptions,
 } from './backend.js';
 export {
   ipCommands,
