@@ -1278,6 +1278,63 @@ describe('push streams under abuse', () => {
   });
 });
 
+// --- values that end up in firewall rules and wg-quick files ---
+
+describe('values that reach firewall rules and config files', () => {
+  let c: TestCoordinator;
+  beforeAll(async () => {
+    c = await startTestCoordinator();
+  });
+  afterAll(async () => {
+    await c?.close();
+  });
+
+  it('refuses an egress interface or ingress endpoint that would change their meaning', async () => {
+    const admin = (method: string, path: string, body?: unknown) =>
+      api(c.url, method, path, { token: c.admin, body });
+    expect(
+      (await admin('POST', `${P}/networks`, { name: 'cfg', ipv4Cidr: '10.50.0.0/24' })).status,
+    ).toBe(201);
+    const key = (await admin('POST', `${P}/networks/cfg/keys`, { autoApprove: true })).body.key;
+    const node = await api(c.url, 'POST', `${P}/register`, {
+      body: registration('cfg', 'gw', { enrollmentKey: key }),
+    });
+    const id = node.body.nodeId as string;
+    for (const iface of ['eth0" accept; }', 'eth0 eth1', 'a'.repeat(16), 'eth0\n', 'x;reboot']) {
+      const r = await admin('PUT', `${P}/nodes/${id}/egress`, {
+        ranges: ['192.168.9.0/24'],
+        interface: iface,
+      });
+      expect(r.status, iface).toBe(400);
+      expect(r.body.code).toBe('validation_failed');
+    }
+    for (const endpoint of [
+      '203.0.113.5:51820\nPostUp = rm -rf /',
+      '203.0.113.5:51820 # x',
+      'host:0',
+      'host:70000',
+      '[::1:51820',
+      ':51820',
+    ]) {
+      const r = await admin('PUT', `${P}/nodes/${id}/ingress`, { endpoint });
+      expect(r.status, endpoint).toBe(400);
+      expect(r.body.code).toBe('validation_failed');
+    }
+    for (const iface of ['', 'eth0', 'enp3s0f1', 'br-lan', 'wlan0.100', 'ppp+'])
+      expect(
+        (
+          await admin('PUT', `${P}/nodes/${id}/egress`, {
+            ranges: ['192.168.9.0/24'],
+            interface: iface,
+          })
+        ).status,
+      ).toBe(200);
+    for (const endpoint of ['203.0.113.5:51820', 'vpn.example.com:443', '[2001:db8::1]:51820'])
+      expect((await admin('PUT', `${P}/nodes/${id}/ingress`, { endpoint })).status).toBe(200);
+    expect(await c.store.db.integrityCheck()).toBe('ok');
+  });
+});
+
 // --- the reflection port ---
 
 describe('reflection port under random datagrams', () => {

@@ -58,6 +58,12 @@ export const BACKOFF_JITTER = 0.2;
 export const REPORT_INTERVAL_MS = 10_000;
 /** Timeout of one HTTP request to the coordinator (the stream has its own silence bound). */
 export const HTTP_TIMEOUT_MS = 10_000;
+/**
+ * Largest coordinator answer (bytes) or push event (characters) the agent takes: a full map of
+ * about 50,000 peers fits, and a broken or hostile coordinator cannot exhaust a small router's
+ * memory with an endless one.
+ */
+export const MAX_MESSAGE_BYTES = 32 * 1024 * 1024;
 /** How long to wait for a userspace implementation's UAPI socket to appear. */
 export const SOCKET_WAIT_MS = 10_000;
 /** Poll step while waiting for the UAPI socket. */

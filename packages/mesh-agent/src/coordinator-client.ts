@@ -20,7 +20,7 @@ import {
   type ErrorCode,
   type RegisterRequest,
 } from '@wiremesh/protocol';
-import { HTTP_TIMEOUT_MS } from './constants.js';
+import { HTTP_TIMEOUT_MS, MAX_MESSAGE_BYTES } from './constants.js';
 import { AgentError, errorMessage } from './errors.js';
 import { SseParser } from './sse.js';
 
@@ -86,10 +86,36 @@ function issue(e: z.ZodError): string {
   return first === undefined ? 'invalid' : `${first.path.join('.') || '(root)'}: ${first.message}`;
 }
 
-/** Validates an untrusted map. Never throws. */
+/**
+ * Why a schema-valid map still cannot be configured, or null: a WireGuard interface holds one peer
+ * per public key, so two peers (or external clients) with one key, or two peers with one id,
+ * mean a corrupt map. Peers with this node's own key are skipped by netmapToConfig, not counted.
+ */
+function conflict(m: NetworkMap): string | null {
+  const ids = new Set<string>();
+  const keys = new Set<string>([m.self.publicKey]);
+  for (const p of m.peers) {
+    if (ids.has(p.id)) return `peers: id ${p.id} appears twice`;
+    ids.add(p.id);
+    if (p.publicKey === m.self.publicKey) continue;
+    if (keys.has(p.publicKey)) return `peers: public key ${p.publicKey} appears twice`;
+    keys.add(p.publicKey);
+  }
+  if (m.self.isIngressGateway)
+    for (const c of m.self.externalClients) {
+      if (keys.has(c.publicKey))
+        return `self.externalClients: public key ${c.publicKey} is already taken`;
+      keys.add(c.publicKey);
+    }
+  return null;
+}
+
+/** Validates an untrusted map: the schema, then peers an interface can hold. Never throws. */
 export function validateMap(value: unknown): MapResult {
   const r = NetworkMap.safeParse(value);
-  return r.success ? { ok: true, map: r.data } : { ok: false, reason: issue(r.error) };
+  if (!r.success) return { ok: false, reason: issue(r.error) };
+  const why = conflict(r.data);
+  return why === null ? { ok: true, map: r.data } : { ok: false, reason: why };
 }
 
 /** Turns one SSE event into a StreamEvent (validating it). Never throws. */
@@ -125,7 +151,46 @@ export interface HttpCoordinatorOptions {
   nodeSecret?: string;
   timeoutMs?: number;
   streamDeadAfterMs?: number;
+  /** Largest answer (bytes) or push event (characters) accepted; default MAX_MESSAGE_BYTES. */
+  maxMessageBytes?: number;
 }
+
+/**
+ * Reads a response body of at most `limit` bytes. Returns the text, or null when the body is
+ * larger (the rest is not read). Throws what the body stream throws (a reset, the timeout).
+ */
+async function readLimited(res: Response, limit: number): Promise<string | null> {
+  if (Number(res.headers.get('content-length') ?? 0) > limit) {
+    await res.body?.cancel().catch(() => undefined);
+    return null;
+  }
+  if (res.body === null) return '';
+  const reader = res.body.getReader();
+  const chunks: Uint8Array[] = [];
+  let length = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    length += value.byteLength;
+    if (length > limit) {
+      await reader.cancel().catch(() => undefined);
+      return null;
+    }
+    chunks.push(value);
+  }
+  return Buffer.concat(chunks, length).toString('utf8');
+}
+
+/** The error for an answer that redirects: the agent never follows (its secret stays put). */
+function redirected(base: string, path: string, res: Response): AgentError {
+  const to = res.headers.get('location');
+  return new AgentError(
+    'protocol',
+    `${base}${path} redirects${to === null ? '' : ` to ${to}`} (HTTP ${res.status}); the agent follows no redirects: set --server to the coordinator's own address`,
+  );
+}
+
+const isRedirect = (status: number) => status >= 300 && status < 400;
 
 /** The coordinator over HTTP (global fetch). Errors: AgentError('unreachable') or CoordinatorError. */
 export class HttpCoordinator implements CoordinatorApi {
@@ -133,12 +198,14 @@ export class HttpCoordinator implements CoordinatorApi {
   private readonly secret: string | undefined;
   private readonly timeoutMs: number;
   private readonly deadAfterMs: number;
+  private readonly maxBytes: number;
 
   constructor(o: HttpCoordinatorOptions) {
     this.base = o.server.replace(/\/+$/, '');
     this.secret = o.nodeSecret;
     this.timeoutMs = o.timeoutMs ?? HTTP_TIMEOUT_MS;
     this.deadAfterMs = o.streamDeadAfterMs ?? STREAM_DEAD_AFTER_MS;
+    this.maxBytes = o.maxMessageBytes ?? MAX_MESSAGE_BYTES;
   }
 
   private headers(json: boolean): Record<string, string> {
@@ -156,6 +223,7 @@ export class HttpCoordinator implements CoordinatorApi {
         headers: this.headers(body !== undefined),
         ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
         signal: AbortSignal.timeout(this.timeoutMs),
+        redirect: 'manual',
       });
     } catch (e) {
       const cause = (e as { cause?: { code?: string; message?: string } }).cause;
@@ -164,7 +232,29 @@ export class HttpCoordinator implements CoordinatorApi {
         `cannot reach the coordinator at ${this.base} (${cause?.code ?? cause?.message ?? errorMessage(e)})`,
       );
     }
-    const text = await res.text().catch(() => '');
+    if (isRedirect(res.status)) {
+      await res.body?.cancel().catch(() => undefined);
+      throw redirected(this.base, path, res);
+    }
+    let text: string | null;
+    try {
+      text = await readLimited(res, this.maxBytes);
+    } catch (e) {
+      if (!res.ok) text = '';
+      else
+        throw new AgentError(
+          'unreachable',
+          `the coordinator at ${this.base} broke off its answer to ${path} (${errorMessage(e)})`,
+        );
+    }
+    if (text === null) {
+      if (!res.ok) text = '';
+      else
+        throw new AgentError(
+          'protocol',
+          `the coordinator at ${this.base} answered ${path} with more than ${this.maxBytes} bytes; is --server the coordinator's address?`,
+        );
+    }
     if (!res.ok) {
       let parsed: unknown = null;
       try {
@@ -263,6 +353,7 @@ export class HttpCoordinator implements CoordinatorApi {
         res = await fetch(`${this.base}${NODE_ROUTES.stream}`, {
           headers: { ...this.headers(false), accept: STREAM_CONTENT_TYPE },
           signal: ctl.signal,
+          redirect: 'manual',
         });
       } catch (e) {
         if (signal.aborted) return;
@@ -272,8 +363,9 @@ export class HttpCoordinator implements CoordinatorApi {
           `cannot reach the coordinator at ${this.base} (${dead ? 'no answer' : (cause?.code ?? errorMessage(e))})`,
         );
       }
+      if (isRedirect(res.status)) throw redirected(this.base, NODE_ROUTES.stream, res);
       if (!res.ok || res.body === null) {
-        const text = await res.text().catch(() => '');
+        const text = (await readLimited(res, this.maxBytes).catch(() => null)) ?? '';
         const b = ErrorBody.safeParse(
           (() => {
             try {
@@ -287,19 +379,34 @@ export class HttpCoordinator implements CoordinatorApi {
           ? new CoordinatorError(res.status, b.data.code, b.data.message)
           : new CoordinatorError(res.status, 'unknown', `HTTP ${res.status} on the push stream`);
       }
-      const parser = new SseParser();
+      const type = res.headers.get('content-type') ?? '';
+      if (!type.toLowerCase().startsWith(STREAM_CONTENT_TYPE))
+        throw new AgentError(
+          'protocol',
+          `the push stream at ${this.base} answered with ${type === '' ? 'no content type' : type}, not ${STREAM_CONTENT_TYPE}; is --server the coordinator's address?`,
+        );
+      const parser = new SseParser(this.maxBytes);
       const decoder = new TextDecoder();
       const reader = res.body.getReader();
       try {
         for (;;) {
           const { done, value } = await reader.read();
           if (done) return;
-          arm();
-          for (const ev of parser.push(decoder.decode(value, { stream: true })))
-            onEvent(parseStreamEvent(ev.event, ev.data));
+          // Only whole lines (keepalive comments included) count as life: a server that trickles
+          // bytes of a line it never ends is as silent as one that sends nothing.
+          const lines = parser.lines;
+          const events = parser.push(decoder.decode(value, { stream: true }));
+          if (parser.lines > lines) arm();
+          for (const ev of events) onEvent(parseStreamEvent(ev.event, ev.data));
+          if (parser.tooLarge)
+            throw new AgentError(
+              'protocol',
+              `the push stream sent an event longer than ${this.maxBytes} characters; dropped it and the stream`,
+            );
         }
       } catch (e) {
         if (signal.aborted) return;
+        if (e instanceof AgentError) throw e;
         throw new AgentError(
           'unreachable',
           dead
@@ -310,6 +417,8 @@ export class HttpCoordinator implements CoordinatorApi {
     } finally {
       clearTimeout(silent);
       signal.removeEventListener('abort', onAbort);
+      // Whatever ended the loop, the connection goes with it (nothing keeps reading into memory).
+      ctl.abort();
     }
   }
 }

@@ -10,7 +10,9 @@ import { PeerStatus } from './node-api.js';
 import {
   Cidr,
   Endpoint,
+  HostPort,
   Id,
+  InterfaceName,
   IpAddress,
   Ipv4,
   Ipv4Cidr,
@@ -18,7 +20,6 @@ import {
   Ipv6Cidr,
   Name,
   Port,
-  Text,
   UnixMs,
   WgKey,
 } from './primitives.js';
@@ -125,7 +126,7 @@ export type Node = z.infer<typeof Node>;
 /** Body of `PUT /api/v1/nodes/:id/egress`. */
 export const SetEgressRequest = z.object({
   ranges: z.array(Cidr).min(1).max(MAX_EGRESS_RANGES),
-  interface: Text.optional(),
+  interface: InterfaceName.optional(),
 });
 /** Body of an egress-gateway change. */
 export type SetEgressRequest = z.infer<typeof SetEgressRequest>;
@@ -136,7 +137,7 @@ export const SetIngressRequest = z.object({
    * The `host:port` external clients dial (written into their config). Omitted means the node's
    * reflected public endpoint, else its first local endpoint.
    */
-  endpoint: z.string().min(1).max(261).optional(),
+  endpoint: HostPort.optional(),
 });
 /** Body of an ingress-gateway change. */
 export type SetIngressRequest = z.infer<typeof SetIngressRequest>;

@@ -7,8 +7,12 @@
 
 /** Longest node, network, enrollment-key or external-client name (a DNS label, RFC 1035 §2.3.4). */
 export const MAX_NAME_LENGTH = 63;
-/** Longest free-text field (OS, agent version, interface name). */
+/** Longest free-text field (OS, agent version). */
 export const MAX_TEXT_LENGTH = 128;
+/** Longest network interface name (Linux IFNAMSIZ 16 minus the terminating NUL). */
+export const MAX_INTERFACE_NAME_LENGTH = 15;
+/** Longest `host:port`: a 253-character DNS name (or a bracketed IPv6 address), ':' and a port. */
+export const MAX_HOST_PORT_LENGTH = 261;
 /** Most local endpoint candidates a node may report. */
 export const MAX_LOCAL_ENDPOINTS = 16;
 /** Most CIDR ranges one egress gateway may announce. */

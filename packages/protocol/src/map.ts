@@ -17,13 +17,13 @@ import {
   Cidr,
   Endpoint,
   Id,
+  InterfaceName,
   Ipv4,
   Ipv4Cidr,
   Ipv6,
   Ipv6Cidr,
   Name,
   Port,
-  Text,
   WgKey,
 } from './primitives.js';
 
@@ -67,7 +67,7 @@ export type EndpointCandidates = z.infer<typeof EndpointCandidates>;
 export const EgressRole = z.object({
   ranges: z.array(Cidr).min(1).max(MAX_EGRESS_RANGES),
   /** Outgoing interface for NAT on the gateway; empty means the gateway's default route. */
-  interface: Text,
+  interface: InterfaceName,
 });
 /** Egress gateway role. */
 export type EgressRole = z.infer<typeof EgressRole>;

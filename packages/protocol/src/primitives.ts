@@ -3,12 +3,26 @@
  * them), names (DNS labels, RFC 1035), IP addresses, CIDR ranges, UDP endpoints.
  */
 import { z } from 'zod';
-import { MAX_NAME_LENGTH, MAX_PORT, MAX_TEXT_LENGTH } from './constants.js';
+import {
+  MAX_HOST_PORT_LENGTH,
+  MAX_INTERFACE_NAME_LENGTH,
+  MAX_NAME_LENGTH,
+  MAX_PORT,
+  MAX_TEXT_LENGTH,
+} from './constants.js';
 
 /** Base64 of exactly 32 bytes: 43 significant characters, the last one with two zero bits, then '='. */
 const WG_KEY_RE = /^[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=$/;
 /** A DNS label in lower case: letters, digits, inner hyphens. */
 const NAME_RE = /^[a-z0-9](?:[a-z0-9-]*[a-z0-9])?$/;
+/**
+ * What interface names are made of. The kernel allows more (anything but '/', ':' and
+ * whitespace), but the name reaches iptables arguments and nft scripts, where quotes, semicolons
+ * and braces would change their meaning.
+ */
+const INTERFACE_NAME_RE = /^[A-Za-z0-9_.+-]*$/;
+/** `host:port` with a DNS name or IPv4 address, or `[IPv6]:port`: one line, nothing else. */
+const HOST_PORT_RE = /^(?:[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?|\[[0-9A-Fa-f:.]+\]):(\d{1,5})$/;
 
 /** A WireGuard public key as wg(8) prints it (base64, 44 characters). */
 export const WgKey = z.string().regex(WG_KEY_RE, 'must be a base64 WireGuard key (44 characters)');
@@ -18,10 +32,27 @@ export const Name = z
   .min(1)
   .max(MAX_NAME_LENGTH)
   .regex(NAME_RE, 'must be lower-case letters, digits and inner hyphens (a DNS label)');
-/** Free text of bounded length (OS name, agent version, interface name). */
+/** Free text of bounded length (OS name, agent version). */
 export const Text = z.string().max(MAX_TEXT_LENGTH);
+/** A network interface name of the host (`eth0`), or '' for none. */
+export const InterfaceName = z
+  .string()
+  .max(MAX_INTERFACE_NAME_LENGTH)
+  .regex(INTERFACE_NAME_RE, 'must be an interface name: at most 15 of letters, digits, . _ + -');
 /** An opaque identifier issued by the coordinator. */
 export const Id = z.string().min(1).max(MAX_TEXT_LENGTH);
+/**
+ * A `host:port` that clients dial (a wg-quick `Endpoint`): a DNS name or IPv4 address, or a
+ * bracketed IPv6 address, and a port 1-65535.
+ */
+export const HostPort = z
+  .string()
+  .max(MAX_HOST_PORT_LENGTH)
+  .regex(HOST_PORT_RE, 'must be host:port or [ipv6]:port')
+  .refine((s) => {
+    const port = Number(HOST_PORT_RE.exec(s)?.[1]);
+    return port >= 1 && port <= MAX_PORT;
+  }, 'the port must be 1-65535');
 /** A UDP/TCP port, 1-65535. */
 export const Port = z.int().min(1).max(MAX_PORT);
 /** An IPv4 address in dotted-quad form. */
