@@ -24,6 +24,7 @@ import {
   CreateKeyRequest,
   CreateNetworkRequest,
   DEFAULT_POLL_INTERVAL_MS,
+  Id,
   MIN_SUPPORTED_PROTOCOL_VERSION,
   NODE_ROUTES,
   NodeState,
@@ -73,12 +74,9 @@ const CONTENT_TYPES: Record<string, string> = {
   css: 'text/css; charset=utf-8',
 };
 
-const IdParam = z.object({ id: z.string().min(1).max(128) });
-const NetworkParam = z.object({ network: z.string().min(1).max(128) });
-const NetworkKeyParam = z.object({
-  network: z.string().min(1).max(128),
-  id: z.string().min(1).max(128),
-});
+const IdParam = z.object({ id: Id });
+const NetworkParam = z.object({ network: Id });
+const NetworkKeyParam = z.object({ network: Id, id: Id });
 const NodeQuery = z.object({ network: z.string().optional(), state: NodeState.optional() });
 const StateQuery = z.object({ state: NodeState.optional() });
 

@@ -27,6 +27,7 @@ import {
 } from '@wiremesh/protocol';
 import { BODY_LIMIT_BYTES } from '../src/constants.js';
 import type { NodeRow } from '../src/store.js';
+import { startPostgres, type PgServer } from './pg-server.js';
 import {
   api,
   keyPair,
@@ -228,12 +229,30 @@ const fieldName = fc.oneof(
 
 const depth = fc.integer({ min: 1, max: 100_000 });
 
+/**
+ * Values of the same type as `v` at the edges of what storage holds: they often pass the schema
+ * and so reach the database (a NUL ends a PostgreSQL string; an INTEGER column stops at 2^31-1).
+ */
+const BOUNDARY_NUMBERS = [0, -1, 2 ** 31 - 1, 2 ** 31, 2 ** 32, 2 ** 53 - 1, 1e21, 0.5];
+const BOUNDARY_STRINGS = ['', '\u0000', 'a\u0000b', '\u001b[2J', '\ud800', 'x'.repeat(129), 'é'];
+function boundaryOf(v: unknown, i: number): unknown {
+  if (typeof v === 'number') return BOUNDARY_NUMBERS[i % BOUNDARY_NUMBERS.length];
+  if (typeof v === 'string') {
+    const b = BOUNDARY_STRINGS[i % BOUNDARY_STRINGS.length] as string;
+    // Half the time inside an otherwise valid value (a NUL after a valid name).
+    return (i >> 3) % 2 === 0 ? b : `${v}${b}`;
+  }
+  if (Array.isArray(v))
+    return v.length === 0 ? [BOUNDARY_STRINGS[i % 7]] : v.map((x) => boundaryOf(x, i));
+  return v;
+}
+
 /** A body: a valid one mutated, arbitrary JSON, or text that is not (quite) JSON. */
 function bodyArb(valid: () => Record<string, unknown>): fc.Arbitrary<Buffer> {
   const json = (v: unknown) => Buffer.from(JSON.stringify(v) ?? 'null', 'utf8');
   const mutated = fc
     .tuple(
-      fc.constantFrom('replace', 'delete', 'add', 'addMany'),
+      fc.constantFrom('replace', 'boundary', 'boundary', 'delete', 'add', 'addMany'),
       fc.nat(),
       fieldName,
       weirdValue,
@@ -244,6 +263,7 @@ function bodyArb(valid: () => Record<string, unknown>): fc.Arbitrary<Buffer> {
       const keys = Object.keys(b);
       const k = keys.length === 0 ? name : (keys[i % keys.length] as string);
       if (kind === 'replace') b[k] = value;
+      else if (kind === 'boundary') b[k] = boundaryOf(b[k], i);
       else if (kind === 'delete') delete b[k];
       else if (kind === 'add')
         Object.defineProperty(b, name, {
@@ -340,6 +360,16 @@ interface Fixture {
   pendingId: string;
   extClientId: string;
   keyId: string;
+}
+
+/** Where requests the schema accepts go: a network of their own, left out of the exact check. */
+interface Sandbox {
+  network: string;
+  nodeId: string;
+  nodeSecret: string;
+  extClientId: string;
+  keyId: string;
+  key: string;
 }
 
 interface RouteSpec {
@@ -665,337 +695,430 @@ const rawBodyArb = fc.oneof(
     .map((t) => Buffer.from(t)),
 );
 
-describe('coordinator under hostile input', () => {
-  let c: TestCoordinator;
-  let port: number;
-  let fx: Fixture;
-  let nodeSecret: string;
-  let pendingSecret: string;
-  /** Changes the valid requests of the test make, checked against the database at the end. */
-  const expected = { revisionBumps: 0, mtu: 1420, keysCreated: [] as string[] };
-  let baseline: Record<string, unknown[]>;
-  let baseRevision: number;
+/**
+ * The hostile-input cases against one storage backend; `share` scales the number of cases (the
+ * PostgreSQL run repeats what reaches SQL with fewer cases: strings with NUL, numbers past INTEGER).
+ */
+function hostileInput(dialect: 'sqlite' | 'postgres', share: number): void {
+  describe(`coordinator under hostile input (${dialect})`, () => {
+    let pg: PgServer | undefined;
+    let c: TestCoordinator;
+    let port: number;
+    let fx: Fixture;
+    let sb: Sandbox;
+    let nodeSecret: string;
+    let pendingSecret: string;
+    /** Changes the valid requests of the test make, checked against the database at the end. */
+    const expected = { revisionBumps: 0, mtu: 1420, keysCreated: [] as string[] };
+    let baseline: Record<string, unknown[]>;
+    let baseRevision: number;
 
-  const admin = (method: string, path: string, body?: unknown) =>
-    api(c.url, method, path, { token: c.admin, body });
+    const admin = (method: string, path: string, body?: unknown) =>
+      api(c.url, method, path, { token: c.admin, body });
 
-  /** Every row of every table, in a stable order. */
-  async function dump(): Promise<Record<string, unknown[]>> {
-    const tables = await c.store.db.all<{ name: string }>(
-      "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name",
-    );
-    const out: Record<string, unknown[]> = {};
-    for (const { name } of tables)
-      out[name] = await c.store.db.all(`SELECT * FROM ${name} ORDER BY 1, 2`);
-    return out;
-  }
-
-  beforeAll(async () => {
-    c = await startTestCoordinator({ reflectPort: 0 });
-    port = c.port;
-    expect(
-      (await admin('POST', `${P}/networks`, { name: 'fz', ipv4Cidr: '10.30.0.0/24' })).status,
-    ).toBe(201);
-    const auto = await admin('POST', `${P}/networks/fz/keys`, { autoApprove: true });
-    const manual = await admin('POST', `${P}/networks/fz/keys`, {});
-    const a = await api(c.url, 'POST', `${P}/register`, {
-      body: registration('fz', 'alpha', { enrollmentKey: auto.body.key }),
-    });
-    const g = await api(c.url, 'POST', `${P}/register`, {
-      body: registration('fz', 'gamma', { enrollmentKey: auto.body.key }),
-    });
-    const b = await api(c.url, 'POST', `${P}/register`, {
-      body: registration('fz', 'beta', { enrollmentKey: manual.body.key }),
-    });
-    expect([a.status, g.status, b.status]).toEqual([201, 201, 201]);
-    nodeSecret = a.body.nodeSecret;
-    pendingSecret = b.body.nodeSecret;
-    expect(
-      (await admin('PUT', `${P}/nodes/${g.body.nodeId}/ingress`, { endpoint: '203.0.113.5:51820' }))
-        .status,
-    ).toBe(200);
-    expect(
-      (await admin('PUT', `${P}/nodes/${a.body.nodeId}/egress`, { ranges: ['192.168.60.0/24'] }))
-        .status,
-    ).toBe(200);
-    const ext = await admin('POST', `${P}/networks/fz/extclients`, {
-      name: 'phone',
-      publicKey: keyPair().publicKey,
-    });
-    expect(ext.status).toBe(201);
-    fx = {
-      network: 'fz',
-      nodeId: a.body.nodeId,
-      pendingId: b.body.nodeId,
-      extClientId: ext.body.id,
-      keyId: auto.body.id,
-    };
-    baseline = await dump();
-    baseRevision = Number((await admin('GET', `${P}/networks/fz`)).body.revision);
-  });
-
-  afterAll(async () => {
-    await c?.close();
-  });
-
-  const creds = () => ({ nodeId: fx.nodeId, admin: c.admin, secret: nodeSecret });
-
-  /** Now and then a valid change among the hostile requests; the final check expects exactly these. */
-  const validChange = fc.oneof(
-    { weight: 8, arbitrary: fc.constant(null) },
-    { weight: 1, arbitrary: fc.integer({ min: 1280, max: 9000 }).map((mtu) => ({ mtu })) },
-    { weight: 1, arbitrary: fc.constant({ key: true as const }) },
-  );
-  async function applyValidChange(change: { mtu: number } | { key: true } | null): Promise<void> {
-    if (change === null) return;
-    if ('mtu' in change) {
-      const r = await admin('PATCH', `${P}/networks/fz`, { mtu: change.mtu });
-      expect(r.status, r.text).toBe(200);
-      expected.mtu = change.mtu;
-      expected.revisionBumps++;
-    } else {
-      const r = await admin('POST', `${P}/networks/fz/keys`, { maxUses: 1 });
-      expect(r.status, r.text).toBe(201);
-      expected.keysCreated.push(r.body.id as string);
+    /** Every row of every table, in a stable order. */
+    /**
+     * Every row of every table that belongs to network fz or to no network, in a stable order
+     * (the sandbox and networks the valid requests created are left out).
+     */
+    async function dump(): Promise<Record<string, unknown[]>> {
+      const net = await c.store.db.get<{ id: string }>("SELECT id FROM networks WHERE name = 'fz'");
+      const tables = await c.store.db.all<{ name: string }>(
+        dialect === 'sqlite'
+          ? "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name"
+          : "SELECT table_name AS name FROM information_schema.tables WHERE table_schema = 'public' ORDER BY table_name",
+      );
+      const out: Record<string, unknown[]> = {};
+      for (const { name } of tables) {
+        const rows = await c.store.db.all<Record<string, unknown>>(
+          `SELECT * FROM ${name} ORDER BY 1, 2`,
+        );
+        out[name] = rows.filter((r) =>
+          name === 'networks' ? r.id === net?.id : !('network_id' in r) || r.network_id === net?.id,
+        );
+      }
+      return out;
     }
-  }
 
-  it('answers mutated bodies, bad paths and bad tokens on every route with a registry error', async () => {
-    await fc.assert(
-      fc.asyncProperty(
-        fc
-          .nat({ max: ROUTES.length - 1 })
-          .map((i) => ROUTES[i] as RouteSpec)
-          .chain((route) =>
-            fc.tuple(
-              fc.constant(route),
-              route.body === undefined
-                ? fc.constant(undefined)
-                : bodyArb(route.body.valid).map((b): Buffer | undefined => b),
-            ),
-          ),
-        fc.constantFrom<'valid' | 'wrongKind' | 'bad'>('valid', 'valid', 'wrongKind', 'bad'),
-        badAuthArb(creds),
-        fc.constantFrom<ParamKind>('real', 'missing', 'weird'),
-        missingParam,
-        weirdParam,
-        fc.option(
-          fc.constantFrom(
-            '?state=bogus',
-            '?state=a&state=b',
-            '?network=%00',
-            '?__proto__[x]=1',
-            '?' + 'a=1&'.repeat(2000),
-          ),
-          { nil: undefined },
-        ),
-        fc.constantFrom(
-          'application/json',
-          'application/json; charset=utf-8',
-          'Application/JSON',
-          'application/json; charset=latin1',
-          'application/json; charset="',
-        ),
-        validChange,
-        async (
-          [route, generated],
-          authKind,
-          badAuth,
-          paramKind,
-          missing,
-          weird,
-          query,
-          ctype,
-          change,
-        ) => {
-          await applyValidChange(change);
-          const headers: [string, string][] = [];
-          let token: string | null = null;
-          if (authKind === 'valid')
-            token = route.auth === 'admin' ? c.admin : route.auth === 'node' ? nodeSecret : null;
-          else if (authKind === 'wrongKind')
-            token = route.auth === 'admin' ? nodeSecret : route.auth === 'node' ? c.admin : null;
-          if (token !== null) headers.push(['Authorization', `Bearer ${token}`]);
-          else if (authKind === 'bad' && badAuth !== null) headers.push(['Authorization', badAuth]);
-          const authenticated = authKind === 'valid' || route.auth === 'none';
-
-          let body = generated;
-          let bodyValid = false;
-          if (route.body !== undefined && body !== undefined) {
-            bodyValid = schemaAccepts(route.body.schema, body);
-            headers.push(['Content-Type', ctype]);
-          }
-          // A request that could succeed and change state only ever names things that do not exist.
-          let kind = paramKind;
-          const couldChange = authenticated && (route.mutates === true || bodyValid);
-          if (couldChange && kind === 'real') kind = 'missing';
-          const param = (what: 'network' | 'node' | 'ext' | 'key') => {
-            if (kind === 'missing') return missing;
-            if (kind === 'weird') return weird;
-            return what === 'network'
-              ? fx.network
-              : what === 'node'
-                ? fx.nodeId
-                : what === 'ext'
-                  ? fx.extClientId
-                  : fx.keyId;
-          };
-          let path = route.path(param) + (query ?? '');
-          // Routes without parameters: a state-changing valid request goes to a route that
-          // rejects it for another reason (register in a missing network, a node's check-in
-          // with the wrong credentials).
-          if (couldChange && path === route.path(() => '') + (query ?? '')) {
-            if (route.method === 'POST' && route.path(() => '') === `${P}/register`) {
-              const v = JSON.parse(body?.toString('utf8') ?? '{}') as Record<string, unknown>;
-              body = Buffer.from(JSON.stringify({ ...v, network: 'no-such-network' }));
-            } else {
-              headers.splice(
-                headers.findIndex(([k]) => k === 'Authorization'),
-                1,
-                ['Authorization', `Bearer ${pendingSecret}x`],
-              );
-            }
-          }
-          const r = await send(port, { method: route.method, path, headers, body });
-          const what = `${route.method} ${path.slice(0, 120)} auth=${authKind} body=${body?.toString('utf8').slice(0, 200)}`;
-          if (r.status < 300 && route.read === true && authenticated) return;
-          expectRegistryError(r, what);
-        },
-      ),
-      { numRuns: RUNS * 4 },
-    );
-  });
-
-  it('answers raw HTTP with random methods, paths, headers, framing and bodies with a registry error or a public read', async () => {
-    await fc.assert(
-      fc.asyncProperty(
-        methodArb,
-        pathArb,
-        fc.array(headerArb, { maxLength: 5 }),
-        fc.option(rawBodyArb, { nil: undefined }),
-        fc.boolean(),
-        async (method, path, extra, body, halfClose) => {
-          const headers: [string, string][] = [...extra];
-          const framing = headers.some(
-            ([k, v]) => /^(content-length|transfer-encoding)$/i.test(k) || /[\r\n]/.test(k + v),
-          );
-          // Framing the test does not control could leave the server waiting for more bytes:
-          // the client then ends its side, and an answer is no longer owed.
-          const end = halfClose || framing;
-          const bytes = requestBytes({ method, path, headers, body, noLength: framing });
-          const all = await rawExchange(port, bytes, { head: method === 'HEAD', halfClose: end });
-          const what = `${JSON.stringify(method)} ${JSON.stringify(path.slice(0, 100))} ${JSON.stringify(headers).slice(0, 300)}`;
-          if (!end && method !== 'CONNECT') expect(all.length, what).toBeGreaterThan(0);
-          for (const r of all) {
-            if (r.status < 300 && (method === 'GET' || method === 'HEAD')) continue;
-            if (method === 'HEAD') {
-              expect(r.status, what).toBeGreaterThanOrEqual(400);
-              expect(r.status, what).toBeLessThan(500);
-              continue;
-            }
-            expectRegistryError(r, what);
-          }
-        },
-      ),
-      { numRuns: RUNS * 3 },
-    );
-  });
-
-  it('refuses bodies over the size limit with payload_too_large, however they are framed', async () => {
-    const over = Buffer.alloc(BODY_LIMIT_BYTES + 1, 0x20);
-    const targets: { path: string; token?: string }[] = [
-      { path: `${P}/register` },
-      { path: `${P}/networks`, token: c.admin },
-      { path: `${P}/node/checkin`, token: nodeSecret },
-    ];
-    for (const t of targets) {
-      const auth: [string, string][] =
-        t.token === undefined ? [] : [['Authorization', `Bearer ${t.token}`]];
-      const json: [string, string] = ['Content-Type', 'application/json'];
-      // Announced by Content-Length.
-      const announced = await send(port, {
-        method: 'POST',
-        path: t.path,
-        headers: [...auth, json],
-        body: over,
+    beforeAll(async () => {
+      if (dialect === 'postgres') pg = await startPostgres();
+      c = await startTestCoordinator({
+        reflectPort: 0,
+        ...(pg === undefined ? {} : { database: pg.createDatabase('wiremesh_fuzz') }),
       });
-      expectRegistryError(announced, `POST ${t.path} ${over.length} bytes`);
-      expect(announced.status).toBe(413);
-      // A Content-Length far beyond the limit is refused before any body arrives.
-      const huge = await rawExchange(
-        port,
-        requestBytes({
+      port = c.port;
+      expect(
+        (await admin('POST', `${P}/networks`, { name: 'fz', ipv4Cidr: '10.30.0.0/24' })).status,
+      ).toBe(201);
+      const auto = await admin('POST', `${P}/networks/fz/keys`, { autoApprove: true });
+      const manual = await admin('POST', `${P}/networks/fz/keys`, {});
+      const a = await api(c.url, 'POST', `${P}/register`, {
+        body: registration('fz', 'alpha', { enrollmentKey: auto.body.key }),
+      });
+      const g = await api(c.url, 'POST', `${P}/register`, {
+        body: registration('fz', 'gamma', { enrollmentKey: auto.body.key }),
+      });
+      const b = await api(c.url, 'POST', `${P}/register`, {
+        body: registration('fz', 'beta', { enrollmentKey: manual.body.key }),
+      });
+      expect([a.status, g.status, b.status]).toEqual([201, 201, 201]);
+      nodeSecret = a.body.nodeSecret;
+      pendingSecret = b.body.nodeSecret;
+      expect(
+        (
+          await admin('PUT', `${P}/nodes/${g.body.nodeId}/ingress`, {
+            endpoint: '203.0.113.5:51820',
+          })
+        ).status,
+      ).toBe(200);
+      expect(
+        (await admin('PUT', `${P}/nodes/${a.body.nodeId}/egress`, { ranges: ['192.168.60.0/24'] }))
+          .status,
+      ).toBe(200);
+      const ext = await admin('POST', `${P}/networks/fz/extclients`, {
+        name: 'phone',
+        publicKey: keyPair().publicKey,
+      });
+      expect(ext.status).toBe(201);
+      fx = {
+        network: 'fz',
+        nodeId: a.body.nodeId,
+        pendingId: b.body.nodeId,
+        extClientId: ext.body.id,
+        keyId: auto.body.id,
+      };
+      // The sandbox: schema-valid requests really run there, so values the schema lets through
+      // reach the database (a NUL in a string, a number past an SQL INTEGER).
+      expect(
+        (await admin('POST', `${P}/networks`, { name: 'sb', ipv4Cidr: '10.31.0.0/16' })).status,
+      ).toBe(201);
+      const sbKey = await admin('POST', `${P}/networks/sb/keys`, { autoApprove: true });
+      const sbNode = await api(c.url, 'POST', `${P}/register`, {
+        body: registration('sb', 'sandbox', { enrollmentKey: sbKey.body.key }),
+      });
+      expect(sbNode.status).toBe(201);
+      await admin('PUT', `${P}/nodes/${sbNode.body.nodeId}/ingress`, {
+        endpoint: '203.0.113.6:51820',
+      });
+      const sbExt = await admin('POST', `${P}/networks/sb/extclients`, { name: 'tablet' });
+      expect(sbExt.status, sbExt.text).toBe(201);
+      sb = {
+        network: 'sb',
+        nodeId: sbNode.body.nodeId,
+        nodeSecret: sbNode.body.nodeSecret,
+        extClientId: sbExt.body.id,
+        keyId: sbKey.body.id,
+        key: sbKey.body.key,
+      };
+      baseline = await dump();
+      baseRevision = Number((await admin('GET', `${P}/networks/fz`)).body.revision);
+    });
+
+    afterAll(async () => {
+      await c?.close();
+      pg?.stop();
+    });
+
+    const creds = () => ({ nodeId: fx.nodeId, admin: c.admin, secret: nodeSecret });
+
+    /** Now and then a valid change among the hostile requests; the final check expects exactly these. */
+    const validChange = fc.oneof(
+      { weight: 8, arbitrary: fc.constant(null) },
+      { weight: 1, arbitrary: fc.integer({ min: 1280, max: 9000 }).map((mtu) => ({ mtu })) },
+      { weight: 1, arbitrary: fc.constant({ key: true as const }) },
+    );
+    async function applyValidChange(change: { mtu: number } | { key: true } | null): Promise<void> {
+      if (change === null) return;
+      if ('mtu' in change) {
+        const r = await admin('PATCH', `${P}/networks/fz`, { mtu: change.mtu });
+        expect(r.status, r.text).toBe(200);
+        expected.mtu = change.mtu;
+        expected.revisionBumps++;
+      } else {
+        const r = await admin('POST', `${P}/networks/fz/keys`, { maxUses: 1 });
+        expect(r.status, r.text).toBe(201);
+        expected.keysCreated.push(r.body.id as string);
+      }
+    }
+
+    it('answers mutated bodies, bad paths and bad tokens on every route with a registry error', async () => {
+      await fc.assert(
+        fc.asyncProperty(
+          fc
+            .nat({ max: ROUTES.length - 1 })
+            .map((i) => ROUTES[i] as RouteSpec)
+            .chain((route) =>
+              fc.tuple(
+                fc.constant(route),
+                route.body === undefined
+                  ? fc.constant(undefined)
+                  : bodyArb(route.body.valid).map((b): Buffer | undefined => b),
+              ),
+            ),
+          fc.constantFrom<'valid' | 'wrongKind' | 'bad'>('valid', 'valid', 'wrongKind', 'bad'),
+          badAuthArb(creds),
+          fc.constantFrom<ParamKind>('real', 'missing', 'weird'),
+          missingParam,
+          weirdParam,
+          fc.option(
+            fc.constantFrom(
+              '?state=bogus',
+              '?state=a&state=b',
+              '?network=%00',
+              '?__proto__[x]=1',
+              '?' + 'a=1&'.repeat(2000),
+            ),
+            { nil: undefined },
+          ),
+          fc.constantFrom(
+            'application/json',
+            'application/json; charset=utf-8',
+            'Application/JSON',
+            'application/json; charset=latin1',
+            'application/json; charset="',
+          ),
+          validChange,
+          async (
+            [route, generated],
+            authKind,
+            badAuth,
+            paramKind,
+            missing,
+            weird,
+            query,
+            ctype,
+            change,
+          ) => {
+            await applyValidChange(change);
+            const headers: [string, string][] = [];
+            let token: string | null = null;
+            if (authKind === 'valid')
+              token = route.auth === 'admin' ? c.admin : route.auth === 'node' ? nodeSecret : null;
+            else if (authKind === 'wrongKind')
+              token = route.auth === 'admin' ? nodeSecret : route.auth === 'node' ? c.admin : null;
+            if (token !== null) headers.push(['Authorization', `Bearer ${token}`]);
+            else if (authKind === 'bad' && badAuth !== null)
+              headers.push(['Authorization', badAuth]);
+            const authenticated = authKind === 'valid' || route.auth === 'none';
+
+            let body = generated;
+            let bodyValid = false;
+            if (route.body !== undefined && body !== undefined) {
+              bodyValid = schemaAccepts(route.body.schema, body);
+              headers.push(['Content-Type', ctype]);
+            }
+            // A request the schema accepts really runs, in the sandbox: it may succeed there. One that
+            // changes state without a body only ever names things that do not exist.
+            let kind: ParamKind | 'sandbox' = paramKind;
+            const toSandbox = authenticated && bodyValid && route.mutates !== true;
+            if (toSandbox && kind === 'real') kind = 'sandbox';
+            if (authenticated && route.mutates === true && kind === 'real') kind = 'missing';
+            const param = (what: 'network' | 'node' | 'ext' | 'key') => {
+              if (kind === 'missing') return missing;
+              if (kind === 'weird') return weird;
+              const f = kind === 'sandbox' ? sb : fx;
+              return what === 'network'
+                ? f.network
+                : what === 'node'
+                  ? f.nodeId
+                  : what === 'ext'
+                    ? f.extClientId
+                    : f.keyId;
+            };
+            const path = route.path(param) + (query ?? '');
+            const bare = route.path(() => '');
+            if (toSandbox && bare === `${P}/register`) {
+              const v = JSON.parse(body?.toString('utf8') ?? '{}') as Record<string, unknown>;
+              body = Buffer.from(
+                JSON.stringify({ ...v, network: sb.network, enrollmentKey: sb.key }),
+              );
+            } else if (toSandbox && bare === `${P}/node/checkin`) {
+              const i = headers.findIndex(([k]) => k === 'Authorization');
+              headers.splice(i, 1, ['Authorization', `Bearer ${sb.nodeSecret}`]);
+            } else if (authenticated && route.mutates === true && path === bare + (query ?? '')) {
+              // Token rotation, a node leaving: with credentials that do not work.
+              const i = headers.findIndex(([k]) => k === 'Authorization');
+              headers.splice(i, 1, ['Authorization', `Bearer ${pendingSecret}x`]);
+            }
+            const r = await send(port, { method: route.method, path, headers, body });
+            const what = `${route.method} ${path.slice(0, 120)} auth=${authKind} body=${body?.toString('utf8').slice(0, 200)}`;
+            if (r.status < 300 && route.read === true && authenticated) return;
+            if (r.status < 300 && toSandbox) return;
+            expectRegistryError(r, what);
+          },
+        ),
+        { numRuns: Math.ceil(RUNS * 4 * share) },
+      );
+    });
+
+    it('answers raw HTTP with random methods, paths, headers, framing and bodies with a registry error or a public read', async () => {
+      await fc.assert(
+        fc.asyncProperty(
+          methodArb,
+          pathArb,
+          fc.array(headerArb, { maxLength: 5 }),
+          fc.option(rawBodyArb, { nil: undefined }),
+          fc.boolean(),
+          async (method, path, extra, body, halfClose) => {
+            const headers: [string, string][] = [...extra];
+            const framing = headers.some(
+              ([k, v]) => /^(content-length|transfer-encoding)$/i.test(k) || /[\r\n]/.test(k + v),
+            );
+            // Framing the test does not control could leave the server waiting for more bytes:
+            // the client then ends its side, and an answer is no longer owed.
+            const end = halfClose || framing;
+            const bytes = requestBytes({ method, path, headers, body, noLength: framing });
+            const all = await rawExchange(port, bytes, { head: method === 'HEAD', halfClose: end });
+            const what = `${JSON.stringify(method)} ${JSON.stringify(path.slice(0, 100))} ${JSON.stringify(headers).slice(0, 300)}`;
+            if (!end && method !== 'CONNECT') expect(all.length, what).toBeGreaterThan(0);
+            for (const r of all) {
+              if (r.status < 300 && (method === 'GET' || method === 'HEAD')) continue;
+              if (method === 'HEAD') {
+                expect(r.status, what).toBeGreaterThanOrEqual(400);
+                expect(r.status, what).toBeLessThan(500);
+                continue;
+              }
+              expectRegistryError(r, what);
+            }
+          },
+        ),
+        { numRuns: Math.ceil(RUNS * 3 * share) },
+      );
+    });
+
+    it('refuses values its storage cannot hold with validation_failed', async () => {
+      const cases: [string, string, unknown][] = [
+        ['POST', `${P}/networks/sb/keys`, { maxUses: 2 ** 31 }],
+        ['POST', `${P}/networks/sb/keys`, { expiresInS: 2 ** 53 - 1 }],
+        ['PUT', `${P}/nodes/${sb.nodeId}/relay`, { relayedNodeIds: ['a\u0000b'] }],
+        [
+          'PUT',
+          `${P}/nodes/${sb.nodeId}/egress`,
+          { ranges: ['192.168.3.0/24'], interface: 'e\u0000' },
+        ],
+        ['GET', `${P}/networks/%00`, undefined],
+        ['GET', `${P}/nodes/a%00b`, undefined],
+      ];
+      for (const [method, path, body] of cases) {
+        const r = await admin(method, path, body);
+        expect(r.status, `${method} ${path} ${r.text}`).toBe(400);
+        expect(r.body.code).toBe('validation_failed');
+      }
+      for (const over of [{ os: 'linux\u0000' }, { version: '1.0\u001b[2J' }]) {
+        const r = await api(c.url, 'POST', `${P}/register`, {
+          body: registration(sb.network, 'boundary', { enrollmentKey: sb.key, ...over }),
+        });
+        expect(r.status, r.text).toBe(400);
+        expect(r.body.code).toBe('validation_failed');
+        const k = await api(c.url, 'POST', `${P}/node/checkin`, {
+          token: sb.nodeSecret,
+          body: { protocolVersion: 1, ...over },
+        });
+        expect(k.status, k.text).toBe(400);
+      }
+    });
+
+    it('refuses bodies over the size limit with payload_too_large, however they are framed', async () => {
+      const over = Buffer.alloc(BODY_LIMIT_BYTES + 1, 0x20);
+      const targets: { path: string; token?: string }[] = [
+        { path: `${P}/register` },
+        { path: `${P}/networks`, token: c.admin },
+        { path: `${P}/node/checkin`, token: nodeSecret },
+      ];
+      for (const t of targets) {
+        const auth: [string, string][] =
+          t.token === undefined ? [] : [['Authorization', `Bearer ${t.token}`]];
+        const json: [string, string] = ['Content-Type', 'application/json'];
+        // Announced by Content-Length.
+        const announced = await send(port, {
           method: 'POST',
           path: t.path,
-          headers: [...auth, json, ['Content-Length', String(2 ** 40)]],
+          headers: [...auth, json],
+          body: over,
+        });
+        expectRegistryError(announced, `POST ${t.path} ${over.length} bytes`);
+        expect(announced.status).toBe(413);
+        // A Content-Length far beyond the limit is refused before any body arrives.
+        const huge = await rawExchange(
+          port,
+          requestBytes({
+            method: 'POST',
+            path: t.path,
+            headers: [...auth, json, ['Content-Length', String(2 ** 40)]],
+            noLength: true,
+          }),
+        );
+        expect(huge.length).toBe(1);
+        expectRegistryError(huge[0] as RawResponse, `POST ${t.path} Content-Length 2^40`);
+        expect(huge[0]?.status).toBe(413);
+        // Chunked, with no length announced: counted as it arrives.
+        const chunk = Buffer.alloc(64 * 1024, 0x20);
+        const parts: Buffer[] = [];
+        for (let n = 0; n <= BODY_LIMIT_BYTES; n += chunk.length)
+          parts.push(Buffer.from(`${chunk.length.toString(16)}\r\n`), chunk, Buffer.from('\r\n'));
+        parts.push(Buffer.from('0\r\n\r\n'));
+        const chunked = await send(port, {
+          method: 'POST',
+          path: t.path,
+          headers: [...auth, json, ['Transfer-Encoding', 'chunked']],
+          body: Buffer.concat(parts),
           noLength: true,
+        });
+        expectRegistryError(chunked, `POST ${t.path} chunked`);
+        expect(chunked.status).toBe(413);
+      }
+      // Request line and headers past Node's limit.
+      const longUrl = await rawExchange(
+        port,
+        requestBytes({ method: 'GET', path: `/${'a'.repeat(20_000)}` }),
+      );
+      expect(longUrl.length).toBe(1);
+      expectRegistryError(longUrl[0] as RawResponse, 'GET with a 20 kB URL');
+      const bigHeader = await rawExchange(
+        port,
+        requestBytes({
+          method: 'GET',
+          path: `${P}/networks`,
+          headers: [['X-Pad', 'p'.repeat(20_000)]],
         }),
       );
-      expect(huge.length).toBe(1);
-      expectRegistryError(huge[0] as RawResponse, `POST ${t.path} Content-Length 2^40`);
-      expect(huge[0]?.status).toBe(413);
-      // Chunked, with no length announced: counted as it arrives.
-      const chunk = Buffer.alloc(64 * 1024, 0x20);
-      const parts: Buffer[] = [];
-      for (let n = 0; n <= BODY_LIMIT_BYTES; n += chunk.length)
-        parts.push(Buffer.from(`${chunk.length.toString(16)}\r\n`), chunk, Buffer.from('\r\n'));
-      parts.push(Buffer.from('0\r\n\r\n'));
-      const chunked = await send(port, {
-        method: 'POST',
-        path: t.path,
-        headers: [...auth, json, ['Transfer-Encoding', 'chunked']],
-        body: Buffer.concat(parts),
-        noLength: true,
-      });
-      expectRegistryError(chunked, `POST ${t.path} chunked`);
-      expect(chunked.status).toBe(413);
-    }
-    // Request line and headers past Node's limit.
-    const longUrl = await rawExchange(
-      port,
-      requestBytes({ method: 'GET', path: `/${'a'.repeat(20_000)}` }),
-    );
-    expect(longUrl.length).toBe(1);
-    expectRegistryError(longUrl[0] as RawResponse, 'GET with a 20 kB URL');
-    const bigHeader = await rawExchange(
-      port,
-      requestBytes({
-        method: 'GET',
-        path: `${P}/networks`,
-        headers: [['X-Pad', 'p'.repeat(20_000)]],
-      }),
-    );
-    expect(bigHeader.length).toBe(1);
-    expectRegistryError(bigHeader[0] as RawResponse, 'GET with a 20 kB header');
-    expect(bigHeader[0]?.status).toBe(431);
-  });
-
-  it('still works afterwards, and the database is intact and holds exactly what the valid requests made', async () => {
-    expect((await api(c.url, 'GET', '/healthz')).status).toBe(200);
-    expect((await admin('GET', `${P}/networks`)).status).toBe(200);
-    const map = await api(c.url, 'GET', `${P}/node/map`, { token: nodeSecret });
-    expect(map.status, map.text).toBe(200);
-    expect(await c.store.db.integrityCheck()).toBe('ok');
-
-    const now = await dump();
-    const net = (await admin('GET', `${P}/networks/fz`)).body;
-    expect(net.revision).toBe(baseRevision + expected.revisionBumps);
-    expect(net.mtu).toBe(expected.mtu);
-    const newKeys = (now.enrollment_keys as { id: string }[]).filter(
-      (k) => !(baseline.enrollment_keys as { id: string }[]).some((b) => b.id === k.id),
-    );
-    expect(newKeys.map((k) => k.id).sort()).toEqual([...expected.keysCreated].sort());
-    // Everything else is exactly as the setup left it.
-    const strip = (d: Record<string, unknown[]>) => ({
-      ...d,
-      networks: (d.networks as Record<string, unknown>[]).map(({ mtu, revision, ...rest }) => rest),
-      enrollment_keys: (d.enrollment_keys as { id: string }[]).filter((k) =>
-        (baseline.enrollment_keys as { id: string }[]).some((b) => b.id === k.id),
-      ),
+      expect(bigHeader.length).toBe(1);
+      expectRegistryError(bigHeader[0] as RawResponse, 'GET with a 20 kB header');
+      expect(bigHeader[0]?.status).toBe(431);
     });
-    expect(strip(now)).toEqual(strip(baseline));
+
+    it('still works afterwards, and the database is intact and holds exactly what the valid requests made', async () => {
+      expect((await api(c.url, 'GET', '/healthz')).status).toBe(200);
+      expect((await admin('GET', `${P}/networks`)).status).toBe(200);
+      const map = await api(c.url, 'GET', `${P}/node/map`, { token: nodeSecret });
+      expect(map.status, map.text).toBe(200);
+      expect(await c.store.db.integrityCheck()).toBe('ok');
+
+      const now = await dump();
+      const net = (await admin('GET', `${P}/networks/fz`)).body;
+      expect(net.revision).toBe(baseRevision + expected.revisionBumps);
+      expect(net.mtu).toBe(expected.mtu);
+      const newKeys = (now.enrollment_keys as { id: string }[]).filter(
+        (k) => !(baseline.enrollment_keys as { id: string }[]).some((b) => b.id === k.id),
+      );
+      expect(newKeys.map((k) => k.id).sort()).toEqual([...expected.keysCreated].sort());
+      // Everything else is exactly as the setup left it.
+      const strip = (d: Record<string, unknown[]>) => ({
+        ...d,
+        networks: (d.networks as Record<string, unknown>[]).map(
+          ({ mtu, revision, ...rest }) => rest,
+        ),
+        enrollment_keys: (d.enrollment_keys as { id: string }[]).filter((k) =>
+          (baseline.enrollment_keys as { id: string }[]).some((b) => b.id === k.id),
+        ),
+      });
+      expect(strip(now)).toEqual(strip(baseline));
+    });
   });
-});
+}
+
+hostileInput('sqlite', 1);
+hostileInput('postgres', 1 / 4);
 
 // --- push streams ---
 

@@ -4,7 +4,13 @@
  * `Authorization: Bearer wma_...`. Secrets (enrollment keys, generated private keys) appear once.
  */
 import { z } from 'zod';
-import { MAX_EGRESS_RANGES, MAX_LOCAL_ENDPOINTS, MAX_RELAYED_NODES } from './constants.js';
+import {
+  MAX_EGRESS_RANGES,
+  MAX_KEY_LIFETIME_S,
+  MAX_KEY_USES,
+  MAX_LOCAL_ENDPOINTS,
+  MAX_RELAYED_NODES,
+} from './constants.js';
 import { Backend, EgressRole, Keepalive, Mtu, NodeState } from './map.js';
 import { PeerStatus } from './node-api.js';
 import {
@@ -70,9 +76,9 @@ export type Network = z.infer<typeof Network>;
 export const CreateKeyRequest = z.object({
   name: Name.optional(),
   /** How many registrations the key admits; omitted means unlimited (reusable). */
-  maxUses: z.int().min(1).optional(),
+  maxUses: z.int().min(1).max(MAX_KEY_USES).optional(),
   /** Lifetime in seconds from now; omitted means it never expires. */
-  expiresInS: z.int().min(1).optional(),
+  expiresInS: z.int().min(1).max(MAX_KEY_LIFETIME_S).optional(),
   /** Nodes registering with this key are approved at once. */
   autoApprove: z.boolean().optional(),
 });

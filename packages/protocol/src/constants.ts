@@ -21,6 +21,10 @@ export const MAX_EGRESS_RANGES = 64;
 export const MAX_PEER_STATUS = 4096;
 /** Most nodes one relay may serve. */
 export const MAX_RELAYED_NODES = 1024;
+/** Most registrations one enrollment key may admit: what an SQL INTEGER holds. */
+export const MAX_KEY_USES = 2_147_483_647;
+/** Longest lifetime of an enrollment key, in seconds (100 years). */
+export const MAX_KEY_LIFETIME_S = 100 * 365 * 24 * 60 * 60;
 /** Most relayed peers one node's map may list (`self.peerRelays`). */
 export const MAX_PEER_RELAYS = 4096;
 

@@ -21,6 +21,12 @@ const NAME_RE = /^[a-z0-9](?:[a-z0-9-]*[a-z0-9])?$/;
  * and braces would change their meaning.
  */
 const INTERFACE_NAME_RE = /^[A-Za-z0-9_.+-]*$/;
+/**
+ * Text without control characters (C0 and DEL): PostgreSQL refuses NUL in text, and line breaks
+ * or escape sequences would rewrite log lines and the admin's terminal.
+ */
+const PRINTABLE_RE = /^[^\u0000-\u001f\u007f]*$/;
+const PRINTABLE_MESSAGE = 'must not contain control characters';
 /** `host:port` with a DNS name or IPv4 address, or `[IPv6]:port`: one line, nothing else. */
 const HOST_PORT_RE = /^(?:[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?|\[[0-9A-Fa-f:.]+\]):(\d{1,5})$/;
 
@@ -33,14 +39,14 @@ export const Name = z
   .max(MAX_NAME_LENGTH)
   .regex(NAME_RE, 'must be lower-case letters, digits and inner hyphens (a DNS label)');
 /** Free text of bounded length (OS name, agent version). */
-export const Text = z.string().max(MAX_TEXT_LENGTH);
+export const Text = z.string().max(MAX_TEXT_LENGTH).regex(PRINTABLE_RE, PRINTABLE_MESSAGE);
 /** A network interface name of the host (`eth0`), or '' for none. */
 export const InterfaceName = z
   .string()
   .max(MAX_INTERFACE_NAME_LENGTH)
   .regex(INTERFACE_NAME_RE, 'must be an interface name: at most 15 of letters, digits, . _ + -');
 /** An opaque identifier issued by the coordinator. */
-export const Id = z.string().min(1).max(MAX_TEXT_LENGTH);
+export const Id = z.string().min(1).max(MAX_TEXT_LENGTH).regex(PRINTABLE_RE, PRINTABLE_MESSAGE);
 /**
  * A `host:port` that clients dial (a wg-quick `Endpoint`): a DNS name or IPv4 address, or a
  * bracketed IPv6 address, and a port 1-65535.
