@@ -3,25 +3,27 @@
  * space of host indexes (index i is base+i in both), so a node has the same host part in both
  * families. Allocation itself (no duplicates under concurrency) is the store's job.
  */
+import { formatIpv6Groups, IPV4_LEN, IPV6_LEN, parseIp } from '@wiremesh/wg-core';
 import { MAX_IPV4_PREFIX, MAX_IPV6_PREFIX, MIN_IPV6_PREFIX } from './constants.js';
 
 const IPV4_BITS = 32;
 const IPV6_BITS = 128;
 const IPV6_GROUP_BITS = 16;
 const IPV6_GROUPS = IPV6_BITS / IPV6_GROUP_BITS;
+const BITS_PER_BYTE = 8;
 
-/** Parses dotted-quad IPv4 into an unsigned 32-bit integer; null if malformed. */
-export function ipv4ToInt(ip: string): number | null {
-  const parts = ip.split('.');
-  if (parts.length !== 4) return null;
-  let n = 0;
-  for (const p of parts) {
-    if (!/^\d{1,3}$/.test(p)) return null;
-    const v = Number(p);
-    if (v > 255) return null;
-    n = n * 256 + v;
-  }
+/** The big-endian value of address bytes from wg-core's parser, or null for the other family. */
+function bytesValue(bytes: Uint8Array | null, length: number): bigint | null {
+  if (bytes === null || bytes.length !== length) return null;
+  let n = 0n;
+  for (const b of bytes) n = (n << BigInt(BITS_PER_BYTE)) | BigInt(b);
   return n;
+}
+
+/** Parses dotted-quad IPv4 (wg-core's strict text) into an unsigned 32-bit integer; null if malformed. */
+export function ipv4ToInt(ip: string): number | null {
+  const n = bytesValue(parseIp(ip), IPV4_LEN);
+  return n === null ? null : Number(n);
 }
 
 /** Formats an unsigned 32-bit integer as dotted-quad IPv4. */
@@ -31,66 +33,18 @@ export function intToIpv4(n: number): string {
 
 /** Parses an IPv6 address (with `::` and an optional embedded IPv4 tail) into a bigint; null if malformed. */
 export function ipv6ToBigInt(ip: string): bigint | null {
-  const halves = ip.split('::');
-  if (halves.length > 2) return null;
-  const toGroups = (s: string): number[] | null => {
-    if (s === '') return [];
-    const out: number[] = [];
-    const parts = s.split(':');
-    for (let i = 0; i < parts.length; i++) {
-      const g = parts[i] ?? '';
-      if (i === parts.length - 1 && g.includes('.')) {
-        const v4 = ipv4ToInt(g);
-        if (v4 === null) return null;
-        out.push(v4 >>> 16, v4 & 0xffff);
-      } else if (/^[0-9a-fA-F]{1,4}$/.test(g)) {
-        out.push(parseInt(g, 16));
-      } else {
-        return null;
-      }
-    }
-    return out;
-  };
-  const head = toGroups(halves[0] ?? '');
-  const tail = halves.length === 2 ? toGroups(halves[1] ?? '') : [];
-  if (head === null || tail === null) return null;
-  if (halves.length === 1 && head.length !== IPV6_GROUPS) return null;
-  if (halves.length === 2 && head.length + tail.length > IPV6_GROUPS - 1) return null;
-  const groups = [
-    ...head,
-    ...new Array<number>(IPV6_GROUPS - head.length - tail.length).fill(0),
-    ...tail,
-  ];
-  let n = 0n;
-  for (const g of groups) n = (n << BigInt(IPV6_GROUP_BITS)) | BigInt(g);
-  return n;
+  return bytesValue(parseIp(ip), IPV6_LEN);
 }
 
-/** Formats a 128-bit bigint as IPv6 in RFC 5952 canonical form (lower case, longest zero run as `::`). */
+/**
+ * Formats a 128-bit bigint as IPv6 in RFC 5952 canonical form (lower case, longest zero run as
+ * `::`), always in hex groups: an IPv4-mapped address stays `::ffff:102:304`.
+ */
 export function bigIntToIpv6(n: bigint): string {
   const groups: number[] = [];
   for (let i = IPV6_GROUPS - 1; i >= 0; i--)
     groups.push(Number((n >> BigInt(i * IPV6_GROUP_BITS)) & 0xffffn));
-  let bestStart = -1;
-  let bestLen = 1;
-  for (let i = 0; i < IPV6_GROUPS;) {
-    if (groups[i] !== 0) {
-      i++;
-      continue;
-    }
-    let j = i;
-    while (j < IPV6_GROUPS && groups[j] === 0) j++;
-    if (j - i > bestLen) {
-      bestStart = i;
-      bestLen = j - i;
-    }
-    i = j;
-  }
-  const hex = groups.map((g) => g.toString(16));
-  if (bestStart < 0) return hex.join(':');
-  const left = hex.slice(0, bestStart).join(':');
-  const right = hex.slice(bestStart + bestLen).join(':');
-  return `${left}::${right}`;
+  return formatIpv6Groups(groups);
 }
 
 /** A parsed network range of one family. */

@@ -146,6 +146,20 @@ export function formatIp(bytes: Uint8Array): string {
   let mapped = groups[MAPPED_MARKER_GROUP] === GROUP_MAX;
   for (let i = 0; i < MAPPED_MARKER_GROUP; i++) mapped &&= groups[i] === 0;
   if (mapped) return `::ffff:${formatV4(bytes, IPV6_LEN - IPV4_LEN)}`;
+  return formatIpv6Groups(groups);
+}
+
+/**
+ * Formats eight 16-bit groups as RFC 5952 §4 IPv6 text: lowercase, no leading zeros, the first
+ * longest run of two or more zero groups as "::". Unlike `formatIp` it never prints a dotted IPv4
+ * tail. Throws RangeError if `groups` is not eight integers in 0..0xffff.
+ */
+export function formatIpv6Groups(groups: readonly number[]): string {
+  if (
+    groups.length !== IPV6_GROUPS ||
+    !groups.every((g) => Number.isInteger(g) && g >= 0 && g <= GROUP_MAX)
+  )
+    throw new RangeError(`IPv6 needs ${IPV6_GROUPS} groups in 0..0xffff`);
   let bestStart = -1;
   let bestLen = 1; // a lone zero group is never shortened (RFC 5952 §4.2.2)
   for (let i = 0; i < IPV6_GROUPS;) {

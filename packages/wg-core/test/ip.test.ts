@@ -1,7 +1,7 @@
 import { isIP } from 'node:net';
 import fc from 'fast-check';
 import { describe, expect, test } from 'vitest';
-import { formatCidr, formatIp, parseCidr, parseIp } from '../src/ip.js';
+import { formatCidr, formatIp, formatIpv6Groups, parseCidr, parseIp } from '../src/ip.js';
 
 /** Node's own parser and WHATWG's IPv6 serializer (RFC 5952 compression, no dotted tail) as oracles. */
 const nodeAccepts = (s: string) => isIP(s) !== 0 && !s.includes('%');
@@ -115,6 +115,13 @@ describe('formatIp', () => {
     ];
     for (const [input, want] of cases) expect(formatIp(parseIp(input)!)).toBe(want);
     expect(formatIp(new Uint8Array([192, 168, 100, 1]))).toBe('192.168.100.1');
+  });
+
+  test('formatIpv6Groups: the same RFC 5952 text, but a mapped address stays in hex groups', () => {
+    expect(formatIpv6Groups([0, 0, 0, 0, 0, 0xffff, 0x102, 0x304])).toBe('::ffff:102:304');
+    expect(formatIpv6Groups([0x2001, 0xdb8, 0, 0, 1, 0, 0, 1])).toBe('2001:db8::1:0:0:1');
+    expect(() => formatIpv6Groups([0, 0, 0, 0, 0, 0, 0])).toThrow(RangeError);
+    expect(() => formatIpv6Groups([0, 0, 0, 0, 0, 0, 0, 0x10000])).toThrow(RangeError);
   });
 
   test('property: random bytes round-trip and match the WHATWG serializer', () => {
