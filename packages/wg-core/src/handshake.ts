@@ -71,6 +71,68 @@ function wipe(...bufs: Uint8Array[]): void {
   for (const b of bufs) b.fill(0);
 }
 
+/** C, H and an AEAD key k at one point of the chain, fresh and owned by the caller. */
+interface ChainStep {
+  chainingKey: Uint8Array;
+  hash: Uint8Array;
+  key: Uint8Array;
+}
+
+/**
+ * The initiation's chain up to its first key (whitepaper §5.4.2), the same on both sides once
+ * each has es (the initiator's DH(Epriv_i, Spub_r), the responder's DH(Spriv_r, Epub_i)).
+ * `initialHash` is HASH(HASH(Hi || Spub_r)). Wipes `es`; null when es is zero (low-order point).
+ */
+function chainInitiationEphemeral(
+  crypto: CryptoProvider,
+  initialHash: Uint8Array,
+  ephemeral: Uint8Array,
+  es: Uint8Array,
+): ChainStep | null {
+  if (isZero(es)) {
+    wipe(es);
+    return null;
+  }
+  // C := Kdf1(HASH(Construction), Epub_i); H := HASH(HASH(HASH(Hi || Spub_r)) || Epub_i)
+  const c1 = kdf1(crypto, initialNoiseState(crypto).chainingKey, ephemeral);
+  const hash = mixHash(crypto, initialHash, ephemeral);
+  // (C, k) := Kdf2(C, es)
+  const [chainingKey, key] = kdf2(crypto, c1, es);
+  wipe(c1, es);
+  return { chainingKey, hash, key };
+}
+
+/**
+ * The response's chain up to its key (whitepaper §5.4.3), the same on both sides once each has ee
+ * = DH(Epriv_r, Epub_i) and se = DH(Epriv_r, Spub_i) (the initiator computes them as
+ * DH(Epriv_i, Epub_r) and DH(Spriv_i, Epub_r)). Wipes `ee` and `se`; null when either is zero.
+ */
+function chainResponse(
+  crypto: CryptoProvider,
+  s: HandshakeInternals,
+  ephemeral: Uint8Array,
+  ee: Uint8Array,
+  se: Uint8Array,
+): ChainStep | null {
+  if (isZero(ee) || isZero(se)) {
+    wipe(ee, se);
+    return null;
+  }
+  // H := HASH(H || Epub_r); C := Kdf1(C, Epub_r)
+  let hash = mixHash(crypto, s.hash, ephemeral);
+  const c1 = kdf1(crypto, s.chainingKey, ephemeral);
+  // C := Kdf1(C, ee); C := Kdf1(C, se)
+  const c2 = kdf1(crypto, c1, ee);
+  const c3 = kdf1(crypto, c2, se);
+  wipe(c1, c2, ee, se);
+  // (C, τ, k) := Kdf3(C, Q); H := HASH(H || τ)
+  const [chainingKey, tau, key] = kdf3(crypto, c3, s.presharedKey);
+  wipe(c3);
+  hash = mixHash(crypto, hash, tau);
+  wipe(tau);
+  return { chainingKey, hash, key };
+}
+
 /**
  * The device's static identity with everything derived from it that the handshake and the cookie
  * layer need. Immutable; replace it (and call `Handshake.setLocal`) when the private key changes.
@@ -302,18 +364,12 @@ export class Handshake {
 
     // Epub_i := DH-Pubkey(Epriv_i)
     const ephemeral = crypto.x25519Public(ephemeralPrivate);
-    // C := Kdf1(HASH(Construction), Epub_i)
-    const c1 = kdf1(crypto, initialNoiseState(crypto).chainingKey, ephemeral);
-    // H := HASH(HASH(HASH(Hi || Spub_r)) || Epub_i)
-    let h = mixHash(crypto, s.initiatorInitialHash, ephemeral);
-    // (C, k) := Kdf2(C, DH(Epriv_i, Spub_r))
+    // es := DH(Epriv_i, Spub_r)
     const es = crypto.x25519(ephemeralPrivate, this.remoteStatic);
-    if (isZero(es)) {
-      wipe(c1, es);
-      return null;
-    }
-    const [c2, k1] = kdf2(crypto, c1, es);
-    wipe(c1, es);
+    const first = chainInitiationEphemeral(crypto, s.initiatorInitialHash, ephemeral, es);
+    if (first === null) return null;
+    const { chainingKey: c2, key: k1 } = first;
+    let h = first.hash;
     // msg.static := AEAD(k, 0, Spub_i, H); H := HASH(H || msg.static)
     const encryptedStatic = new Uint8Array(INITIATION_STATIC_LEN);
     crypto.seal(k1, ZERO_NONCE, s.local.publicKey, h, encryptedStatic);
@@ -358,25 +414,13 @@ export class Handshake {
 
     // Epub_r := DH-Pubkey(Epriv_r)
     const ephemeral = crypto.x25519Public(ephemeralPrivate);
-    // H := HASH(H || Epub_r); C := Kdf1(C, Epub_r)
-    let h = mixHash(crypto, s.hash, ephemeral);
-    const c1 = kdf1(crypto, s.chainingKey, ephemeral);
-    // C := Kdf1(C, DH(Epriv_r, Epub_i))
+    // ee := DH(Epriv_r, Epub_i); se := DH(Epriv_r, Spub_i)
     const ee = crypto.x25519(ephemeralPrivate, s.remoteEphemeral);
-    // C := Kdf1(C, DH(Epriv_r, Spub_i))
     const se = crypto.x25519(ephemeralPrivate, this.remoteStatic);
-    if (isZero(ee) || isZero(se)) {
-      wipe(c1, ee, se);
-      return null;
-    }
-    const c2 = kdf1(crypto, c1, ee);
-    const c3 = kdf1(crypto, c2, se);
-    wipe(c1, c2, ee, se);
-    // (C, τ, k) := Kdf3(C, Q); H := HASH(H || τ)
-    const [c4, tau, k] = kdf3(crypto, c3, s.presharedKey);
-    wipe(c3);
-    h = mixHash(crypto, h, tau);
-    wipe(tau);
+    const chained = chainResponse(crypto, s, ephemeral, ee, se);
+    if (chained === null) return null;
+    const { chainingKey: c4, key: k } = chained;
+    let h = chained.hash;
     // msg.empty := AEAD(k, 0, ε, H); H := HASH(H || msg.empty)
     const encryptedNothing = new Uint8Array(RESPONSE_EMPTY_LEN);
     crypto.seal(k, ZERO_NONCE, EMPTY, h, encryptedNothing);
@@ -455,17 +499,12 @@ export function consumeInitiation(
   const m = readInitiation(msg);
   if (m === null) return 'malformed';
 
-  // C := Kdf1(HASH(Construction), Epub_i); H := HASH(HASH(Hi || Spub_r) || Epub_i)
-  const c1 = kdf1(crypto, initialNoiseState(crypto).chainingKey, m.ephemeral);
-  let h = mixHash(crypto, local.responderInitialHash, m.ephemeral);
-  // (C, k) := Kdf2(C, DH(Spriv_r, Epub_i))
+  // es := DH(Spriv_r, Epub_i)
   const es = crypto.x25519(local.privateKey, m.ephemeral);
-  if (isZero(es)) {
-    wipe(c1, es);
-    return 'low-order-point';
-  }
-  const [c2, k1] = kdf2(crypto, c1, es);
-  wipe(c1, es);
+  const first = chainInitiationEphemeral(crypto, local.responderInitialHash, m.ephemeral, es);
+  if (first === null) return 'low-order-point';
+  const { chainingKey: c2, key: k1 } = first;
+  let h = first.hash;
   // Spub_i := AEAD-Open(k, 0, msg.static, H); H := HASH(H || msg.static)
   const remoteStatic = new Uint8Array(KEY_LEN);
   const staticOk = crypto.open(k1, ZERO_NONCE, m.encryptedStatic, h, remoteStatic);
@@ -550,25 +589,13 @@ export function consumeResponse(
     return 'unexpected-response';
   }
 
-  // H := HASH(H || Epub_r); C := Kdf1(C, Epub_r)
-  let h = mixHash(crypto, s.hash, m.ephemeral);
-  const c1 = kdf1(crypto, s.chainingKey, m.ephemeral);
-  // C := Kdf1(C, DH(Epriv_i, Epub_r))
+  // ee := DH(Epriv_i, Epub_r); se := DH(Spriv_i, Epub_r)
   const ee = crypto.x25519(s.localEphemeral, m.ephemeral);
-  // C := Kdf1(C, DH(Spriv_i, Epub_r))
   const se = crypto.x25519(local.privateKey, m.ephemeral);
-  if (isZero(ee) || isZero(se)) {
-    wipe(c1, ee, se);
-    return 'low-order-point';
-  }
-  const c2 = kdf1(crypto, c1, ee);
-  const c3 = kdf1(crypto, c2, se);
-  wipe(c1, c2, ee, se);
-  // (C, τ, k) := Kdf3(C, Q); H := HASH(H || τ)
-  const [c4, tau, k] = kdf3(crypto, c3, s.presharedKey);
-  wipe(c3);
-  h = mixHash(crypto, h, tau);
-  wipe(tau);
+  const chained = chainResponse(crypto, s, m.ephemeral, ee, se);
+  if (chained === null) return 'low-order-point';
+  const { chainingKey: c4, key: k } = chained;
+  let h = chained.hash;
   // ε := AEAD-Open(k, 0, msg.empty, H); H := HASH(H || msg.empty)
   const ok = crypto.open(k, ZERO_NONCE, m.encryptedNothing, h, new Uint8Array(0));
   wipe(k);
