@@ -31,42 +31,33 @@ const PKCS8_X25519_PREFIX = Buffer.from('302e020100300506032b656e04220420', 'hex
 const OPENSSL_CHACHA = 'chacha20-poly1305';
 const OPENSSL_BLAKE2S = 'blake2s256';
 
+/** sodium-native's AEAD encrypt: ciphertext c (with tag) from message m. */
+type SodiumAeadEncrypt = (
+  c: Uint8Array,
+  m: Uint8Array,
+  ad: Uint8Array,
+  nsec: null,
+  npub: Uint8Array,
+  k: Uint8Array,
+) => number;
+/** sodium-native's AEAD decrypt: message m from ciphertext c; throws on a bad tag. */
+type SodiumAeadDecrypt = (
+  m: Uint8Array,
+  nsec: null,
+  c: Uint8Array,
+  ad: Uint8Array,
+  npub: Uint8Array,
+  k: Uint8Array,
+) => number;
+
 /** The few sodium-native 4.x functions used here; each throws on failure (e.g. a bad tag). */
 interface SodiumBinding {
   crypto_scalarmult(q: Uint8Array, n: Uint8Array, p: Uint8Array): void;
   crypto_scalarmult_base(q: Uint8Array, n: Uint8Array): void;
-  crypto_aead_chacha20poly1305_ietf_encrypt(
-    c: Uint8Array,
-    m: Uint8Array,
-    ad: Uint8Array,
-    nsec: null,
-    npub: Uint8Array,
-    k: Uint8Array,
-  ): number;
-  crypto_aead_chacha20poly1305_ietf_decrypt(
-    m: Uint8Array,
-    nsec: null,
-    c: Uint8Array,
-    ad: Uint8Array,
-    npub: Uint8Array,
-    k: Uint8Array,
-  ): number;
-  crypto_aead_xchacha20poly1305_ietf_encrypt(
-    c: Uint8Array,
-    m: Uint8Array,
-    ad: Uint8Array,
-    nsec: null,
-    npub: Uint8Array,
-    k: Uint8Array,
-  ): number;
-  crypto_aead_xchacha20poly1305_ietf_decrypt(
-    m: Uint8Array,
-    nsec: null,
-    c: Uint8Array,
-    ad: Uint8Array,
-    npub: Uint8Array,
-    k: Uint8Array,
-  ): number;
+  crypto_aead_chacha20poly1305_ietf_encrypt: SodiumAeadEncrypt;
+  crypto_aead_chacha20poly1305_ietf_decrypt: SodiumAeadDecrypt;
+  crypto_aead_xchacha20poly1305_ietf_encrypt: SodiumAeadEncrypt;
+  crypto_aead_xchacha20poly1305_ietf_decrypt: SodiumAeadDecrypt;
 }
 
 const SODIUM_FUNCTIONS: readonly (keyof SodiumBinding)[] = [
@@ -127,6 +118,21 @@ function plain(buf: Buffer): Uint8Array {
   return new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength);
 }
 
+/** Key, nonce, input and ad checks of every AEAD call, in the order the caller names them. */
+function checkAead(
+  nonceLen: number,
+  key: Uint8Array,
+  nonce: Uint8Array,
+  inputName: 'plaintext' | 'ciphertext',
+  input: Uint8Array,
+  ad: Uint8Array,
+): void {
+  len('key', key, KEY_LEN);
+  len('nonce', nonce, nonceLen);
+  bytes(inputName, input);
+  bytes('ad', ad);
+}
+
 /** Argument checks shared by every seal: programmer errors throw before any native call. */
 function checkSeal(
   nonceLen: number,
@@ -136,10 +142,7 @@ function checkSeal(
   ad: Uint8Array,
   dst: Uint8Array,
 ): void {
-  len('key', key, KEY_LEN);
-  len('nonce', nonce, nonceLen);
-  bytes('plaintext', pt);
-  bytes('ad', ad);
+  checkAead(nonceLen, key, nonce, 'plaintext', pt, ad);
   len('dst', dst, pt.length + AEAD_TAG_LEN);
 }
 
@@ -152,10 +155,7 @@ function checkOpen(
   ad: Uint8Array,
   dst: Uint8Array,
 ): boolean {
-  len('key', key, KEY_LEN);
-  len('nonce', nonce, nonceLen);
-  bytes('ciphertext', ct);
-  bytes('ad', ad);
+  checkAead(nonceLen, key, nonce, 'ciphertext', ct, ad);
   bytes('dst', dst);
   if (ct.length < AEAD_TAG_LEN) return false;
   len('dst', dst, ct.length - AEAD_TAG_LEN);
@@ -218,8 +218,8 @@ function opensslX25519(privateKey: Uint8Array, publicKey: Uint8Array): Uint8Arra
 }
 
 function sodiumAead(
-  encrypt: SodiumBinding['crypto_aead_chacha20poly1305_ietf_encrypt'],
-  decrypt: SodiumBinding['crypto_aead_chacha20poly1305_ietf_decrypt'],
+  encrypt: SodiumAeadEncrypt,
+  decrypt: SodiumAeadDecrypt,
 ): { seal: Sealer; open: Opener } {
   return {
     seal: (key, nonce, pt, ad, dst) => {
