@@ -223,12 +223,13 @@ describe('relay fallback through the coordinator', () => {
 
       const networkId = (await api(c.url, 'GET', '/api/v1/networks/nat', admin)).body.id as string;
       await round(null);
-      let decision = await c.relayFallback!.evaluate(networkId);
+      const decision = await c.relayFallback!.evaluate(networkId);
       expect(decision.add).toEqual([]);
       now += 15_000;
       await round(null);
-      decision = await c.relayFallback!.evaluate(networkId);
-      expect(decision.add).toHaveLength(1);
+      // Check-ins also poke the evaluation by themselves, so which call applies the decision is a
+      // race: assert on the state (both maps), which is what agents see.
+      await c.relayFallback!.evaluate(networkId);
       expect((await mapOf(a.id)).self.peerRelays).toEqual([{ peerId: d.id, relayId: r.id }]);
       expect((await mapOf(d.id)).self.peerRelays).toEqual([{ peerId: a.id, relayId: r.id }]);
       expect((await mapOf(r.id)).self.peerRelays).toBeUndefined();
@@ -236,9 +237,9 @@ describe('relay fallback through the coordinator', () => {
       // The direct entries kept trying and one handshake got through.
       now += 30_000;
       await round(4_000);
-      decision = await c.relayFallback!.evaluate(networkId);
-      expect(decision.remove).toHaveLength(1);
+      await c.relayFallback!.evaluate(networkId);
       expect((await mapOf(a.id)).self.peerRelays).toBeUndefined();
+      expect((await mapOf(d.id)).self.peerRelays).toBeUndefined();
     } finally {
       await c.close();
     }
