@@ -14,6 +14,7 @@ import {
   MIN_SLOT_BYTES,
   TUN_DEVICE_PATH,
 } from './io-constants.js';
+import { NativePort } from './native-port.js';
 
 export type { IoStats } from './native/addon.js';
 
@@ -175,30 +176,23 @@ export class RingBatch implements PacketBatch {
   }
 }
 
-class NativeTunDevice implements TunDevice {
-  #native: NativeTun;
-  #batch: RingBatch;
-  #slotBytes: number;
-  #batchSize: number;
-  #onPackets: ((batch: PacketBatch) => void) | undefined;
-  #onError: ((error: Error) => void) | undefined;
-  #paused = false;
-  #failed = false;
-  #closed = false;
+class NativeTunDevice extends NativePort<NativeTun, RingBatch, Uint8Array> implements TunDevice {
   #lastName: string;
 
   constructor(native: NativeTun, batchSize: number, slotBytes: number) {
-    this.#native = native;
-    this.#batchSize = batchSize;
-    this.#slotBytes = slotBytes;
+    super(
+      native,
+      new RingBatch(native.rxBuffer, native.rxOffsets, native.rxLengths),
+      batchSize,
+      slotBytes,
+    );
     this.#lastName = native.createdName;
-    this.#batch = new RingBatch(native.rxBuffer, native.rxOffsets, native.rxLengths);
   }
 
   get name(): string {
-    if (!this.#closed) {
+    if (!this.closed) {
       try {
-        this.#lastName = this.#native.name();
+        this.#lastName = this.native.name();
       } catch {
         // a detached interface has no name any more: keep the last one
       }
@@ -206,93 +200,46 @@ class NativeTunDevice implements TunDevice {
     return this.#lastName;
   }
 
-  get closed(): boolean {
-    return this.#closed;
-  }
-
   get fd(): number {
-    return this.#native.fd();
+    return this.native.fd();
   }
 
   mtu(): number {
-    return this.#native.mtu();
+    return this.native.mtu();
   }
 
   setMtu(mtu: number): void {
     checkMtu(mtu);
-    this.#native.mtu(mtu);
+    this.native.mtu(mtu);
   }
 
   onPackets(callback: (batch: PacketBatch) => void): void {
     if (typeof callback !== 'function') throw new TypeError('onPackets(callback): not a function');
-    this.#onPackets = callback;
-    this.#startReading();
-  }
-
-  onError(callback: (error: Error) => void): void {
-    if (typeof callback !== 'function') throw new TypeError('onError(callback): not a function');
-    this.#onError = callback;
+    this.setOnBatch(callback);
   }
 
   writePackets(packets: readonly Uint8Array[]): number {
     checkPackets(packets, 'packets');
-    if (this.#closed) return 0;
-    const { txBuffer, txLengths } = this.#native;
-    let accepted = 0;
-    for (let start = 0; start < packets.length; start += this.#batchSize) {
-      const n = Math.min(this.#batchSize, packets.length - start);
-      for (let i = 0; i < n; i++) {
-        const p = packets[start + i]!;
-        txBuffer.set(p, i * this.#slotBytes);
-        txLengths[i] = p.length;
-      }
-      accepted += this.#native.write(n);
-    }
-    return accepted;
+    return this.transmit(packets);
   }
 
-  pause(): void {
-    this.#paused = true;
-    if (!this.#closed) this.#native.stop();
-  }
-
-  resume(): void {
-    this.#paused = false;
-    this.#startReading();
-  }
-
-  stats(): IoStats {
-    return this.#native.stats();
-  }
-
-  close(): void {
-    if (this.#closed) return;
+  override close(): void {
+    if (this.closed) return;
     this.#lastName = this.name;
-    this.#closed = true;
-    this.#native.close();
+    super.close();
   }
 
-  #startReading(): void {
-    if (this.#closed || this.#paused || this.#failed || this.#onPackets === undefined) return;
-    this.#native.start(this.#dispatch);
+  protected failure(): Error {
+    return new Error(`TUN interface ${this.#lastName} failed`);
   }
 
-  #dispatch = (count: number, error?: Error): void => {
-    if (count < 0) {
-      this.#failed = true;
-      const err = error ?? new Error(`TUN interface ${this.#lastName} failed`);
-      if (this.#onError === undefined) throw err;
-      this.#onError(err);
-      return;
-    }
-    const batch = this.#batch;
-    batch.count = count;
-    try {
-      this.#onPackets?.(batch);
-    } finally {
-      batch.count = 0; // a batch kept past its callback reads as empty instead of as later packets
-    }
-  };
+  protected fillSlot(packet: Uint8Array): Uint8Array {
+    return packet;
+  }
+
+  protected flush(count: number): number {
+    return this.native.write(count);
+  }
 }
 
 /**

@@ -19,6 +19,7 @@ import {
   MAX_PACKET_BYTES,
   MIN_SLOT_BYTES,
 } from './io-constants.js';
+import { NativePort } from './native-port.js';
 import { RingBatch, checkPacket, type PacketBatch } from './tun.js';
 
 export type { IoStats } from './native/addon.js';
@@ -186,52 +187,33 @@ function checkEndpoint(endpoint: Endpoint, index: number): void {
   checkUint(endpoint.port, `datagrams[${index}].endpoint.port`, MAX_PACKET_BYTES, 1);
 }
 
-class NativeUdpBind implements UdpBind {
+class NativeUdpBind
+  extends NativePort<NativeUdp, NativeDatagramBatch, Datagram>
+  implements UdpBind
+{
   #addon: NativeAddon;
-  #native: NativeUdp;
-  #batch: NativeDatagramBatch;
-  #batchSize: number;
-  #slotBytes: number;
   #records = new WeakMap<Endpoint, Uint8Array>();
   #recordsByText = new Map<string, Uint8Array>();
   #lastTx: Endpoint | undefined;
   #lastTxRecord: Uint8Array | undefined;
-  #onDatagrams: ((batch: DatagramBatch) => void) | undefined;
-  #onError: ((error: Error) => void) | undefined;
-  #paused = false;
-  #failed = false;
-  #closed = false;
   readonly port: number;
   readonly family: BindFamily;
 
   constructor(addon: NativeAddon, native: NativeUdp, batchSize: number, slotBytes: number) {
+    super(native, new NativeDatagramBatch(addon, native), batchSize, slotBytes);
     this.#addon = addon;
-    this.#native = native;
-    this.#batchSize = batchSize;
-    this.#slotBytes = slotBytes;
-    this.#batch = new NativeDatagramBatch(addon, native);
     this.port = native.port;
     this.family = native.family;
   }
 
   get offloads(): { readonly gso: boolean; readonly gro: boolean } {
-    return this.#native.offloads();
-  }
-
-  get closed(): boolean {
-    return this.#closed;
+    return this.native.offloads();
   }
 
   onDatagrams(callback: (batch: DatagramBatch) => void): void {
     if (typeof callback !== 'function')
       throw new TypeError('onDatagrams(callback): not a function');
-    this.#onDatagrams = callback;
-    this.#startReading();
-  }
-
-  onError(callback: (error: Error) => void): void {
-    if (typeof callback !== 'function') throw new TypeError('onError(callback): not a function');
-    this.#onError = callback;
+    this.setOnBatch(callback);
   }
 
   send(datagrams: readonly Datagram[]): number {
@@ -241,45 +223,25 @@ class NativeUdpBind implements UdpBind {
       checkPacket(d.data, `datagrams[${i}].data`);
       this.#record(d.endpoint, i);
     }
-    if (this.#closed) return 0;
-    const { txBuffer, txLengths, txMeta } = this.#native;
-    let sent = 0;
-    for (let start = 0; start < datagrams.length; start += this.#batchSize) {
-      const n = Math.min(this.#batchSize, datagrams.length - start);
-      for (let i = 0; i < n; i++) {
-        const d = datagrams[start + i]!;
-        txBuffer.set(d.data, i * this.#slotBytes);
-        txLengths[i] = d.data.length;
-        txMeta.set(this.#record(d.endpoint, start + i), i * ENDPOINT_RECORD_BYTES);
-      }
-      sent += this.#native.send(n);
-    }
-    return sent;
+    return this.transmit(datagrams);
   }
 
   setMark(mark: number): void {
     checkUint(mark, 'fwmark', 0xffff_ffff);
-    this.#native.setMark(mark);
+    this.native.setMark(mark);
   }
 
-  pause(): void {
-    this.#paused = true;
-    if (!this.#closed) this.#native.stop();
+  protected failure(): Error {
+    return new Error(`UDP socket on port ${this.port} failed`);
   }
 
-  resume(): void {
-    this.#paused = false;
-    this.#startReading();
+  protected fillSlot(d: Datagram, slot: number, index: number): Uint8Array {
+    this.native.txMeta.set(this.#record(d.endpoint, index), slot * ENDPOINT_RECORD_BYTES);
+    return d.data;
   }
 
-  stats(): IoStats {
-    return this.#native.stats();
-  }
-
-  close(): void {
-    if (this.#closed) return;
-    this.#closed = true;
-    this.#native.close();
+  protected flush(count: number): number {
+    return this.native.send(count);
   }
 
   /** The encoded address record of an endpoint, cached by object and by text. */
@@ -306,28 +268,6 @@ class NativeUdpBind implements UdpBind {
     this.#lastTxRecord = record;
     return record;
   }
-
-  #startReading(): void {
-    if (this.#closed || this.#paused || this.#failed || this.#onDatagrams === undefined) return;
-    this.#native.start(this.#dispatch);
-  }
-
-  #dispatch = (count: number, error?: Error): void => {
-    if (count < 0) {
-      this.#failed = true;
-      const err = error ?? new Error(`UDP socket on port ${this.port} failed`);
-      if (this.#onError === undefined) throw err;
-      this.#onError(err);
-      return;
-    }
-    const batch = this.#batch;
-    batch.count = count;
-    try {
-      this.#onDatagrams?.(batch);
-    } finally {
-      batch.count = 0;
-    }
-  };
 }
 
 /**

@@ -41,7 +41,8 @@ export interface IoStats {
 /** The callback the addon calls: (count) per batch, (-1, error) once when the fd is dead. */
 export type NativeBatchCallback = (count: number, error?: Error) => void;
 
-interface NativeIo {
+/** The ring I/O surface the addon's Tun and Udp objects share. */
+export interface NativeIo {
   /** Receive ring: packet i is rxBuffer[rxOffsets[i] .. rxOffsets[i] + rxLengths[i]). */
   readonly rxBuffer: Uint8Array;
   readonly rxOffsets: Uint32Array;
