@@ -356,6 +356,21 @@ wgtun_io *wgtun_io_unwrap(napi_env env, napi_callback_info info, size_t *argc, n
   return data;
 }
 
+wgtun_io *wgtun_io_tx_count(napi_env env, napi_callback_info info, const char *usage,
+                            uint32_t *count) {
+  size_t argc = 1;
+  napi_value argv[1];
+  wgtun_io *io = wgtun_io_unwrap(env, info, &argc, argv);
+  if (io == NULL) return NULL;
+  if (argc < 1) {
+    wgtun_throw_type(env, usage);
+    return NULL;
+  }
+  if (wgtun_arg_u32(env, argv[0], "count", 0, io->batch, count) < 0) return NULL;
+  if (io->closed) *count = 0;
+  return io;
+}
+
 napi_value wgtun_io_start(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1], undefined;

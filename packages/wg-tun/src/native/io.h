@@ -93,6 +93,18 @@ napi_value wgtun_io_stop(napi_env env, napi_callback_info info);
 napi_value wgtun_io_close(napi_env env, napi_callback_info info);
 napi_value wgtun_io_stats(napi_env env, napi_callback_info info);
 
+/* Their entries in a class's napi_define_class table: the NativeIo surface of addon.ts. */
+#define WGTUN_IO_METHODS                                                                   \
+  {"start", NULL, wgtun_io_start, NULL, NULL, NULL, napi_default_method, NULL},            \
+      {"stop", NULL, wgtun_io_stop, NULL, NULL, NULL, napi_default_method, NULL},          \
+      {"close", NULL, wgtun_io_close, NULL, NULL, NULL, napi_default_method, NULL},        \
+      {"stats", NULL, wgtun_io_stats, NULL, NULL, NULL, napi_default_method, NULL}
+
+/* The io behind `this` and the count argument of write(count)/send(count) (`usage`): 0..batch,
+ * and 0 once closed so nothing is sent. Throws and returns NULL on a bad call. */
+wgtun_io *wgtun_io_tx_count(napi_env env, napi_callback_info info, const char *usage,
+                            uint32_t *count);
+
 /* Stops polling and closes the fd; idempotent. */
 void wgtun_io_shutdown(wgtun_io *io);
 

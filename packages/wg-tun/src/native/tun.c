@@ -186,14 +186,10 @@ static napi_value tun_fd(napi_env env, napi_callback_info info) {
 
 /* write(count): writes tx slots 0..count-1 (lengths in txLengths); returns how many the kernel took. */
 static napi_value tun_write(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1], result;
+  napi_value result;
   uint32_t count, i, sent = 0;
-  wgtun_io *io = wgtun_io_unwrap(env, info, &argc, argv);
+  wgtun_io *io = wgtun_io_tx_count(env, info, "write(count)", &count);
   if (io == NULL) return NULL;
-  if (argc < 1) return wgtun_throw_type(env, "write(count)");
-  if (wgtun_arg_u32(env, argv[0], "count", 0, io->batch, &count) < 0) return NULL;
-  if (io->closed) count = 0;
   for (i = 0; i < count; i++) {
     uint32_t len = io->tx_len[i];
     ssize_t r;
@@ -283,10 +279,7 @@ static napi_value tun_mtu(napi_env env, napi_callback_info info) {
 napi_value wgtun_tun_init(napi_env env, napi_value exports) {
   napi_value cls;
   napi_property_descriptor methods[] = {
-      {"start", NULL, wgtun_io_start, NULL, NULL, NULL, napi_default_method, NULL},
-      {"stop", NULL, wgtun_io_stop, NULL, NULL, NULL, napi_default_method, NULL},
-      {"close", NULL, wgtun_io_close, NULL, NULL, NULL, napi_default_method, NULL},
-      {"stats", NULL, wgtun_io_stats, NULL, NULL, NULL, napi_default_method, NULL},
+      WGTUN_IO_METHODS,
       {"write", NULL, tun_write, NULL, NULL, NULL, napi_default_method, NULL},
       {"name", NULL, tun_name, NULL, NULL, NULL, napi_default_method, NULL},
       {"mtu", NULL, tun_mtu, NULL, NULL, NULL, napi_default_method, NULL},

@@ -462,15 +462,11 @@ static uint32_t send_singly(wgtun_io *io, uint32_t first, uint32_t count) {
  * shorter) goes as one message. Datagrams the kernel refuses (unreachable, wrong family) are
  * skipped and counted; on EAGAIN the rest of the batch is dropped and counted. */
 static napi_value udp_send(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1], result;
+  napi_value result;
   uint32_t count, i, m = 0, k = 0, done = 0, sent = 0;
   udp_kind *u;
-  wgtun_io *io = wgtun_io_unwrap(env, info, &argc, argv);
+  wgtun_io *io = wgtun_io_tx_count(env, info, "send(count)", &count);
   if (io == NULL) return NULL;
-  if (argc < 1) return wgtun_throw_type(env, "send(count)");
-  if (wgtun_arg_u32(env, argv[0], "count", 0, io->batch, &count) < 0) return NULL;
-  if (io->closed) count = 0;
   u = io->kind;
 
   /* Datagrams with a usable destination, compacted to 0..m-1. */
@@ -636,10 +632,7 @@ static napi_value udp_decode_address(napi_env env, napi_callback_info info) {
 napi_value wgtun_udp_init(napi_env env, napi_value exports) {
   napi_value cls, fn;
   napi_property_descriptor methods[] = {
-      {"start", NULL, wgtun_io_start, NULL, NULL, NULL, napi_default_method, NULL},
-      {"stop", NULL, wgtun_io_stop, NULL, NULL, NULL, napi_default_method, NULL},
-      {"close", NULL, wgtun_io_close, NULL, NULL, NULL, napi_default_method, NULL},
-      {"stats", NULL, wgtun_io_stats, NULL, NULL, NULL, napi_default_method, NULL},
+      WGTUN_IO_METHODS,
       {"send", NULL, udp_send, NULL, NULL, NULL, napi_default_method, NULL},
       {"setMark", NULL, udp_set_mark, NULL, NULL, NULL, napi_default_method, NULL},
       {"offloads", NULL, udp_offloads, NULL, NULL, NULL, napi_default_method, NULL},
