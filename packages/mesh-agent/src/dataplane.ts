@@ -79,7 +79,8 @@ export interface Dataplane {
   close?(): Promise<void>;
 }
 
-const NOT_THERE: Observed = {
+/** What `observe` reports for an interface that does not exist; one shared value (readonly fields). */
+export const NOT_THERE: Observed = {
   exists: false,
   up: false,
   listenPort: 0,

@@ -8,6 +8,7 @@ import type { ObservedPeer, PunchOptions } from './diff.js';
 import { describeDiff, diffConfig, isEmptyDiff } from './diff.js';
 import {
   ipCommands,
+  NOT_THERE,
   wgSetArgs,
   type ApplyResult,
   type Dataplane,
@@ -54,17 +55,7 @@ export function createFakeDataplane(backend: BackendKind = 'userspace'): FakeDat
   const probes: { address: string; port: number }[] = [];
   const observe = async (iface: string): Promise<Observed> => {
     const i = ifaces.get(iface);
-    if (i === undefined)
-      return {
-        exists: false,
-        up: false,
-        listenPort: 0,
-        mtu: null,
-        addresses: [],
-        routes: [],
-        peers: [],
-        publicKey: null,
-      };
+    if (i === undefined) return NOT_THERE;
     return {
       exists: true,
       up: i.up,
