@@ -21,7 +21,8 @@ import {
   type Runner,
   type WgDump,
 } from '@wiremesh/mesh-agent';
-import { nsRun, pollUntil, startUserspaceWg } from './harness/kernel-vm/index.js';
+import { startUserspaceWg } from './harness/kernel-vm/index.js';
+import { pollUntil, run } from './harness/netns.js';
 
 /** A place where a backend runs, as the cases need it. */
 export interface BackendTarget {
@@ -203,7 +204,7 @@ async function withDevice(
 
 /** Pings `address` from namespace `ns` on this host; resolves with how many replies came back. */
 async function ping(ns: string, address: string, count = PING_COUNT): Promise<number> {
-  const r = await nsRun(ns, ['ping', '-c', String(count), '-i', '0.2', '-W', '3', address], {
+  const r = await run(ns, ['ping', '-c', String(count), '-i', '0.2', '-W', '3', address], {
     timeoutMs: 15_000,
   });
   return Number(/(\d+) received/.exec(r.stdout)?.[1] ?? 0);

@@ -4,14 +4,13 @@
 import { execFileSync } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
-  nsRun,
-  pollUntil,
   startKernelVm,
   startUserspaceWg,
   type KernelVm,
   type UserspaceWg,
   type WgDump,
 } from './harness/kernel-vm/index.js';
+import { run } from './harness/netns.js';
 import { wgtsCommand } from './harness/wgts.js';
 
 /** Userspace devices proven against the kernel: `command... -f IFACE` must behave as wireguard-go. */
@@ -61,7 +60,7 @@ function conf(
 }
 
 function hostPing(ns: string, address: string): Promise<{ received: number; output: string }> {
-  return nsRun(ns, ['ping', '-c', String(PING_COUNT), '-i', '0.2', '-W', '3', address], {
+  return run(ns, ['ping', '-c', String(PING_COUNT), '-i', '0.2', '-W', '3', address], {
     timeoutMs: 15_000,
   }).then((r) => {
     const m = /(\d+) received/.exec(r.stdout);

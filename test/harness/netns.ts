@@ -1,9 +1,15 @@
 // Network namespaces, veth links and processes for system tests, after the kernel's
 // tools/testing/selftests/wireguard/netns.sh: everything made here is registered and removed on
 // every exit path (normal cleanup, a failed test, process exit, SIGINT/SIGTERM/SIGHUP).
-import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import {
+  execFile,
+  execFileSync,
+  spawn,
+  type ChildProcess,
+  type SpawnOptions,
+} from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { readdirSync } from 'node:fs';
+import { readdirSync, rmSync } from 'node:fs';
 
 /** Namespaces made here are named `<tag>-<owner pid>-<hex>`; the default tag. */
 export const DEFAULT_NS_TAG = 'wgts';
@@ -14,7 +20,7 @@ const MAX_OUTPUT_BYTES = 64 << 20;
 const KEPT_OUTPUT_CHARS = 64 * 1024;
 
 const namespaces = new Set<string>();
-const processes = new Set<TrackedProcess>();
+const children = new Set<ChildProcess>();
 const cleanups = new Set<() => void>();
 let hooked = false;
 
@@ -63,6 +69,15 @@ function destroyNamespace(ns: string): void {
   quiet(['ip', 'netns', 'del', ns]);
 }
 
+/**
+ * Whether `name` has the form of a namespace createNamespace(tag) makes (`<tag>-<pid>-<hex>`) and
+ * its owner process is gone; other places named after a namespace (work dirs) use it too.
+ */
+export function isStaleName(name: string, tag = DEFAULT_NS_TAG): boolean {
+  const owner = Number(new RegExp(`^${tag}-(\\d+)-[0-9a-f]+$`).exec(name)?.[1] ?? NaN);
+  return Number.isInteger(owner) && owner !== process.pid && !alive(owner);
+}
+
 /** Removes namespaces of this harness whose owner process is gone (a SIGKILLed earlier run). Never throws. */
 export function removeStaleNamespaces(tag = DEFAULT_NS_TAG): void {
   let names: string[];
@@ -71,12 +86,7 @@ export function removeStaleNamespaces(tag = DEFAULT_NS_TAG): void {
   } catch {
     return;
   }
-  const re = new RegExp(`^${tag}-(\\d+)-[0-9a-f]+$`);
-  for (const name of names) {
-    const owner = Number(re.exec(name)?.[1] ?? NaN);
-    if (!Number.isInteger(owner) || owner === process.pid || alive(owner)) continue;
-    destroyNamespace(name);
-  }
+  for (const name of names) if (isStaleName(name, tag)) destroyNamespace(name);
 }
 
 /** Runs every registered cleanup, stops every tracked process, deletes every namespace. Sync; never throws. */
@@ -89,8 +99,10 @@ export function cleanupAll(): void {
     }
   }
   cleanups.clear();
-  for (const p of processes) p.kill('SIGKILL');
-  processes.clear();
+  for (const child of children) {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  }
+  children.clear();
   for (const ns of namespaces) destroyNamespace(ns);
   namespaces.clear();
 }
@@ -114,6 +126,20 @@ export function onCleanup(fn: () => void): () => void {
   hook();
   cleanups.add(fn);
   return () => cleanups.delete(fn);
+}
+
+/**
+ * Registers a file a child makes and removes on a clean exit (e.g. a UAPI socket), so that
+ * cleanupAll removes it when the child had to be killed. Returns a function that removes it now
+ * and unregisters it (idempotent).
+ */
+export function trackFile(path: string): () => void {
+  const remove = (): void => rmSync(path, { force: true });
+  const unregister = onCleanup(remove);
+  return () => {
+    unregister();
+    remove();
+  };
 }
 
 /** Creates namespace `<tag>-<pid>-<hex>` with loopback up, registered for cleanup. Returns its name. */
@@ -248,17 +274,50 @@ export interface TrackedProcess {
 }
 
 /**
- * Spawns argv inside `ns` with a parent-death SIGKILL (so it never outlives the test process),
- * output captured, registered for cleanup. Throws if it cannot be spawned.
+ * Spawns argv inside `ns` (null: here) with a parent-death SIGKILL (so it never outlives the test
+ * process), killed by cleanupAll while it runs. Returns the ChildProcess; its pid is the program's
+ * own (setpriv and `ip netns exec` exec into it). For a child whose stdio the caller drives.
+ */
+export function spawnChild(
+  ns: string | null,
+  argv: readonly string[],
+  options: SpawnOptions = {},
+): ChildProcess {
+  hook();
+  const full = ['setpriv', '--pdeathsig', 'KILL', '--', ...inNs(ns, argv)];
+  const child = spawn(full[0]!, full.slice(1), options);
+  children.add(child);
+  child.once('exit', () => children.delete(child));
+  return child;
+}
+
+/**
+ * Sends `signal` to a child from spawnChild, then SIGKILL if it has not exited after graceMs.
+ * Resolves when it has exited (at once if it already has). Never rejects.
+ */
+export async function stopChild(
+  child: ChildProcess,
+  graceMs: number,
+  signal: NodeJS.Signals = 'SIGTERM',
+): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null || child.pid === undefined) return;
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  child.kill(signal);
+  const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
+  await exited;
+  clearTimeout(timer);
+}
+
+/**
+ * Spawns argv inside `ns` as spawnChild does, with its output captured. Throws if it cannot be
+ * spawned.
  */
 export function spawnIn(
   ns: string | null,
   argv: readonly string[],
   options: { env?: NodeJS.ProcessEnv } = {},
 ): TrackedProcess {
-  hook();
-  const full = ['setpriv', '--pdeathsig', 'KILL', '--', ...inNs(ns, argv)];
-  const child = spawn(full[0]!, full.slice(1), {
+  const child = spawnChild(ns, argv, {
     stdio: ['ignore', 'pipe', 'pipe'],
     ...(options.env === undefined ? {} : { env: options.env }),
   });
@@ -273,7 +332,6 @@ export function spawnIn(
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
     child.once('exit', (code, signal) => {
       running = false;
-      processes.delete(tracked);
       resolve({ code, signal });
     }),
   );
@@ -294,7 +352,6 @@ export function spawnIn(
       }
     },
   };
-  processes.add(tracked);
   return tracked;
 }
 
@@ -304,11 +361,8 @@ export async function stopProcess(
   signal: NodeJS.Signals = 'SIGTERM',
   graceMs = 5_000,
 ): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
-  p.kill(signal);
-  const timer = setTimeout(() => p.kill('SIGKILL'), graceMs);
-  const how = await p.exited;
-  clearTimeout(timer);
-  return how;
+  await stopChild(p.child, graceMs, signal);
+  return p.exited;
 }
 
 /**

@@ -6,13 +6,13 @@ import { mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
+  check,
   createNamespace,
   deleteNamespace,
   isStaleName,
-  nsCheck,
-  spawnTracked,
+  spawnChild,
   stopChild,
-} from './netns.js';
+} from '../netns.js';
 import { parseWgDump, type WgDump } from './wg-dump.js';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
@@ -26,6 +26,8 @@ const TIMED_OUT_STATUSES = new Set([124, 143]);
 /** Added to a guest ping's own bound (sending, then waiting for replies) for it to exit. */
 const PING_EXIT_MARGIN_SEC = 2;
 const QEMU_STOP_GRACE_MS = 3_000;
+/** The VM's namespace, and the work dir named after it, are `wmk-<owner pid>-<hex>`. */
+const NS_TAG = 'wmk';
 const DEFAULT_EXEC_TIMEOUT_MS = 20_000;
 const PREPARE_TIMEOUT_MS = 600_000;
 const BUILD_INITRAMFS_TIMEOUT_MS = 60_000;
@@ -130,7 +132,7 @@ function stripPrefix(cidr: string): string {
  * when cached). Resolves with the cached kernel's paths; rejects with prepare.sh's message.
  */
 export async function prepareKernel(): Promise<KernelImage> {
-  const out = await nsCheck(null, ['bash', join(HERE, 'prepare.sh')], {
+  const out = await check(null, ['bash', join(HERE, 'prepare.sh')], {
     timeoutMs: PREPARE_TIMEOUT_MS,
   });
   const field = (k: string): string => {
@@ -297,12 +299,12 @@ export async function startKernelVm(options: KernelVmOptions = {}): Promise<Kern
     ...options,
   };
   const kernel = await prepareKernel();
-  const netns = createNamespace();
+  const netns = createNamespace(NS_TAG);
   const runsDir = join(REPO, '.wiremesh-test', 'kernel-vm');
   // Each run keeps its console log for a post-mortem until a later run finds its owner gone.
   mkdirSync(runsDir, { recursive: true });
   for (const old of readdirSync(runsDir)) {
-    if (isStaleName(old)) rmSync(join(runsDir, old), { recursive: true, force: true });
+    if (isStaleName(old, NS_TAG)) rmSync(join(runsDir, old), { recursive: true, force: true });
   }
   const workDir = join(runsDir, netns);
   let child: ChildProcess | null = null;
@@ -310,13 +312,13 @@ export async function startKernelVm(options: KernelVmOptions = {}): Promise<Kern
     mkdirSync(workDir, { recursive: true });
     const initrd = join(workDir, 'initrd.gz');
     const consoleLog = join(workDir, 'console.log');
-    await nsCheck(
+    await check(
       null,
       ['bash', join(HERE, 'build-initramfs.sh'), kernel.modulesDir, initrd, ...o.extraBinaries],
       { timeoutMs: BUILD_INITRAMFS_TIMEOUT_MS },
     );
 
-    const ip = (...args: string[]): Promise<string> => nsCheck(null, ['ip', '-n', netns, ...args]);
+    const ip = (...args: string[]): Promise<string> => check(null, ['ip', '-n', netns, ...args]);
     await ip('tuntap', 'add', 'tap0', 'mode', 'tap');
     await ip('addr', 'add', o.hostAddress4, 'dev', 'tap0');
     await ip('-6', 'addr', 'add', o.hostAddress6, 'dev', 'tap0', 'nodad');
@@ -349,7 +351,7 @@ export async function startKernelVm(options: KernelVmOptions = {}): Promise<Kern
       ['-device', 'virtio-net-pci,netdev=n0,mac=52:54:00:77:00:02,romfile='],
     ].flat();
     const started = performance.now();
-    const qemu = spawnTracked(netns, 'qemu-system-x86_64', args, {
+    const qemu = spawnChild(netns, ['qemu-system-x86_64', ...args], {
       stdio: ['pipe', 'pipe', 'pipe'],
     });
     child = qemu;

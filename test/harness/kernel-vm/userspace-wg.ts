@@ -3,9 +3,8 @@
 import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { nsCheck, spawnTracked, stopChild, trackFile } from './netns.js';
+import { check, pollUntil, spawnChild, stopChild, trackFile } from '../netns.js';
 import { parseWgDump, type WgDump } from './wg-dump.js';
-import { pollUntil } from './poll.js';
 
 const UAPI_DIR = '/var/run/wireguard';
 const STOP_GRACE_MS = 3_000;
@@ -59,7 +58,7 @@ export async function startUserspaceWg(options: UserspaceWgOptions): Promise<Use
   const socket = `${UAPI_DIR}/${iface}.sock`;
   if (existsSync(socket)) throw new Error(`${socket} exists: interface name ${iface} is taken`);
   const removeSocket = trackFile(socket);
-  const child = spawnTracked(netns, program, [...lead, '-f', iface], {
+  const child = spawnChild(netns, [program, ...lead, '-f', iface], {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, ...options.env },
   });
@@ -103,12 +102,12 @@ export async function startUserspaceWg(options: UserspaceWgOptions): Promise<Use
     log: () => output,
     async setConf(conf) {
       // Node's child stdin is a socket, which /dev/stdin cannot be opened on; cat makes it a pipe.
-      await nsCheck(netns, ['sh', '-c', 'cat | wg setconf "$1" /dev/stdin', 'sh', iface], {
+      await check(netns, ['sh', '-c', 'cat | wg setconf "$1" /dev/stdin', 'sh', iface], {
         input: conf,
       });
     },
     async addAddress(cidr) {
-      await nsCheck(null, [
+      await check(null, [
         'ip',
         '-n',
         netns,
@@ -119,10 +118,10 @@ export async function startUserspaceWg(options: UserspaceWgOptions): Promise<Use
         iface,
         ...(cidr.includes(':') ? ['nodad'] : []),
       ]);
-      await nsCheck(null, ['ip', '-n', netns, 'link', 'set', iface, 'up']);
+      await check(null, ['ip', '-n', netns, 'link', 'set', iface, 'up']);
     },
     async wgDump() {
-      return parseWgDump(await nsCheck(netns, ['wg', 'show', iface, 'dump']));
+      return parseWgDump(await check(netns, ['wg', 'show', iface, 'dump']));
     },
     stop() {
       // A clean exit removes the socket; one killed after the grace period leaves it behind.
