@@ -16,6 +16,9 @@ import {
   uniqueId,
   type TrackedProcess,
 } from './netns.js';
+import { parseDump, type WgDump } from './wg-dump.js';
+
+export type { WgDump, WgDumpPeer } from './wg-dump.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 /** The built CLI; system tests run the real program, as wg-quick would. */
@@ -148,54 +151,6 @@ export function wgKeypair(): WgKeypair {
 /** A preshared key from `wg genpsk`. */
 export function wgPsk(): string {
   return execFileSync('wg', ['genpsk'], { encoding: 'utf8' }).trim();
-}
-
-/** `wg show IFACE dump`, parsed: the interface line, then one line per peer. */
-export interface WgDump {
-  privateKey: string;
-  publicKey: string;
-  listenPort: number;
-  fwmark: string;
-  peers: WgDumpPeer[];
-}
-
-/** One peer line of `wg show IFACE dump`. */
-export interface WgDumpPeer {
-  publicKey: string;
-  presharedKey: string;
-  endpoint: string;
-  allowedIps: string[];
-  latestHandshake: number;
-  rxBytes: number;
-  txBytes: number;
-  persistentKeepalive: string;
-}
-
-/** Parses the text of `wg show IFACE dump` (one interface). Throws on a malformed line. */
-export function parseDump(text: string): WgDump {
-  const lines = text.trim().split('\n');
-  const head = lines[0]?.split('\t') ?? [];
-  if (head.length !== 4) throw new Error(`unexpected dump interface line: ${lines[0]}`);
-  return {
-    privateKey: head[0]!,
-    publicKey: head[1]!,
-    listenPort: Number(head[2]),
-    fwmark: head[3]!,
-    peers: lines.slice(1).map((line) => {
-      const f = line.split('\t');
-      if (f.length !== 8) throw new Error(`unexpected dump peer line: ${line}`);
-      return {
-        publicKey: f[0]!,
-        presharedKey: f[1]!,
-        endpoint: f[2]!,
-        allowedIps: f[3] === '(none)' ? [] : f[3]!.split(','),
-        latestHandshake: Number(f[4]),
-        rxBytes: Number(f[5]),
-        txBytes: Number(f[6]),
-        persistentKeepalive: f[7]!,
-      };
-    }),
-  };
 }
 
 /** `wg show IFACE dump` in `ns`, parsed. */

@@ -1,5 +1,6 @@
-// Parser for `wg show IFACE dump` (wireguard-tools wg(8), "dump" output): one tab-separated line
-// for the interface, then one per peer. Shared by the kernel VM and the userspace peers.
+// `wg show IFACE dump` for the kernel VM and the userspace peers: the harness's parser
+// (../wg-dump.ts) without the keys, `(none)` and `off` read as null and 0.
+import { parseDump } from '../wg-dump.js';
 
 /** The interface line of a dump. The private key is deliberately not kept. */
 export interface WgDumpInterface {
@@ -38,40 +39,18 @@ const NONE = '(none)';
  * Returns the interface and its peers; throws Error naming the line when the text is not a dump.
  */
 export function parseWgDump(text: string): WgDump {
-  const lines = text.split('\n').filter((l) => l.length > 0);
-  const head = lines[0]?.split('\t');
-  if (head === undefined || head.length !== 4) {
-    throw new Error(`not a wg dump (interface line has ${head?.length ?? 0} fields)`);
-  }
-  const iface: WgDumpInterface = {
-    publicKey: head[1] ?? '',
-    listenPort: Number(head[2]),
-    fwmark: head[3] ?? '',
+  const dump = parseDump(text);
+  return {
+    iface: { publicKey: dump.publicKey, listenPort: dump.listenPort, fwmark: dump.fwmark },
+    peers: dump.peers.map((p) => ({
+      publicKey: p.publicKey,
+      hasPresharedKey: p.presharedKey !== NONE,
+      endpoint: p.endpoint === NONE ? null : p.endpoint,
+      allowedIps: p.allowedIps,
+      latestHandshake: p.latestHandshake,
+      rxBytes: p.rxBytes,
+      txBytes: p.txBytes,
+      persistentKeepalive: p.persistentKeepalive === 'off' ? 0 : Number(p.persistentKeepalive),
+    })),
   };
-  const peers = lines.slice(1).map((line, i): WgDumpPeer => {
-    const f = line.split('\t');
-    if (f.length !== 8)
-      throw new Error(`not a wg dump (peer line ${i + 1} has ${f.length} fields)`);
-    const [pub, psk, endpoint, allowed, hs, rx, tx, ka] = f as [
-      string,
-      string,
-      string,
-      string,
-      string,
-      string,
-      string,
-      string,
-    ];
-    return {
-      publicKey: pub,
-      hasPresharedKey: psk !== NONE,
-      endpoint: endpoint === NONE ? null : endpoint,
-      allowedIps: allowed === NONE ? [] : allowed.split(','),
-      latestHandshake: Number(hs),
-      rxBytes: Number(rx),
-      txBytes: Number(tx),
-      persistentKeepalive: ka === 'off' ? 0 : Number(ka),
-    };
-  });
-  return { iface, peers };
 }
