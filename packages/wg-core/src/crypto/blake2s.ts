@@ -3,11 +3,13 @@
  * §5.4). Its inputs are 1-3 blocks, so per-call setup dominates: the state lives in module scratch
  * arrays (wiped after each call) and nothing is allocated but the returned digest.
  */
-import { HASH_LEN, MAC_LEN } from '../constants.js';
+import { HASH_LEN, KEY_LEN, MAC_LEN } from '../constants.js';
 
 /** RFC 7693 §2.1: BLAKE2s works on 64-byte blocks of 32-bit little-endian words. */
 const BLOCK_LEN = 64;
 const STATE_WORDS = 8;
+const BLOCK_WORDS = BLOCK_LEN / 4;
+const KEY_WORDS = KEY_LEN / 4;
 /** RFC 7693 §2.1: keys of at most 32 bytes. */
 const MAX_KEY_LEN = 32;
 /** RFC 7693 §2.5: parameter block word 0 is 0x0101kknn (depth 1, fanout 1, key length, output length). */
@@ -17,6 +19,8 @@ const TWO_POW_32 = 2 ** 32;
 /** RFC 2104 §2: the inner and outer pads. */
 const HMAC_IPAD = 0x36;
 const HMAC_OPAD = 0x5c;
+/** A pad byte times this is the byte repeated in all four lanes of a word. */
+const PAD_WORD_SPREAD = 0x0101_0101;
 
 /** RFC 7693 §2.6: the SHA-256 initial values. */
 const IV = Int32Array.of(
@@ -30,31 +34,19 @@ const IV = Int32Array.of(
   0x5be0cd19,
 );
 
+/** The 16 message words of the next block to compress (RFC 7693 §2.1: little-endian). */
+const w = new Int32Array(BLOCK_WORDS);
+
 /**
- * F (RFC 7693 §3.2): mixes the 64-byte block at `block[off..]` into `h`. `t` counts the bytes
- * hashed so far including this block; `last` marks the final block. The ten rounds are written
- * out with the message words in locals: looking them up through SIGMA in a loop is 3x slower in V8.
- * Each pair of lines is one G (RFC 7693 §3.1) with its rotations by 16, 12, 8 and 7.
+ * F (RFC 7693 §3.2): mixes the block in `w` into `h`. `t` counts the bytes hashed so far
+ * including this block; `last` marks the final block. The ten rounds are written out with the
+ * message words in locals: looking them up through SIGMA in a loop is 3x slower in V8. Each pair
+ * of lines is one G (RFC 7693 §3.1) with its rotations by 16, 12, 8 and 7.
  */
 // prettier-ignore
-function compress(h: Int32Array, block: Uint8Array, off: number, t: number, last: boolean): void {
-  const b = block;
-  const m0 = b[off]! | (b[off + 1]! << 8) | (b[off + 2]! << 16) | (b[off + 3]! << 24);
-  const m1 = b[off + 4]! | (b[off + 5]! << 8) | (b[off + 6]! << 16) | (b[off + 7]! << 24);
-  const m2 = b[off + 8]! | (b[off + 9]! << 8) | (b[off + 10]! << 16) | (b[off + 11]! << 24);
-  const m3 = b[off + 12]! | (b[off + 13]! << 8) | (b[off + 14]! << 16) | (b[off + 15]! << 24);
-  const m4 = b[off + 16]! | (b[off + 17]! << 8) | (b[off + 18]! << 16) | (b[off + 19]! << 24);
-  const m5 = b[off + 20]! | (b[off + 21]! << 8) | (b[off + 22]! << 16) | (b[off + 23]! << 24);
-  const m6 = b[off + 24]! | (b[off + 25]! << 8) | (b[off + 26]! << 16) | (b[off + 27]! << 24);
-  const m7 = b[off + 28]! | (b[off + 29]! << 8) | (b[off + 30]! << 16) | (b[off + 31]! << 24);
-  const m8 = b[off + 32]! | (b[off + 33]! << 8) | (b[off + 34]! << 16) | (b[off + 35]! << 24);
-  const m9 = b[off + 36]! | (b[off + 37]! << 8) | (b[off + 38]! << 16) | (b[off + 39]! << 24);
-  const m10 = b[off + 40]! | (b[off + 41]! << 8) | (b[off + 42]! << 16) | (b[off + 43]! << 24);
-  const m11 = b[off + 44]! | (b[off + 45]! << 8) | (b[off + 46]! << 16) | (b[off + 47]! << 24);
-  const m12 = b[off + 48]! | (b[off + 49]! << 8) | (b[off + 50]! << 16) | (b[off + 51]! << 24);
-  const m13 = b[off + 52]! | (b[off + 53]! << 8) | (b[off + 54]! << 16) | (b[off + 55]! << 24);
-  const m14 = b[off + 56]! | (b[off + 57]! << 8) | (b[off + 58]! << 16) | (b[off + 59]! << 24);
-  const m15 = b[off + 60]! | (b[off + 61]! << 8) | (b[off + 62]! << 16) | (b[off + 63]! << 24);
+function compress(h: Int32Array, t: number, last: boolean): void {
+  const m0 = w[0]!, m1 = w[1]!, m2 = w[2]!, m3 = w[3]!, m4 = w[4]!, m5 = w[5]!, m6 = w[6]!, m7 = w[7]!;
+  const m8 = w[8]!, m9 = w[9]!, m10 = w[10]!, m11 = w[11]!, m12 = w[12]!, m13 = w[13]!, m14 = w[14]!, m15 = w[15]!;
   let v0 = h[0]!, v1 = h[1]!, v2 = h[2]!, v3 = h[3]!, v4 = h[4]!, v5 = h[5]!, v6 = h[6]!, v7 = h[7]!;
   let v8 = IV[0]!, v9 = IV[1]!, v10 = IV[2]!, v11 = IV[3]!;
   let v12 = IV[4]! ^ (t | 0), v13 = IV[5]! ^ ((t / TWO_POW_32) | 0);
@@ -239,58 +231,104 @@ function compress(h: Int32Array, block: Uint8Array, off: number, t: number, last
   h[7] = h[7]! ^ v7 ^ v15;
 }
 
+/** w := the 64 bytes at b[off..]. */
+function loadBlock(b: Uint8Array, off: number): void {
+  for (let i = 0; i < BLOCK_WORDS; i++, off += 4) {
+    w[i] = b[off]! | (b[off + 1]! << 8) | (b[off + 2]! << 16) | (b[off + 3]! << 24);
+  }
+}
+
+/** w := the `len` (< 64) bytes at b[off..], zero-padded to a block (RFC 7693 §3.3). */
+function loadTail(b: Uint8Array, off: number, len: number): void {
+  const words = len >>> 2;
+  let i = 0;
+  for (; i < words; i++, off += 4) {
+    w[i] = b[off]! | (b[off + 1]! << 8) | (b[off + 2]! << 16) | (b[off + 3]! << 24);
+  }
+  const extra = len & 3;
+  if (extra !== 0) {
+    let x = 0;
+    for (let k = 0; k < extra; k++) x |= b[off + k]! << (8 * k);
+    w[i++] = x;
+  }
+  for (; i < BLOCK_WORDS; i++) w[i] = 0;
+}
+
+/** w := `key` (at most a block) zero-padded, each byte XORed with `pad` (RFC 2104 §2; 0: none). */
+function loadKey(key: Uint8Array, pad: number): void {
+  const padWord = pad * PAD_WORD_SPREAD;
+  if (key.length === KEY_LEN) {
+    // The common case, every WireGuard key: eight words of key, eight of pad.
+    for (let i = 0, off = 0; i < KEY_WORDS; i++, off += 4) {
+      const k = key[off]! | (key[off + 1]! << 8) | (key[off + 2]! << 16) | (key[off + 3]! << 24);
+      w[i] = k ^ padWord;
+    }
+    for (let i = KEY_WORDS; i < BLOCK_WORDS; i++) w[i] = padWord;
+    return;
+  }
+  if (key.length === BLOCK_LEN) loadBlock(key, 0);
+  else loadTail(key, 0, key.length);
+  for (let i = 0; i < BLOCK_WORDS; i++) w[i] = w[i]! ^ padWord;
+}
+
+/** Zeroes `a`: a loop beats the fill builtin's call on 8-16 elements. */
+function wipe(a: Int32Array): void {
+  for (let i = 0; i < a.length; i++) a[i] = 0;
+}
+
 /** Word 0 of the parameter block folded into IV[0] (RFC 7693 §2.5). */
 function init(h: Int32Array, outLen: number, keyLen: number): void {
-  h.set(IV);
-  h[0] = h[0]! ^ (PARAM_DEPTH_FANOUT | (keyLen << PARAM_KEY_LEN_SHIFT) | outLen);
+  for (let i = 1; i < STATE_WORDS; i++) h[i] = IV[i]!;
+  h[0] = IV[0]! ^ (PARAM_DEPTH_FANOUT | (keyLen << PARAM_KEY_LEN_SHIFT) | outLen);
 }
 
 /** Writes the first `outLen` bytes of h, little-endian (RFC 7693 §3.3), into `out` at `offset`. */
 function output(h: Int32Array, outLen: number, out: Uint8Array, offset: number): void {
-  for (let i = 0; i < outLen; i++) out[offset + i] = h[i >>> 2]! >>> (8 * (i & 3));
+  let i = 0;
+  for (; i + 4 <= outLen; i += 4) {
+    const x = h[i >>> 2]!;
+    out[offset + i] = x;
+    out[offset + i + 1] = x >>> 8;
+    out[offset + i + 2] = x >>> 16;
+    out[offset + i + 3] = x >>> 24;
+  }
+  for (; i < outLen; i++) out[offset + i] = h[i >>> 2]! >>> (8 * (i & 3));
 }
 
-/** The last block when it is partial: zero-padded here, wiped after each use. */
-const lastBlock = new Uint8Array(BLOCK_LEN);
-
 /**
- * Compresses the rest of a message, `data`, into h, which has compressed `t` bytes, and ends the
+ * Hashes the rest of a message, `data`, into h, which has compressed `t` bytes, and ends the
  * hash. An empty `data` needs t = 0 (the empty message is one zero block).
  */
 function finish(h: Int32Array, t: number, data: Uint8Array): void {
   const n = data.length;
   let off = 0;
   for (; n - off > BLOCK_LEN; off += BLOCK_LEN) {
+    loadBlock(data, off);
     t += BLOCK_LEN;
-    compress(h, data, off, t, false);
+    compress(h, t, false);
   }
   const rest = n - off;
-  if (rest === BLOCK_LEN) {
-    compress(h, data, off, t + BLOCK_LEN, true);
-    return;
-  }
-  for (let i = 0; i < rest; i++) lastBlock[i] = data[off + i]!;
-  compress(h, lastBlock, 0, t + rest, true);
-  lastBlock.fill(0);
+  if (rest === BLOCK_LEN) loadBlock(data, off);
+  else loadTail(data, off, rest);
+  compress(h, t + rest, true);
 }
 
 /**
- * Compresses a first block `block` that more data follows (a key block, an HMAC pad) into h and
- * hashes `data` after it; when `data` is empty the first block is the last.
+ * Compresses the first block already in `w` (a key block, an HMAC pad) into h and hashes `data`
+ * after it; when `data` is empty that first block is the last.
  */
-function afterFirstBlock(h: Int32Array, block: Uint8Array, data: Uint8Array): void {
+function afterFirstBlock(h: Int32Array, data: Uint8Array): void {
   if (data.length === 0) {
-    compress(h, block, 0, BLOCK_LEN, true);
+    compress(h, BLOCK_LEN, true);
   } else {
-    compress(h, block, 0, BLOCK_LEN, false);
+    compress(h, BLOCK_LEN, false);
     finish(h, BLOCK_LEN, data);
   }
 }
 
-/** Scratch state and blocks: every function below is synchronous and wipes them before returning. */
+/** Scratch states: every function below is synchronous and wipes them and `w` before returning. */
 const state = new Int32Array(STATE_WORDS);
-const keyBlock = new Uint8Array(BLOCK_LEN);
-const innerDigest = new Uint8Array(HASH_LEN);
+const innerState = new Int32Array(STATE_WORDS);
 
 /**
  * A running BLAKE2s-256 hash (RFC 7693 §3.3) over parts given one by one, reusable: `reset`
@@ -319,15 +357,17 @@ export class Blake2s {
     let i = 0;
     while (i < n) {
       if (this.pos === BLOCK_LEN) {
+        loadBlock(buf, 0);
         this.t += BLOCK_LEN;
-        compress(this.h, buf, 0, this.t, false);
+        compress(this.h, this.t, false);
         this.pos = 0;
       }
       // Whole blocks straight from `data`, as long as more bytes follow them.
       if (this.pos === 0) {
         for (; n - i > BLOCK_LEN; i += BLOCK_LEN) {
+          loadBlock(data, i);
           this.t += BLOCK_LEN;
-          compress(this.h, data, i, this.t, false);
+          compress(this.h, this.t, false);
         }
       }
       let pos = this.pos;
@@ -335,16 +375,18 @@ export class Blake2s {
       while (i < end) buf[pos++] = data[i++]!;
       this.pos = pos;
     }
+    wipe(w);
     return this;
   }
 
   /** Ends the hash: writes the 32-byte digest into `out` at `offset`, then wipes the state. */
   digestInto(out: Uint8Array, offset = 0): void {
-    this.buf.fill(0, this.pos);
-    compress(this.h, this.buf, 0, this.t + this.pos, true);
+    loadTail(this.buf, 0, this.pos);
+    compress(this.h, this.t + this.pos, true);
     output(this.h, HASH_LEN, out, offset);
-    this.h.fill(0);
+    wipe(this.h);
     this.buf.fill(0);
+    wipe(w);
     this.pos = 0;
     this.t = 0;
   }
@@ -359,7 +401,8 @@ export function blake2sHash(parts: readonly Uint8Array[]): Uint8Array {
     init(state, HASH_LEN, 0);
     finish(state, 0, parts[0]!);
     output(state, HASH_LEN, out, 0);
-    state.fill(0);
+    wipe(state);
+    wipe(w);
     return out;
   }
   streaming.reset();
@@ -385,20 +428,13 @@ export function blake2sMac(
     throw new RangeError(`BLAKE2s output must be 1..${HASH_LEN} bytes`);
   }
   init(state, outLen, key.length);
-  keyBlock.set(key);
-  afterFirstBlock(state, keyBlock, data);
-  keyBlock.fill(0);
+  loadKey(key, 0);
+  afterFirstBlock(state, data);
   const out = new Uint8Array(outLen);
   output(state, outLen, out, 0);
-  state.fill(0);
+  wipe(state);
+  wipe(w);
   return out;
-}
-
-/** keyBlock := key ⊕ pad, zero-padded key (RFC 2104 §2); the key is at most one block. */
-function padBlock(key: Uint8Array, pad: number): void {
-  const n = key.length;
-  for (let i = 0; i < n; i++) keyBlock[i] = key[i]! ^ pad;
-  keyBlock.fill(pad, n);
 }
 
 /**
@@ -408,19 +444,21 @@ function padBlock(key: Uint8Array, pad: number): void {
 export function hmacBlake2s(key: Uint8Array, data: Uint8Array): Uint8Array {
   const k = key.length > BLOCK_LEN ? blake2sHash([key]) : key;
   // inner := HASH((K ⊕ ipad) || data)
+  init(innerState, HASH_LEN, 0);
+  loadKey(k, HMAC_IPAD);
+  afterFirstBlock(innerState, data);
+  // HMAC := HASH((K ⊕ opad) || inner): inner's bytes are its state words, so they go in as words.
   init(state, HASH_LEN, 0);
-  padBlock(k, HMAC_IPAD);
-  afterFirstBlock(state, keyBlock, data);
-  output(state, HASH_LEN, innerDigest, 0);
-  // HMAC := HASH((K ⊕ opad) || inner)
-  init(state, HASH_LEN, 0);
-  padBlock(k, HMAC_OPAD);
-  afterFirstBlock(state, keyBlock, innerDigest);
+  loadKey(k, HMAC_OPAD);
+  compress(state, BLOCK_LEN, false);
+  for (let i = 0; i < STATE_WORDS; i++) w[i] = innerState[i]!;
+  for (let i = STATE_WORDS; i < BLOCK_WORDS; i++) w[i] = 0;
+  compress(state, BLOCK_LEN + HASH_LEN, true);
   if (k !== key) k.fill(0);
   const out = new Uint8Array(HASH_LEN);
   output(state, HASH_LEN, out, 0);
-  keyBlock.fill(0);
-  innerDigest.fill(0);
-  state.fill(0);
+  wipe(state);
+  wipe(innerState);
+  wipe(w);
   return out;
 }
