@@ -1,8 +1,9 @@
 /**
  * WireGuard's key derivation: HKDF (RFC 5869) over HMAC-BLAKE2s, and the Noise symmetric-state
- * helpers built on it (whitepaper §5.4: Kdf_n, MixHash; Noise rev 34 §5.2).
+ * helpers built on it (whitepaper §5.4: Kdf_n, MixHash; Noise rev 34 §5.2). A provider's own `kdf`
+ * is used when it has one; otherwise Kdf_n is the chain of `hmac` calls below.
  */
-import { CONSTRUCTION, IDENTIFIER } from './constants.js';
+import { CONSTRUCTION, HASH_LEN, IDENTIFIER } from './constants.js';
 import type { CryptoProvider } from './crypto/provider.js';
 
 /** HKDF-Expand counters are single bytes appended to the previous output (RFC 5869 §2.3). */
@@ -22,6 +23,11 @@ function concat2(a: Uint8Array, b: Uint8Array): Uint8Array {
  * Takes a key and input of any length; returns 32 fresh bytes the caller owns.
  */
 export function kdf1(crypto: CryptoProvider, key: Uint8Array, input: Uint8Array): Uint8Array {
+  if (crypto.kdf) {
+    const t1 = new Uint8Array(HASH_LEN);
+    crypto.kdf(key, input, [t1]);
+    return t1;
+  }
   const prk = crypto.hmac(key, input);
   const t1 = crypto.hmac(prk, KDF_COUNTER_1);
   prk.fill(0);
@@ -37,6 +43,11 @@ export function kdf2(
   key: Uint8Array,
   input: Uint8Array,
 ): [Uint8Array, Uint8Array] {
+  if (crypto.kdf) {
+    const out: [Uint8Array, Uint8Array] = [new Uint8Array(HASH_LEN), new Uint8Array(HASH_LEN)];
+    crypto.kdf(key, input, out);
+    return out;
+  }
   const prk = crypto.hmac(key, input);
   const t1 = crypto.hmac(prk, KDF_COUNTER_1);
   const block = concat2(t1, KDF_COUNTER_2);
@@ -55,6 +66,15 @@ export function kdf3(
   key: Uint8Array,
   input: Uint8Array,
 ): [Uint8Array, Uint8Array, Uint8Array] {
+  if (crypto.kdf) {
+    const out: [Uint8Array, Uint8Array, Uint8Array] = [
+      new Uint8Array(HASH_LEN),
+      new Uint8Array(HASH_LEN),
+      new Uint8Array(HASH_LEN),
+    ];
+    crypto.kdf(key, input, out);
+    return out;
+  }
   const prk = crypto.hmac(key, input);
   const t1 = crypto.hmac(prk, KDF_COUNTER_1);
   const block2 = concat2(t1, KDF_COUNTER_2);

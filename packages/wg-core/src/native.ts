@@ -12,9 +12,10 @@ import {
   getCiphers,
 } from 'node:crypto';
 import { createRequire } from 'node:module';
-import { AEAD_NONCE_LEN, AEAD_TAG_LEN, KEY_LEN, XAEAD_NONCE_LEN } from './constants.js';
-import { blake2sHash, blake2sMac, hmacBlake2s } from './crypto/blake2s.js';
+import { AEAD_NONCE_LEN, AEAD_TAG_LEN, HASH_LEN, KEY_LEN, XAEAD_NONCE_LEN } from './constants.js';
+import { blake2sHash, blake2sMac, hkdfBlake2s, hmacBlake2s } from './crypto/blake2s.js';
 import { nobleCrypto } from './crypto/noble.js';
+import { kdf3 } from './kdf.js';
 import type { CryptoProvider } from './crypto/provider.js';
 
 /**
@@ -335,6 +336,14 @@ function build(
       bytes('data', data);
       return hmacBlake2s(key, data);
     },
+    // Kdf_n with the prk's pads compressed once: 6 + 2n compressions where n hmac calls take 4 + 4n.
+    kdf(key, input, out) {
+      bytes('key', key);
+      bytes('input', input);
+      if (!Array.isArray(out)) throw new TypeError('out must be an array of Uint8Array');
+      for (const o of out) bytes('out[i]', o);
+      hkdfBlake2s(key, input, out);
+    },
   };
   const plan: Plan = {
     x25519: sodium ? 'libsodium' : 'OpenSSL (public keys: noble)',
@@ -384,6 +393,12 @@ function selfCheck(p: CryptoProvider): string | null {
   if (!same(p.hash(a, b), nobleCrypto.hash(a, b))) return 'hash';
   if (!same(p.hmac(a, b), nobleCrypto.hmac(a, b))) return 'hmac';
   if (!same(p.mac(a, ad), nobleCrypto.mac(a, ad))) return 'mac';
+  // Kdf3 with and without input (Kdf2(C, ε) derives the transport keys) against noble's hmac chain.
+  for (const input of p.kdf ? [b, new Uint8Array(0)] : []) {
+    const mine = [new Uint8Array(HASH_LEN), new Uint8Array(HASH_LEN), new Uint8Array(HASH_LEN)];
+    p.kdf!(a, input, mine);
+    if (!kdf3(nobleCrypto, a, input).every((t, i) => same(t, mine[i]!))) return 'kdf';
+  }
   return null;
 }
 

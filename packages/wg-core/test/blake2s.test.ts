@@ -4,7 +4,13 @@ import { randomBytes } from 'node:crypto';
 import { blake2s } from '@noble/hashes/blake2.js';
 import { hmac } from '@noble/hashes/hmac.js';
 import { describe, expect, test } from 'vitest';
-import { Blake2s, blake2sHash, blake2sMac, hmacBlake2s } from '../src/crypto/blake2s.js';
+import {
+  Blake2s,
+  blake2sHash,
+  blake2sMac,
+  hkdfBlake2s,
+  hmacBlake2s,
+} from '../src/crypto/blake2s.js';
 import blake2sVectors from './vectors/blake2s.json' with { type: 'json' };
 import blake2sKat from './vectors/blake2s-kat.json' with { type: 'json' };
 import kdfVectors from './vectors/wireguard-kdf.json' with { type: 'json' };
@@ -43,6 +49,14 @@ describe('vectors', () => {
     const t2 = hmacBlake2s(prk, concat(t1, Uint8Array.of(2)));
     const t3 = hmacBlake2s(prk, concat(t2, Uint8Array.of(3)));
     expect([prk, t1, t2, t3].map(toHex)).toEqual([v.prk_computed, v.t0, v.t1, v.t2]);
+  });
+
+  test.each(kdfVectors.vectors)('HKDF in one call as in wireguard-go TestKDF (key $key)', (v) => {
+    for (const n of [1, 2, 3]) {
+      const out = Array.from({ length: n }, () => new Uint8Array(32));
+      hkdfBlake2s(hex(v.key), hex(v.input), out);
+      expect(out.map(toHex)).toEqual([v.t0, v.t1, v.t2].slice(0, n));
+    }
   });
 });
 
@@ -93,6 +107,52 @@ describe('against @noble/hashes on random inputs', () => {
       expect(toHex(hmacBlake2s(key, d)), `length ${n}`).toBe(toHex(hmac(blake2s, key, d)));
     }
   });
+});
+
+/** HKDF (RFC 5869) the long way: one hmacBlake2s per step. */
+function hkdfByHmac(key: Uint8Array, input: Uint8Array, n: number): string[] {
+  const prk = hmacBlake2s(key, input);
+  const out: Uint8Array[] = [];
+  let previous: Uint8Array = new Uint8Array(0);
+  for (let i = 1; i <= n; i++) {
+    previous = hmacBlake2s(prk, concat(previous, Uint8Array.of(i)));
+    out.push(previous);
+  }
+  return out.map(toHex);
+}
+
+test('HKDF in one call equals the hmac chain: empty to long inputs and keys, 1..5 outputs', () => {
+  for (const n of LENGTHS) {
+    const input = randomBytes(n);
+    const key = randomBytes(n % 3 === 0 ? 32 : n % 101);
+    const count = 1 + (n % 5);
+    const out = Array.from({ length: count }, () => new Uint8Array(32));
+    hkdfBlake2s(key, input, out);
+    expect(out.map(toHex), `input ${n} bytes, key ${key.length} bytes`).toEqual(
+      hkdfByHmac(key, input, count),
+    );
+  }
+});
+
+test('HKDF may write over its own key and input (both are read first)', () => {
+  const key = randomBytes(32);
+  const input = randomBytes(32);
+  const want = hkdfByHmac(key, input, 2);
+  hkdfBlake2s(key, input, [key, input]);
+  expect([key, input].map(toHex)).toEqual(want);
+});
+
+test('HKDF rejects 0 or more than 255 outputs, and outputs that are not 32 bytes', () => {
+  const k = new Uint8Array(32);
+  expect(() => hkdfBlake2s(k, k, [])).toThrow(RangeError);
+  expect(() =>
+    hkdfBlake2s(
+      k,
+      k,
+      Array.from({ length: 256 }, () => new Uint8Array(32)),
+    ),
+  ).toThrow(RangeError);
+  expect(() => hkdfBlake2s(k, k, [new Uint8Array(32), new Uint8Array(31)])).toThrow(RangeError);
 });
 
 test('inputs are left as they were and every output is fresh', () => {

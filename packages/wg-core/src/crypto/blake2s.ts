@@ -19,6 +19,9 @@ const TWO_POW_32 = 2 ** 32;
 /** RFC 2104 §2: the inner and outer pads. */
 const HMAC_IPAD = 0x36;
 const HMAC_OPAD = 0x5c;
+/** RFC 5869 §2.3: the HKDF-Expand counter is one byte, 1 for the first output. */
+const HKDF_MAX_OUTPUTS = 255;
+const HKDF_FIRST_COUNTER = Uint8Array.of(1);
 /** A pad byte times this is the byte repeated in all four lanes of a word. */
 const PAD_WORD_SPREAD = 0x0101_0101;
 
@@ -276,6 +279,11 @@ function wipe(a: Int32Array): void {
   for (let i = 0; i < a.length; i++) a[i] = 0;
 }
 
+/** dst := src, for two states (a loop, as for `wipe`). */
+function copyState(dst: Int32Array, src: Int32Array): void {
+  for (let i = 0; i < STATE_WORDS; i++) dst[i] = src[i]!;
+}
+
 /** Word 0 of the parameter block folded into IV[0] (RFC 7693 §2.5). */
 function init(h: Int32Array, outLen: number, keyLen: number): void {
   for (let i = 1; i < STATE_WORDS; i++) h[i] = IV[i]!;
@@ -437,23 +445,37 @@ export function blake2sMac(
   return out;
 }
 
+/** w := the 8 words of a digest, then `counter` (one byte, or 0 for none), then zeros. */
+function loadDigest(words: Int32Array, counter: number): void {
+  for (let i = 0; i < STATE_WORDS; i++) w[i] = words[i]!;
+  w[STATE_WORDS] = counter;
+  for (let i = STATE_WORDS + 1; i < BLOCK_WORDS; i++) w[i] = 0;
+}
+
+/**
+ * state := HMAC(key, data) as words (RFC 2104 §2; the digest's bytes are its words, little-endian).
+ * The key is at most a block. Leaves innerState and w for the caller to wipe.
+ */
+function hmacWords(key: Uint8Array, data: Uint8Array): void {
+  // inner := HASH((K ⊕ ipad) || data)
+  init(innerState, HASH_LEN, 0);
+  loadKey(key, HMAC_IPAD);
+  afterFirstBlock(innerState, data);
+  // HMAC := HASH((K ⊕ opad) || inner), inner going in as words, never serialised.
+  init(state, HASH_LEN, 0);
+  loadKey(key, HMAC_OPAD);
+  compress(state, BLOCK_LEN, false);
+  loadDigest(innerState, 0);
+  compress(state, BLOCK_LEN + HASH_LEN, true);
+}
+
 /**
  * HMAC-BLAKE2s-256 (RFC 2104 with B = 64, L = 32). Keys longer than a block are hashed first.
  * Returns 32 fresh bytes.
  */
 export function hmacBlake2s(key: Uint8Array, data: Uint8Array): Uint8Array {
   const k = key.length > BLOCK_LEN ? blake2sHash([key]) : key;
-  // inner := HASH((K ⊕ ipad) || data)
-  init(innerState, HASH_LEN, 0);
-  loadKey(k, HMAC_IPAD);
-  afterFirstBlock(innerState, data);
-  // HMAC := HASH((K ⊕ opad) || inner): inner's bytes are its state words, so they go in as words.
-  init(state, HASH_LEN, 0);
-  loadKey(k, HMAC_OPAD);
-  compress(state, BLOCK_LEN, false);
-  for (let i = 0; i < STATE_WORDS; i++) w[i] = innerState[i]!;
-  for (let i = STATE_WORDS; i < BLOCK_WORDS; i++) w[i] = 0;
-  compress(state, BLOCK_LEN + HASH_LEN, true);
+  hmacWords(k, data);
   if (k !== key) k.fill(0);
   const out = new Uint8Array(HASH_LEN);
   output(state, HASH_LEN, out, 0);
@@ -461,4 +483,60 @@ export function hmacBlake2s(key: Uint8Array, data: Uint8Array): Uint8Array {
   wipe(innerState);
   wipe(w);
   return out;
+}
+
+/** The states after the prk's ipad and opad blocks, shared by every HKDF-Expand step. */
+const prkInner = new Int32Array(STATE_WORDS);
+const prkOuter = new Int32Array(STATE_WORDS);
+
+/** dst := the state after compressing the block (digest words ⊕ pad), i.e. an HMAC key's pad. */
+function padState(dst: Int32Array, keyWords: Int32Array, pad: number): void {
+  const padWord = pad * PAD_WORD_SPREAD;
+  for (let i = 0; i < STATE_WORDS; i++) w[i] = keyWords[i]! ^ padWord;
+  for (let i = STATE_WORDS; i < BLOCK_WORDS; i++) w[i] = padWord;
+  init(dst, HASH_LEN, 0);
+  compress(dst, BLOCK_LEN, false);
+}
+
+/**
+ * HKDF (RFC 5869) over HMAC-BLAKE2s, WireGuard's Kdf_n (whitepaper §5.4): prk := HMAC(key, input),
+ * T1 := HMAC(prk, 0x01), Ti := HMAC(prk, Ti-1 || i), written into `out[0..n-1]`. The prk's pad
+ * blocks are compressed once for all n outputs, and prk and Ti stay words, never bytes: 6 + 2n
+ * compressions instead of 4 + 4n. Takes a key (hashed first if longer than a block, as in
+ * `hmacBlake2s`), any input and 1..255 arrays of 32 bytes; throws RangeError on other outputs.
+ */
+export function hkdfBlake2s(key: Uint8Array, input: Uint8Array, out: readonly Uint8Array[]): void {
+  const n = out.length;
+  if (n < 1 || n > HKDF_MAX_OUTPUTS) {
+    throw new RangeError(`HKDF makes 1..${HKDF_MAX_OUTPUTS} outputs, ${n} asked`);
+  }
+  for (const o of out) {
+    if (o.length !== HASH_LEN) throw new RangeError(`HKDF outputs must be ${HASH_LEN} bytes`);
+  }
+  const k = key.length > BLOCK_LEN ? blake2sHash([key]) : key;
+  hmacWords(k, input);
+  if (k !== key) k.fill(0);
+  padState(prkInner, state, HMAC_IPAD);
+  padState(prkOuter, state, HMAC_OPAD);
+  for (let i = 0; i < n; i++) {
+    // inner := HASH((prk ⊕ ipad) || Ti-1 || i), with T0 empty; Ti-1 is still in `state`.
+    copyState(innerState, prkInner);
+    if (i === 0) {
+      loadTail(HKDF_FIRST_COUNTER, 0, 1);
+      compress(innerState, BLOCK_LEN + 1, true);
+    } else {
+      loadDigest(state, i + 1);
+      compress(innerState, BLOCK_LEN + HASH_LEN + 1, true);
+    }
+    // Ti := HASH((prk ⊕ opad) || inner)
+    copyState(state, prkOuter);
+    loadDigest(innerState, 0);
+    compress(state, BLOCK_LEN + HASH_LEN, true);
+    output(state, HASH_LEN, out[i]!, 0);
+  }
+  wipe(state);
+  wipe(innerState);
+  wipe(prkInner);
+  wipe(prkOuter);
+  wipe(w);
 }

@@ -35,6 +35,13 @@ export interface CryptoProvider {
   mac(key: Uint8Array, data: Uint8Array): Uint8Array;
   /** HMAC-BLAKE2s-256 (RFC 2104 over BLAKE2s). Returns fresh bytes. */
   hmac(key: Uint8Array, data: Uint8Array): Uint8Array;
+  /**
+   * Optional: Kdf_n (whitepaper §5.4; HKDF, RFC 5869, over `hmac`) in one call, for a provider
+   * that shares the prk's work between outputs. Writes T1..Tn into `out` (n = out.length, 1..3
+   * in WireGuard, each 32 bytes); must equal the `hmac` chain kdf.ts runs when this is absent.
+   * Throws RangeError on wrong output lengths or counts.
+   */
+  kdf?(key: Uint8Array, input: Uint8Array, out: readonly Uint8Array[]): void;
 }
 
 /** Fills `out` with cryptographically secure random bytes. Injected; wg-core never reads global randomness. */
