@@ -1,7 +1,7 @@
 /**
- * BLAKE2s (RFC 7693) and HMAC-BLAKE2s (RFC 2104) for the handshake's HASH, MAC and HMAC (whitepaper
- * §5.4). Its inputs are 1-3 blocks, so per-call setup dominates: the state lives in module scratch
- * arrays (wiped after each call) and nothing is allocated but the returned digest.
+ * BLAKE2s (RFC 7693), HMAC-BLAKE2s (RFC 2104) and HKDF over it (RFC 5869): the handshake's HASH,
+ * MAC, HMAC and Kdf_n (whitepaper §5.4). Inputs are 1-3 blocks, so per-call setup dominates: state
+ * lives in module scratch arrays (wiped after each call) and only the returned digest is allocated.
  */
 import { HASH_LEN, KEY_LEN, MAC_LEN } from '../constants.js';
 
