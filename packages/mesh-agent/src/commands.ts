@@ -32,6 +32,7 @@ import { interfaceName, isInterfaceName } from './iface-name.js';
 import { localAddresses, localEndpoints } from './local-addresses.js';
 import type { Logger } from './log.js';
 import { NetworkAgent, notApproved } from './network-agent.js';
+import { probeFromPort } from './reflect-client.js';
 import { findExecutable, type Runner } from './runner.js';
 import { StateStore, type NetworkState } from './state-store.js';
 import { installService, systemdRunning } from './systemd.js';
@@ -200,6 +201,7 @@ function agentFor(
     localAddresses: () => localAddresses(exclude),
     ...(onGone !== undefined ? { onGone } : {}),
     prepareWhilePending,
+    probePort: probeFromPort,
   });
 }
 

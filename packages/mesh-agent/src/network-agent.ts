@@ -39,7 +39,7 @@ import { localEndpoints } from './local-addresses.js';
 import type { Logger } from './log.js';
 import type { ProbeOptions } from './backend.js';
 import { netmapToConfig, type DesiredConfig, type LocalAddress } from './netmap.js';
-import { resolveHost } from './reflect-client.js';
+import { resolveHost, type PortProbe } from './reflect-client.js';
 import type { NetworkState, StateStore } from './state-store.js';
 import { AGENT_VERSION } from './version.js';
 
@@ -84,6 +84,15 @@ export interface NetworkAgentDeps {
   now?: () => number;
   /** Resolves the coordinator's host for reflection probes (tests); default DNS / IP literal. */
   resolveHost?: (host: string) => Promise<string>;
+  /**
+   * Sends one reflection probe from local UDP `port` before the device listens there
+   * (reflect-client.ts probeFromPort; the CLI passes it, tests a fake). Absent: no such probe.
+   */
+  probePort?: (
+    port: number,
+    target: { address: string; port: number },
+    timeoutMs: number,
+  ) => Promise<PortProbe>;
 }
 
 /** A peer whose new endpoint has not yet shown a handshake (hole punching in progress). */
@@ -131,6 +140,7 @@ export class NetworkAgent {
   private reportedFailureOf = -1;
   private lastLocal: string | null = null;
   private probedEarly = false;
+  private portProbed = false;
   private reportAgain = false;
 
   constructor(d: NetworkAgentDeps) {
@@ -199,6 +209,10 @@ export class NetworkAgent {
       const created = await this.d.dataplane.ensureInterface(this.iface);
       if (created)
         this.log.info(`${this.network}: created ${this.iface} (${this.d.dataplane.backend})`);
+      if (this.applied === null && !this.portProbed) {
+        this.portProbed = true;
+        await this.probeBeforeListening(map);
+      }
       const desired = netmapToConfig(map, {
         localAddresses: this.d.localAddresses(),
         reflected: this.reflected,
@@ -242,6 +256,47 @@ export class NetworkAgent {
       }
       throw e;
     }
+  }
+
+  /**
+   * Before the first apply of this process makes the device listen (and send): one reflection
+   * probe from the listen port itself, so the reflector is the first destination the NAT maps
+   * that port for. Hosts behind one NAT often share a listen port (the network's default), and a
+   * port-preserving NAT (Linux MASQUERADE) gives a host's first flow to each destination the same
+   * public port when that is free there: two hosts whose first packets went to different places
+   * (one to the reflector, the other to a public peer) both hold it, and the next flow of one of
+   * them that meets the other's collides and gets a second public port, which later flows may
+   * reuse. That host's traffic to a peer then comes from a port the reflector never saw, where a
+   * peer behind a NAT that drops unsolicited packets never answers: the direct path can never
+   * form (only the relay fallback reaches it). With the reflector every host's first destination,
+   * the first host there keeps its port and the others get one remapped port each, used for all
+   * their flows: the one the reflector saw. The reply is kept only by a backend that probes from
+   * its own socket later (the in-process device); others do this only for the order. Never throws.
+   */
+  private async probeBeforeListening(map: NetworkMap): Promise<void> {
+    const probePort = this.d.probePort;
+    const port = map.self.listenPort;
+    if (probePort === undefined || map.reflectPort === null || port <= 0) return;
+    const target = await this.reflectTarget();
+    if (target === null) return;
+    let got: PortProbe;
+    try {
+      got = await probePort(port, target, EARLY_PROBE_TIMEOUT_MS);
+    } catch (e) {
+      this.log.debug(
+        `${this.network}: reflection probe from port ${port} failed: ${errorMessage(e)}`,
+      );
+      return;
+    }
+    if (!got.bound) {
+      this.log.debug(`${this.network}: port ${port} is in use already; no probe before listening`);
+      return;
+    }
+    if (got.endpoint === null || this.d.dataplane.reflect === undefined) return;
+    this.probedEarly = true;
+    if (this.reflected?.ip === got.endpoint.ip && this.reflected.port === got.endpoint.port) return;
+    this.reflected = got.endpoint;
+    this.log.info(`${this.network}: public endpoint ${formatEndpoint(got.endpoint)}`);
   }
 
   /**

@@ -5,6 +5,7 @@
  * in-process userspace device); the kernel's socket cannot be used this way.
  */
 import { randomFillSync } from 'node:crypto';
+import { createSocket } from 'node:dgram';
 import { isIP } from 'node:net';
 import { lookup } from 'node:dns/promises';
 import { REFLECT_TXID_LENGTH, decodeReply, encodeProbe, type Endpoint } from '@wiremesh/protocol';
@@ -142,5 +143,67 @@ export class Reflector {
   /** Stops listening on the socket. */
   close(): void {
     this.socket.onForeignDatagram(null);
+  }
+}
+
+/** What probeFromPort found: whether it could bind the port, and the reply if one came. */
+export interface PortProbe {
+  /** False when the port was taken (the device already listens there): nothing was sent. */
+  readonly bound: boolean;
+  readonly endpoint: Endpoint | null;
+}
+
+/**
+ * Sends one reflection probe to `target` from a plain UDP socket bound to local `port` (wildcard
+ * address), before the WireGuard device listens there, and closes it after the reply or
+ * `timeoutMs`. The NAT keys its mapping on the local address and port, so the reply names the
+ * mapping the device's traffic will use; and this probe is the port's first packet through the
+ * NAT. Resolves `{ bound: false }` when the port is in use. Never rejects for network errors;
+ * throws TypeError when `target.address` is not an IP literal.
+ */
+export function probeFromPort(
+  port: number,
+  target: SocketAddress,
+  timeoutMs: number,
+): Promise<PortProbe> {
+  const family = isIP(target.address);
+  if (family === 0) throw new TypeError(`reflector address ${target.address} is not an IP address`);
+  return probeFrom(port, family, target, timeoutMs);
+}
+
+async function probeFrom(
+  port: number,
+  family: number,
+  target: SocketAddress,
+  timeoutMs: number,
+): Promise<PortProbe> {
+  const socket = createSocket({ type: family === 6 ? 'udp6' : 'udp4' });
+  const matcher = new ReflectionMatcher();
+  socket.on('message', (data, from) => void matcher.receive(data, from));
+  const bound = await new Promise<boolean>((resolve) => {
+    socket.once('error', () => resolve(false));
+    socket.bind({ port, exclusive: true }, () => resolve(true));
+  });
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    if (!bound) return { bound: false, endpoint: null };
+    socket.on('error', () => undefined);
+    const p = matcher.start(target);
+    socket.send(p.datagram, target.port, target.address);
+    const endpoint = await Promise.race([
+      p.result,
+      new Promise<null>((r) => (timer = setTimeout(() => r(null), timeoutMs))),
+    ]);
+    p.cancel();
+    return { bound: true, endpoint };
+  } finally {
+    clearTimeout(timer);
+    await new Promise<void>((resolve) => {
+      try {
+        socket.close(() => resolve());
+      } catch {
+        resolve(); // never bound: nothing to close
+      }
+    });
   }
 }

@@ -4,7 +4,8 @@ import { Backoff } from '../src/backoff.js';
 import { PATH_CHECK_MS, PUNCH_STAGGER_MS } from '../src/constants.js';
 import { createFakeDataplane } from '../src/fake-dataplane.js';
 import { memoryLogger } from '../src/log.js';
-import { NetworkAgent } from '../src/network-agent.js';
+import { NetworkAgent, type NetworkAgentDeps } from '../src/network-agent.js';
+import type { PortProbe } from '../src/reflect-client.js';
 import type { NetworkState } from '../src/state-store.js';
 import { FakeCoordinator, manualSleep, settle } from './fake-coordinator.js';
 import { key, LAN, map, peer } from './fixtures.js';
@@ -25,7 +26,11 @@ const STATE: NetworkState = {
   joinedAt: 0,
 };
 
-function setup(saved: NetworkMap | null = null, now: () => number = Date.now) {
+function setup(
+  saved: NetworkMap | null = null,
+  now: () => number = Date.now,
+  extra: Partial<NetworkAgentDeps> = {},
+) {
   const api = new FakeCoordinator();
   const dp = createFakeDataplane();
   const { log, lines } = memoryLogger();
@@ -53,6 +58,7 @@ function setup(saved: NetworkMap | null = null, now: () => number = Date.now) {
     prepareWhilePending: true,
     now,
     resolveHost: async (host) => (host === '10.0.0.1' ? host : '192.0.2.250'),
+    ...extra,
   });
   return { api, dp, lines, clock, store, agent, gone };
 }
@@ -299,6 +305,70 @@ describe('NetworkAgent', () => {
     expect(t.lines.some((l) => l.includes('applied public endpoint'))).toBe(true);
     expect(t.api.checkins.some((c) => c.reflectedEndpoint?.port === 40000)).toBe(true);
     await t.agent.stop();
+  });
+
+  it('probes the reflector from its listen port before the first apply lets the device send', async () => {
+    const calls: { port: number; target: unknown; wgSetsBefore: number }[] = [];
+    let t!: ReturnType<typeof setup>;
+    const probePort = async (port: number, target: unknown): Promise<PortProbe> => {
+      calls.push({
+        port,
+        target,
+        wgSetsBefore: t.dp.commands.filter((c) => c[0] === 'wg' && c[1] === 'set').length,
+      });
+      return { bound: true, endpoint: { ip: '203.0.113.2', port: 40000 } };
+    };
+    t = setup(null, Date.now, { probePort });
+    t.dp.reflected = { ip: '203.0.113.2', port: 40000 };
+    const elsewhere = peer(3, {
+      endpoints: {
+        reflected: { ip: '203.0.113.3', port: 41000 },
+        local: [{ ip: '192.0.2.3', port: 51820 }],
+      },
+    });
+    t.api.map = { ...map([elsewhere], 1), reflectPort: 3478 };
+    await t.agent.checkinOnce();
+    // One probe, from the map's listen port to the coordinator's reflector, before any wg set.
+    expect(calls).toEqual([
+      { port: 51820, target: { address: '10.0.0.1', port: 3478 }, wgSetsBefore: 0 },
+    ]);
+    expect(t.agent.reflected).toEqual({ ip: '203.0.113.2', port: 40000 });
+    // The first apply already knew the public endpoint: peer 3 at its public endpoint at once,
+    // never at the LAN guess, and no second probe and apply right after.
+    const sets = t.dp.commands.filter((c) => c[0] === 'wg').map((c) => c.join(' '));
+    expect(sets.some((c) => c.includes(`peer ${key(3)} endpoint 203.0.113.3:41000`))).toBe(true);
+    expect(sets.some((c) => c.includes('192.0.2.3'))).toBe(false);
+    expect(t.dp.probes).toEqual([]);
+    // Later applies in this process do not probe from the port again (the device holds it).
+    t.api.map = { ...map([elsewhere, peer(4)], 2), reflectPort: 3478 };
+    await t.agent.checkinOnce();
+    expect(calls).toHaveLength(1);
+  });
+
+  it('probes from the listen port only for the order when the backend cannot probe later, and not when the port is taken', async () => {
+    const ports: number[] = [];
+    const t = setup(null, Date.now, {
+      probePort: async (port) => {
+        ports.push(port);
+        return { bound: true, endpoint: { ip: '203.0.113.2', port: 40000 } };
+      },
+    });
+    t.api.map = { ...map([peer(2)], 1), reflectPort: 3478 };
+    await t.agent.checkinOnce();
+    expect(ports).toEqual([51820]);
+    // A kernel or detached device cannot check the mapping later: nothing is kept or reported.
+    expect(t.agent.reflected).toBeNull();
+    expect(t.api.checkins.every((c) => c.reflectedEndpoint === undefined)).toBe(true);
+
+    const busy = setup(null, Date.now, {
+      probePort: async () => ({ bound: false, endpoint: null }),
+    });
+    busy.dp.reflected = { ip: '203.0.113.2', port: 40000 };
+    busy.api.map = { ...map([peer(2)], 1), reflectPort: 3478 };
+    await busy.agent.checkinOnce();
+    // The device already listened there: the usual probe from its own socket follows the apply.
+    expect(busy.dp.probes).toEqual([{ address: '10.0.0.1', port: 3478 }]);
+    expect(busy.agent.reflected).toEqual({ ip: '203.0.113.2', port: 40000 });
   });
 
   it('reports nothing about a public endpoint when the backend cannot probe (kernel)', async () => {

@@ -1,11 +1,13 @@
 // Endpoint discovery's probe/reply handling (reflect-client.ts) against an in-memory socket and
 // the coordinator's own reply encoder: only a reply from the probed reflector with the probe's
 // txid counts; lost probes are retried; garbage never throws.
+import { createSocket, type Socket } from 'node:dgram';
 import { describe, expect, it } from 'vitest';
 import { PROBE_LENGTH, encodeProbe, encodeReply, isProbe } from '@wiremesh/protocol';
 import {
   ReflectionMatcher,
   Reflector,
+  probeFromPort,
   resolveHost,
   type RawSocket,
   type SocketAddress,
@@ -137,5 +139,60 @@ describe('resolveHost', () => {
     await expect(resolveHost('203.0.113.1')).resolves.toBe('203.0.113.1');
     await expect(resolveHost('[2001:db8::1]')).resolves.toBe('2001:db8::1');
     await expect(resolveHost('localhost')).resolves.toMatch(/^(127\.0\.0\.1|::1)$/);
+  });
+});
+
+/** A UDP socket on loopback (port 0: any free one); resolves once bound. */
+async function udp(port = 0, address = '127.0.0.1'): Promise<Socket> {
+  const s = createSocket('udp4');
+  await new Promise<void>((r) => s.bind({ port, address, exclusive: true }, r));
+  return s;
+}
+
+const closeSocket = (s: Socket) => new Promise<void>((r) => s.close(() => r()));
+
+describe('probeFromPort', () => {
+  it('probes from the given local port (the NAT maps by it) and closes the port again', async () => {
+    const reflector = await udp();
+    const seen: number[] = [];
+    reflector.on('message', (data, from) => {
+      seen.push(from.port);
+      reflector.send(encodeReply(data, PUBLIC.ip, PUBLIC.port)!, from.port, from.address);
+    });
+    const spare = await udp();
+    const port = spare.address().port;
+    await closeSocket(spare);
+    const target = { address: '127.0.0.1', port: reflector.address().port };
+    await expect(probeFromPort(port, target, 2_000)).resolves.toEqual({
+      bound: true,
+      endpoint: PUBLIC,
+    });
+    expect(seen).toEqual([port]);
+    // Free again for the device.
+    await closeSocket(await udp(port, '0.0.0.0'));
+    await closeSocket(reflector);
+  });
+
+  it('sends nothing when the port is taken, and resolves null without a reply', async () => {
+    const reflector = await udp();
+    let probes = 0;
+    reflector.on('message', () => void probes++);
+    const target = { address: '127.0.0.1', port: reflector.address().port };
+    const device = await udp(0, '0.0.0.0');
+    await expect(probeFromPort(device.address().port, target, 2_000)).resolves.toEqual({
+      bound: false,
+      endpoint: null,
+    });
+    await closeSocket(device);
+    const spare = await udp();
+    const port = spare.address().port;
+    await closeSocket(spare);
+    // The reflector hears the probe but stays silent.
+    await expect(probeFromPort(port, target, 50)).resolves.toEqual({ bound: true, endpoint: null });
+    expect(probes).toBe(1);
+    await closeSocket(reflector);
+    expect(() => probeFromPort(port, { address: 'reflector.example', port: 1 }, 1)).toThrow(
+      TypeError,
+    );
   });
 });
