@@ -119,12 +119,15 @@ function peerUpdate(
   const hold =
     want.endpoint !== null && want.persistentKeepalive > 0 && punch.hold?.(want.publicKey) === true;
   if (have === undefined) {
-    // A new peer with a keepalive sends one at once (off -> on); held, it starts with none.
+    // A new peer with a keepalive sends one at once (off -> on). Held, it starts with neither
+    // keepalive nor endpoint: traffic for it (a ping as the map arrives) must not send an
+    // initiation that crosses the other side's; until the kick, the other side's initiation
+    // reaches us, is answered, and sets the endpoint by roaming.
     if (hold) held.push(want.publicKey);
     return {
       publicKey: want.publicKey,
       isNew: true,
-      ...(want.endpoint !== null ? { endpoint: want.endpoint } : {}),
+      ...(want.endpoint !== null && !hold ? { endpoint: want.endpoint } : {}),
       ...(hold ? {} : { persistentKeepalive: want.persistentKeepalive }),
       allowedIps: want.allowedIps,
     };

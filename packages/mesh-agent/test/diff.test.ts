@@ -163,7 +163,8 @@ describe('diffConfig', () => {
 
   it('holds the first packet of one side of a pair and sends it on the kick (hole-punching order)', () => {
     const hold = (pk: string) => pk === key(3);
-    // A new peer held: endpoint and addresses, but no keepalive yet (none is sent).
+    // A new peer held: addresses, but no keepalive and no endpoint yet (nothing can be sent to
+    // it, not even by traffic, so its initiation cannot cross the other side's).
     const c = netmapToConfig(map([peer(2), peer(3)]), LAN);
     const empty = { ...observedFrom(c), peers: [] };
     const d = diffConfig(empty, c, null, { hold });
@@ -171,7 +172,6 @@ describe('diffConfig', () => {
     expect(d.updatePeers.find((u) => u.publicKey === key(3))).toEqual({
       publicKey: key(3),
       isNew: true,
-      endpoint: '192.0.2.3:51820',
       allowedIps: ['10.8.0.3/32'],
     });
     expect(d.updatePeers.find((u) => u.publicKey === key(2))?.persistentKeepalive).toBe(25);
@@ -195,6 +195,22 @@ describe('diffConfig', () => {
       key(3),
       'persistent-keepalive',
       '25',
+    ]);
+    // As the held peer really is before its kick (no endpoint yet, nobody reached us): the kick
+    // sets the endpoint and turns the keepalive on.
+    const heldBare: ObservedInterface = {
+      ...observedFrom(c),
+      peers: observedFrom(c).peers.map((p) =>
+        p.publicKey === key(3) ? { ...p, persistentKeepalive: 0, endpoint: null } : p,
+      ),
+    };
+    const kickedBare = diffConfig(heldBare, c, c, { hold, kick: new Set([key(3)]) });
+    expect(kickedBare.updatePeers).toEqual([
+      expect.objectContaining({
+        publicKey: key(3),
+        endpoint: '192.0.2.3:51820',
+        persistentKeepalive: 25,
+      }),
     ]);
     // An existing peer moved to a new endpoint: held, the endpoint is set without a restart.
     const moved = netmapToConfig(
