@@ -29,6 +29,7 @@ import { CookieChecker, endpointBytes } from './cookie.js';
 import type { CryptoProvider, RandomSource } from './crypto/provider.js';
 import { consumeInitiation, consumeResponse, LocalIdentity } from './handshake.js';
 import { IndexTable } from './index-table.js';
+import { clampPrivateKey, equalBytes, isZeroKey } from './keys.js';
 import {
   IPV4_DST_OFFSET,
   IPV4_SRC_OFFSET,
@@ -86,12 +87,6 @@ function hex(bytes: Uint8Array): string {
   let s = '';
   for (let i = 0; i < bytes.length; i++) s += bytes[i]!.toString(16).padStart(2, '0');
   return s;
-}
-
-function isZero(bytes: Uint8Array): boolean {
-  let acc = 0;
-  for (let i = 0; i < bytes.length; i++) acc |= bytes[i]!;
-  return acc === 0;
 }
 
 /** The sans-IO WireGuard device. Not thread-safe; one shell drives it. */
@@ -184,10 +179,13 @@ export class Device {
     if (privateKey !== null && privateKey.length !== KEY_LEN) {
       throw new RangeError(`private key must be ${KEY_LEN} bytes`);
     }
-    if (privateKey && this.local && equal(clamp(privateKey), this.local.privateKey)) return;
+    if (privateKey && this.local && equalBytes(clampPrivateKey(privateKey), this.local.privateKey))
+      return;
     // Stored clamped, as wireguard-go stores it, so get=1 reports the key X25519 really uses.
     const local =
-      privateKey && !isZero(privateKey) ? new LocalIdentity(this.crypto, clamp(privateKey)) : null;
+      privateKey && !isZeroKey(privateKey)
+        ? new LocalIdentity(this.crypto, clampPrivateKey(privateKey))
+        : null;
     if (local) {
       const self = this.peerMap.get(hex(local.publicKey));
       if (self) this.removePeer(self.publicKey);
@@ -219,7 +217,7 @@ export class Device {
    */
   addPeer(publicKey: Uint8Array, opts: PeerOptions = {}, now = 0, out: Action[] = []): Peer {
     if (publicKey.length !== KEY_LEN) throw new RangeError(`public key must be ${KEY_LEN} bytes`);
-    if (this.local && equal(publicKey, this.local.publicKey)) {
+    if (this.local && equalBytes(publicKey, this.local.publicKey)) {
       throw new Error("a peer's public key cannot be the device's own public key");
     }
     const id = hex(publicKey);
@@ -242,7 +240,7 @@ export class Device {
   setPresharedKey(peer: Peer, psk: Uint8Array | null): void {
     if (psk !== null && psk.length !== KEY_LEN)
       throw new RangeError(`preshared key must be ${KEY_LEN} bytes`);
-    peer.handshake.presharedKey = psk && !isZero(psk) ? psk.slice() : null;
+    peer.handshake.presharedKey = psk && !isZeroKey(psk) ? psk.slice() : null;
   }
 
   /**
@@ -292,7 +290,7 @@ export class Device {
     if (req.fwmark !== undefined) this.fwmark = req.fwmark;
     if (req.replacePeers) this.clearPeers();
     for (const pc of req.peers) {
-      if (this.local && equal(pc.publicKey, this.local.publicKey)) continue;
+      if (this.local && equalBytes(pc.publicKey, this.local.publicKey)) continue;
       if (pc.remove) {
         this.removePeer(pc.publicKey);
         continue;
@@ -836,19 +834,4 @@ function writeLe32(b: Uint8Array, off: number, v: number): void {
   b[off + 1] = (v >>> 8) & 0xff;
   b[off + 2] = (v >>> 16) & 0xff;
   b[off + 3] = (v >>> 24) & 0xff;
-}
-
-/** A copy of an X25519 private key with RFC 7748 §5 clamping applied. */
-function clamp(key: Uint8Array): Uint8Array {
-  const k = key.slice();
-  k[0]! &= 248;
-  k[31]! = (k[31]! & 127) | 64;
-  return k;
-}
-
-function equal(a: Uint8Array, b: Uint8Array): boolean {
-  if (a.length !== b.length) return false;
-  let acc = 0;
-  for (let i = 0; i < a.length; i++) acc |= a[i]! ^ b[i]!;
-  return acc === 0;
 }

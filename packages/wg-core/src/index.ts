@@ -4,6 +4,7 @@ export * from './types.js';
 export type { CryptoProvider, RandomSource } from './crypto/provider.js';
 export { nobleCrypto } from './crypto/noble.js';
 export {
+  clampPrivateKey,
   equalBytes,
   generatePrivateKey,
   isZeroKey,

@@ -85,6 +85,18 @@ function clamp(k: Uint8Array): void {
 }
 
 /**
+ * A copy of a 32-byte X25519 private key with RFC 7748 §5 clamping applied, as wg(8) and
+ * wireguard-go store it. Returns fresh bytes the caller owns. Throws TypeError/RangeError on a
+ * wrong type or length.
+ */
+export function clampPrivateKey(privateKey: Uint8Array): Uint8Array {
+  assertKey('privateKey', privateKey);
+  const k = privateKey.slice();
+  clamp(k);
+  return k;
+}
+
+/**
  * A new X25519 private key: 32 bytes from `random`, clamped as `wg genkey` does.
  * Returns fresh bytes the caller owns (and should `wipe` when done).
  * Throws Error if `random` returned all-zero bytes (a broken random source).
