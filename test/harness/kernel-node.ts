@@ -10,7 +10,7 @@ import {
   HttpCoordinator,
   NetworkAgent,
   StateStore,
-  memoryLogger,
+  createLogger,
   selectBackend,
   systemDataplane,
   type Firewall,
@@ -57,8 +57,8 @@ export interface KernelNode {
  */
 export async function startKernelNode(o: KernelNodeOptions): Promise<KernelNode> {
   const runner = vmRunner(o.vm);
-  const memo = memoryLogger();
-  const log: Logger = memo.log;
+  const lines: string[] = [];
+  const log: Logger = createLogger('debug', '', (l) => lines.push(l), true);
   const dir = mkdtempSync(join(tmpdir(), 'wmkn-'));
   onCleanup(() => rmSync(dir, { recursive: true, force: true }));
   const store = new StateStore(dir);
@@ -117,7 +117,7 @@ export async function startKernelNode(o: KernelNodeOptions): Promise<KernelNode>
     publicKey,
     iface: o.iface,
     agent,
-    logs: () => memo.lines.join('\n'),
+    logs: () => lines.join('\n'),
     stop: () =>
       (stopped ??= (async () => {
         await agent.stop();

@@ -11,6 +11,7 @@ import {
   RELAY_AFTER_MS,
   RELAY_RETRY_MS,
 } from './constants.js';
+import { resolveEndpoints } from './observed-endpoints.js';
 import { PathMonitor, type PathDecision, type PathNode } from './path-monitor.js';
 import { parseJson, type NetworkState, type Store } from './store.js';
 
@@ -28,6 +29,7 @@ export interface RelayFallbackOptions {
 
 /** The monitor's view of a network's nodes at time `now`. Pure. */
 export function pathNodes(state: NetworkState, now: number): PathNode[] {
+  const resolved = resolveEndpoints(state.nodes);
   return state.nodes.map((n) => {
     const seen = n.last_seen_at === null ? null : Number(n.last_seen_at);
     const handshakes = new Map<string, number | null>();
@@ -46,10 +48,15 @@ export function pathNodes(state: NetworkState, now: number): PathNode[] {
       online: approved && seen !== null && now - seen < ONLINE_WINDOW_MS,
       isRelay: n.is_relay === 1,
       relayedBy: n.relayed_by,
-      endpoints: `${parseJson<Endpoint | null>(n.reflected_endpoint, null) === null ? '' : n.reflected_endpoint}/${n.local_endpoints}`,
+      // The public endpoint peers are given (their own or observed): a new one restarts the wait.
+      endpoints: `${reflectedText(resolved.get(n.id)?.reflected ?? null)}/${n.local_endpoints}`,
       handshakes,
     };
   });
+}
+
+function reflectedText(e: Endpoint | null): string {
+  return e === null ? '' : JSON.stringify(e);
 }
 
 /** Relay fallback for all networks of one coordinator. */

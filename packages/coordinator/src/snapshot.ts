@@ -14,6 +14,7 @@ import {
   type NodeState,
   type PeerRelay,
 } from '@wiremesh/protocol';
+import { resolveEndpoints, type ResolvedEndpoint } from './observed-endpoints.js';
 import {
   addressesOf,
   egressOf,
@@ -74,6 +75,11 @@ export function buildSnapshot(state: NetworkState, reflectPort: number | null): 
   // Relay fallback: each relayed pair appears in both nodes' self entries (mirror images). A row
   // whose nodes or relay no longer qualify is ignored here; the path monitor deletes it.
   const byId = new Map(approved.map((n) => [n.id, n]));
+  const resolved = resolveEndpoints(approved);
+  const split = (id: string): boolean => {
+    const src = resolved.get(id)?.source;
+    return src?.kind === 'observed' && src.reflector !== null;
+  };
   const peerRelaysOf = new Map<string, PeerRelay[]>();
   for (const r of state.pairRelays ?? []) {
     const a = byId.get(r.node_a);
@@ -88,7 +94,8 @@ export function buildSnapshot(state: NetworkState, reflectPort: number | null): 
       [b.id, a.id],
     ] as const) {
       const list = peerRelaysOf.get(self) ?? [];
-      list.push({ peerId: peer, relayId: relay.id });
+      const reason = split(a.id) || split(b.id) ? 'nat_mapping_split' : 'no_direct_handshake';
+      list.push({ peerId: peer, relayId: relay.id, reason });
       peerRelaysOf.set(self, list);
     }
   }
@@ -139,7 +146,7 @@ export function buildSnapshot(state: NetworkState, reflectPort: number | null): 
           ...(egress?.ranges ?? []),
           ...clients.flatMap((c) => c.allowedIps),
         ],
-        endpoints: endpointsOf(n),
+        endpoints: endpointsOf(n, resolved.get(n.id)),
         listenPort: n.listen_port,
         persistentKeepalive: net.persistent_keepalive,
         relayedBy,
@@ -174,6 +181,7 @@ export function buildSnapshot(state: NetworkState, reflectPort: number | null): 
         relays,
         relayedBy,
         ...(peerRelaysOf.has(n.id) ? { peerRelays: peerRelaysOf.get(n.id) } : {}),
+        ...observedSelf(resolved.get(n.id)),
       }),
     );
   }
@@ -188,11 +196,16 @@ export function buildSnapshot(state: NetworkState, reflectPort: number | null): 
   };
 }
 
-function endpointsOf(n: NodeRow): MapPeer['endpoints'] {
-  return {
-    reflected: parseJson<Endpoint | null>(n.reflected_endpoint, null),
-    local: parseJson<Endpoint[]>(n.local_endpoints, []),
-  };
+function observedSelf(r: ResolvedEndpoint | undefined): Pick<MapSelf, 'observed'> {
+  if (r?.source?.kind !== 'observed' || r.reflected === null) return {};
+  return { observed: { endpoint: r.reflected, source: r.source } };
+}
+
+function endpointsOf(n: NodeRow, r: ResolvedEndpoint | undefined): MapPeer['endpoints'] {
+  const local = parseJson<Endpoint[]>(n.local_endpoints, []);
+  if (r === undefined || r.source === undefined)
+    return { reflected: parseJson<Endpoint | null>(n.reflected_endpoint, null), local };
+  return { reflected: r.reflected, local, reflectedSource: r.source };
 }
 
 /**

@@ -42,6 +42,7 @@ import {
   type Ipv4Range,
   type Ipv6Range,
 } from './ip-pool.js';
+import { observationKey } from './observed-endpoints.js';
 import {
   hashSecret,
   newAdminToken,
@@ -889,10 +890,19 @@ export class Store {
         : req.reflectedEndpoint === null
           ? null
           : json(req.reflectedEndpoint);
+    // A public node's observations are other nodes' public endpoints (observed-endpoints.ts).
+    const observed =
+      req.peers !== undefined &&
+      observationKey(node, parseJson<PeerStatus[]>(node.peer_status, [])) !==
+        observationKey(
+          { ...node, local_endpoints: local, reflected_endpoint: reflected },
+          req.peers,
+        );
     const visible =
       listenPort !== node.listen_port ||
       local !== node.local_endpoints ||
-      reflected !== node.reflected_endpoint;
+      reflected !== node.reflected_endpoint ||
+      observed;
     const update = async (q: Queryable): Promise<void> => {
       await q.run(
         `UPDATE nodes SET listen_port = ?, local_endpoints = ?, reflected_endpoint = ?, backend = ?, version = ?, os = ?,

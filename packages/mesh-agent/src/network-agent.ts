@@ -25,6 +25,7 @@ import {
   REFLECT_INTERVAL_MS,
   REFLECT_RETRY_MS,
   REPORT_INTERVAL_MS,
+  SESSION_FRESH_MS,
 } from './constants.js';
 import {
   CoordinatorError,
@@ -142,6 +143,8 @@ export class NetworkAgent {
   private probedEarly = false;
   private portProbed = false;
   private reportAgain = false;
+  /** The observed endpoint of each peer in the last report (checkPaths reports a new one). */
+  private readonly observedSent = new Map<string, string>();
 
   constructor(d: NetworkAgentDeps) {
     this.d = d;
@@ -215,7 +218,8 @@ export class NetworkAgent {
       }
       const desired = netmapToConfig(map, {
         localAddresses: this.d.localAddresses(),
-        reflected: this.reflected,
+        // A backend that cannot probe learns its public address from a public peer's observation.
+        reflected: this.reflected ?? map.self.observed?.endpoint ?? null,
       });
       const own = this.d.state.publicKey;
       const result = await this.d.dataplane.apply(
@@ -419,12 +423,20 @@ export class NetworkAgent {
     const now = this.now();
     let settled = false;
     let failed = false;
+    let roamed = false;
     for (const [key, w] of this.watched) {
       const p = peers.get(key);
       if (p === undefined) {
         this.watched.delete(key);
         continue;
       }
+      // Its packets came from somewhere new: where its NAT maps it, news for the coordinator.
+      if (
+        p.latestHandshakeS > 0 &&
+        p.endpoint !== null &&
+        p.endpoint !== this.observedSent.get(key)
+      )
+        roamed = true;
       // wg shows whole seconds: a handshake just after `since` may read up to 1 s before it.
       const handshakeMs = p.latestHandshakeS * MS_PER_S;
       const fresh = p.latestHandshakeS > 0 && handshakeMs >= w.since - MS_PER_S;
@@ -443,7 +455,7 @@ export class NetworkAgent {
       }
     }
     if (failed) this.wakeReflect.abort();
-    if (settled || failed) this.reportSoon();
+    if (settled || failed || roamed) this.reportSoon();
   }
 
   private async pathLoop(): Promise<void> {
@@ -672,7 +684,18 @@ export class NetworkAgent {
         path: paths.get(p.publicKey) ?? 'direct',
         handshakeAgeMs:
           p.latestHandshakeS > 0 ? Math.max(0, now - p.latestHandshakeS * MS_PER_S) : null,
+        // After a recent handshake WireGuard's endpoint is where the peer's packets come from.
+        observedEndpoint:
+          p.endpoint !== null &&
+          p.latestHandshakeS > 0 &&
+          now - p.latestHandshakeS * MS_PER_S <= SESSION_FRESH_MS
+            ? parseEndpoint(p.endpoint)
+            : null,
       }));
+      this.observedSent.clear();
+      for (const p of req.peers)
+        if (p.observedEndpoint !== undefined && p.observedEndpoint !== null)
+          this.observedSent.set(p.publicKey, formatEndpoint(p.observedEndpoint));
     }
     return req;
   }
