@@ -1,5 +1,5 @@
 // Every NAT pair kind with userspace nodes (issue 11), on harness/topology.ts: a coordinator and a
-// relay R on the "internet"; A behind a home router (drops unsolicited inbound); S behind a home
+// relay R on the "internet"; A and B behind home routers (drop unsolicited inbound); S behind a home
 // router whose NAT maps S's peer flows to a second public port after S's first probe (a forced
 // mapping split); M and N behind bare-MASQUERADE routers (they answer unsolicited packets, which
 // kills the mapping, ../shared/NAT.md); D behind a symmetric NAT. Prints join -> first direct
@@ -93,6 +93,7 @@ beforeAll(async () => {
     prefix: 'wmpair',
     routers: [
       { name: 'rA', nat: 'home' },
+      { name: 'rB', nat: 'home' },
       { name: 'rS', nat: 'home' },
       { name: 'rM', nat: 'masquerade' },
       { name: 'rN', nat: 'masquerade' },
@@ -100,6 +101,7 @@ beforeAll(async () => {
     ],
     lans: [
       { name: 'lanA', router: 'rA', ipv4: '192.168.1.0/24' },
+      { name: 'lanB', router: 'rB', ipv4: '192.168.1.0/24' },
       { name: 'lanS', router: 'rS', ipv4: '192.168.1.0/24' },
       { name: 'lanM', router: 'rM', ipv4: '192.168.2.0/24' },
       { name: 'lanN', router: 'rN', ipv4: '192.168.3.0/24' },
@@ -109,6 +111,7 @@ beforeAll(async () => {
       { name: 'hub', lan: 'internet' },
       { name: 'r', lan: 'internet' },
       { name: 'a', lan: 'lanA' },
+      { name: 'b', lan: 'lanB' },
       { name: 's', lan: 'lanS' },
       { name: 'm', lan: 'lanM' },
       { name: 'n', lan: 'lanN' },
@@ -136,6 +139,34 @@ afterAll(async () => {
 }, 60_000);
 
 describe('NAT pairs of userspace nodes', () => {
+  it('two nodes behind home routers go direct through the mapped public ports', async () => {
+    const t0 = performance.now();
+    const b = await join('b');
+    const a = hosts['a']!;
+    try {
+      await Promise.all([
+        directEndpoint(a, 'b', topo.publicAddress('b').ipv4, CONVERGE_MS),
+        directEndpoint(b, 'a', topo.publicAddress('a').ipv4, CONVERGE_MS),
+      ]);
+      timings.push(
+        `home/home: join B -> direct handshake both sides: ${Math.round(performance.now() - t0)} ms`,
+      );
+      await waitPing(a, (await nodeOf('b')).addressV4, CONVERGE_MS);
+      await waitPing(b, (await nodeOf('a')).addressV4, CONVERGE_MS);
+      timings.push(
+        `home/home: join B -> first ping both ways: ${Math.round(performance.now() - t0)} ms`,
+      );
+      expect((await status(a)).find((p) => p.name === 'b')).toMatchObject({
+        path: 'direct',
+        endpointSource: 'reflected',
+        relayReason: null,
+      });
+    } catch (e) {
+      console.log(failureLogs());
+      throw e;
+    }
+  });
+
   it('a NAT mapping that splits after the first probe is detected, shown, and repaired with the observed port', async () => {
     // Every flow from S's listen port except the one to the reflector gets SPLIT_PORT.
     await topo.check('rS', 'iptables', [
