@@ -157,7 +157,8 @@ export function loadAddon(): NativeAddon {
   if (
     loaded.META_STRIDE !== ENDPOINT_RECORD_BYTES ||
     loaded.MAX_BATCH !== MAX_BATCH_SIZE ||
-    loaded.MIN_SLOT !== MIN_SLOT_BYTES
+    loaded.MIN_SLOT !== MIN_SLOT_BYTES ||
+    typeof loaded.vnetSplit !== 'function'
   ) {
     throw new Error(
       `wg-tun's native addon at ${ADDON_PATH} is stale (its layout differs from this code): rebuild it with \`pnpm --filter @wiremesh/wg-tun run build:native\``,
