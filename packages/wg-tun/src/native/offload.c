@@ -51,24 +51,40 @@ static uint16_t hdr16(const uint8_t *vnet, size_t at) {
 static void put_hdr16(uint8_t *vnet, size_t at, uint16_t v) { memcpy(vnet + at, &v, 2); }
 
 /* The one's-complement sum (RFC 1071) of len bytes as a big-endian 16-bit value, not folded to
- * its complement; len odd only for the last region of a sum. Adds 64-bit words with end-around
- * carry in native order, then swaps to network order (the sum is byte-order independent). */
+ * its complement; len odd only for the last region of a sum. Adds the 32-bit halves of 64-bit
+ * words in native order into 64-bit accumulators (no carry is lost below 2^31 words; four of them
+ * keep the adds independent), then folds and swaps to network order (the sum is byte-order independent). */
+static inline uint64_t load64(const uint8_t *p) {
+  uint64_t v;
+  memcpy(&v, p, 8);
+  return v;
+}
+
 static uint32_t sum_bytes(const uint8_t *p, size_t len) {
-  uint64_t s = 0, w;
+  uint64_t a = 0, b = 0, c = 0, d = 0, s, w;
   uint32_t r;
+  while (len >= 32) {
+    uint64_t w0 = load64(p), w1 = load64(p + 8), w2 = load64(p + 16), w3 = load64(p + 24);
+    a += (w0 & 0xffffffffu) + (w0 >> 32);
+    b += (w1 & 0xffffffffu) + (w1 >> 32);
+    c += (w2 & 0xffffffffu) + (w2 >> 32);
+    d += (w3 & 0xffffffffu) + (w3 >> 32);
+    p += 32;
+    len -= 32;
+  }
   while (len >= 8) {
-    memcpy(&w, p, 8);
-    s += w;
-    if (s < w) s++;
+    w = load64(p);
+    a += (w & 0xffffffffu) + (w >> 32);
     p += 8;
     len -= 8;
   }
   if (len > 0) {
     w = 0;
     memcpy(&w, p, len);
-    s += w;
-    if (s < w) s++;
+    b += (w & 0xffffffffu) + (w >> 32);
   }
+  s = a + b + c + d;
+  s = (s & 0xffffffffu) + (s >> 32);
   s = (s & 0xffffffffu) + (s >> 32);
   s = (s & 0xffffffffu) + (s >> 32);
   r = (uint32_t)s;
