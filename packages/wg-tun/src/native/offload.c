@@ -96,6 +96,38 @@ static uint32_t sum_bytes(const uint8_t *p, size_t len) {
   return r;
 }
 
+/* sum_bytes of src while copying it to dst: one pass over the payload instead of two. */
+static uint32_t sum_copy(uint8_t *dst, const uint8_t *src, size_t len) {
+  uint64_t a = 0, b = 0, c = 0, d = 0, s;
+  size_t done = 0;
+  uint32_t r;
+  while (len - done >= 32) {
+    uint64_t w0 = load64(src + done), w1 = load64(src + done + 8), w2 = load64(src + done + 16),
+             w3 = load64(src + done + 24);
+    memcpy(dst + done, &w0, 8);
+    memcpy(dst + done + 8, &w1, 8);
+    memcpy(dst + done + 16, &w2, 8);
+    memcpy(dst + done + 24, &w3, 8);
+    a += (w0 & 0xffffffffu) + (w0 >> 32);
+    b += (w1 & 0xffffffffu) + (w1 >> 32);
+    c += (w2 & 0xffffffffu) + (w2 >> 32);
+    d += (w3 & 0xffffffffu) + (w3 >> 32);
+    done += 32;
+  }
+  memcpy(dst + done, src + done, len - done);
+  s = a + b + c + d;
+  s = (s & 0xffffffffu) + (s >> 32);
+  s = (s & 0xffffffffu) + (s >> 32);
+  s = (s & 0xffffffffu) + (s >> 32);
+  r = (uint32_t)s;
+  r = (r & 0xffff) + (r >> 16);
+  r = (r & 0xffff) + (r >> 16);
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+  r = ((r & 0xff) << 8) | (r >> 8);
+#endif
+  return r + sum_bytes(src + done, len - done);
+}
+
 static uint16_t fold(uint32_t s) {
   while (s >> 16) s = (s & 0xffff) + (s >> 16);
   return (uint16_t)s;
@@ -217,12 +249,13 @@ int wgtun_vnet_split(const uint8_t *in, size_t in_len, uint8_t *out, size_t out_
     uint32_t chunk = i + 1 < nseg ? gso_size : payload - i * gso_size;
     uint32_t seglen = h.hl + chunk, l4len = seglen - h.ihl;
     uint8_t *o, *l4;
+    uint32_t data_sum;
     uint16_t c;
     pos = align_out(pos);
     o = out + pos;
     l4 = o + h.ihl;
     memcpy(o, pkt, h.hl);
-    memcpy(o + h.hl, pkt + h.hl + (size_t)i * gso_size, chunk);
+    data_sum = sum_copy(o + h.hl, pkt + h.hl + (size_t)i * gso_size, chunk);
     if (h.v6) {
       put16(o + 4, (uint16_t)l4len);
     } else {
@@ -237,12 +270,14 @@ int wgtun_vnet_split(const uint8_t *in, size_t in_len, uint8_t *out, size_t out_
       put32(l4 + 4, seq0 + i * gso_size);
       l4[13] = f;
       put16(l4 + TCP_CSUM_OFFSET, 0);
-      c = (uint16_t)~fold(pseudo_sum(o, h.v6, IPPROTO_TCP_, l4len) + sum_bytes(l4, l4len));
+      c = (uint16_t)~fold(pseudo_sum(o, h.v6, IPPROTO_TCP_, l4len) + sum_bytes(l4, h.l4hl) +
+                          data_sum);
       put16(l4 + TCP_CSUM_OFFSET, c);
     } else {
       put16(l4 + 4, (uint16_t)l4len);
       put16(l4 + UDP_CSUM_OFFSET, 0);
-      c = (uint16_t)~fold(pseudo_sum(o, h.v6, IPPROTO_UDP_, l4len) + sum_bytes(l4, l4len));
+      c = (uint16_t)~fold(pseudo_sum(o, h.v6, IPPROTO_UDP_, l4len) + sum_bytes(l4, h.l4hl) +
+                          data_sum);
       put16(l4 + UDP_CSUM_OFFSET, c == 0 ? 0xffff : c);
     }
     off[i] = (uint32_t)pos;
