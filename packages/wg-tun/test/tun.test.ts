@@ -180,13 +180,16 @@ describe('native TUN lifecycle and errors', () => {
     let exit;
     try {
       const addon = fileURLToPath(new URL('../build/Release/wgtun.node', import.meta.url));
-      const script = `const t=new (require(${JSON.stringify(addon)}).Tun)('','',8,2048,3);console.log(t.createdName,t.fd());t.close()`;
+      const script = `const t=new (require(${JSON.stringify(addon)}).Tun)('','',8,2048,3);console.log(t.createdName,t.fd(),JSON.stringify(t.offloads()));t.close()`;
       exit = await spawnBounded(process.execPath, ['-e', script], WAIT_MS, [tun.fd]);
     } finally {
       tun.close();
     }
     expect(exit.stderr).toBe('');
-    expect(exit.stdout.trim()).toBe(`${name} 3`);
+    // The parent attached with IFF_VNET_HDR (offloads on): the child keeps the header, offloads off.
+    expect(exit.stdout.trim()).toBe(
+      `${name} 3 ${JSON.stringify({ vnetHeader: true, tso: false, uso: false, note: 'turned off' })}`,
+    );
     expect(linkExists(name)).toBe(false); // both copies closed: the interface is gone
   });
 

@@ -16,7 +16,7 @@ export interface IoStats {
   readonly rxBatches: number;
   /** Reads from the kernel: datagrams, or GRO-coalesced runs of them (so fewer than rxPackets). */
   readonly rxMessages: number;
-  /** Datagrams larger than a ring slot, dropped (UDP only). */
+  /** Datagrams larger than a ring slot (UDP), or TUN reads that split into more than the ring holds, dropped. */
   readonly rxDroppedTruncated: number;
   /**
    * Datagrams the kernel dropped because the socket's receive buffer was full (SO_RXQ_OVFL; a

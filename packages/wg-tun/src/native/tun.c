@@ -85,12 +85,14 @@ static int tun_read_batch(wgtun_io *io) {
 }
 
 /* Reads with IFF_VNET_HDR: each read is split into packets packed into the rx ring, until a
- * batch of packets is in or the ring has too little room left for another read. */
+ * batch of packets is in or the ring has too little room left for another read (the first read
+ * always happens, so an adopted fd with a small ring still makes progress). */
 static int tun_read_vnet(wgtun_io *io) {
   tun_kind *t = io->kind;
   size_t ring = (size_t)io->batch * io->slot, pos = 0;
+  size_t room = t->features != 0 ? WGTUN_VNET_READ_ROOM : WGTUN_VNET_SCRATCH;
   uint32_t k = 0, reads = 0;
-  while (k < io->batch && ring - pos >= WGTUN_VNET_READ_ROOM) {
+  while (k < io->batch && (k == 0 || ring - pos >= room)) {
     int n;
     uint32_t i;
     ssize_t r = read(io->fd, t->scratch, WGTUN_VNET_SCRATCH);
@@ -107,8 +109,13 @@ static int tun_read_vnet(wgtun_io *io) {
     }
     n = wgtun_vnet_split(t->scratch, (size_t)r, io->rx + pos, ring - pos, io->rx_off + k,
                          io->rx_len + k, io->rx_cap - k);
+    if (n == WGTUN_SPLIT_NOROOM) {
+      /* more than WGTUN_VNET_MAX_SEGMENTS, or a ring too small for this packet */
+      io->stats.rx_dropped_truncated++;
+      continue;
+    }
     if (n <= 0) {
-      io->stats.rx_dropped_invalid++; /* NOROOM too: only more than WGTUN_VNET_MAX_SEGMENTS */
+      io->stats.rx_dropped_invalid++;
       continue;
     }
     for (i = 0; i < (uint32_t)n; i++) io->rx_off[k + i] += (uint32_t)pos;
