@@ -23,7 +23,7 @@ import { startReflector, type Reflector } from './reflector.js';
 import { RelayFallback } from './relay-fallback.js';
 import { DEFAULT_WEB_ROOT, buildServer } from './server.js';
 import { openSqlite } from './sqlite.js';
-import { Store } from './store.js';
+import { Store } from './store/index.js';
 
 /** The coordinator's version string, reported at /api/v1/info. */
 export const COORDINATOR_VERSION = '0.1.0';
@@ -129,7 +129,7 @@ export async function startCoordinator(opts: CoordinatorOptions = {}): Promise<C
   try {
     await migrate(db, Date.now());
     const store = new Store(db, opts.clock);
-    const adminToken = await store.ensureAdminToken();
+    const adminToken = await store.adminToken.ensure();
     if (adminToken !== null && opts.adminTokenFile !== undefined) {
       writeFileSync(opts.adminTokenFile, `${adminToken}\n`, { mode: SECRET_FILE_MODE });
     }
