@@ -4,6 +4,7 @@
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import type { InjectOptions, LightMyRequestResponse } from 'fastify';
 import pino, { type Logger } from 'pino';
 import {
   DEFAULT_DATA_DIR,
@@ -75,6 +76,8 @@ export interface Coordinator {
   readonly hub: Hub;
   /** The automatic relay fallback, or null when turned off. */
   readonly relayFallback: RelayFallback | null;
+  /** Answers one HTTP request in process, without a socket (fastify's inject; soak tests). */
+  inject(request: InjectOptions): Promise<LightMyRequestResponse>;
   close(): Promise<void>;
 }
 
@@ -193,6 +196,7 @@ export async function startCoordinator(opts: CoordinatorOptions = {}): Promise<C
       store,
       hub,
       relayFallback,
+      inject: (request) => app.inject(request),
       async close() {
         relayFallback?.close();
         hub.close();

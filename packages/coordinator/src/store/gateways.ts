@@ -153,15 +153,17 @@ export class Gateways {
     });
     if (gone.length === 0 && put.length === 0) return false;
     await this.s.db.tx(async (q) => {
-      for (const w of [...gone, ...put])
+      for (const w of gone)
         await q.run('DELETE FROM pair_waits WHERE network_id = ? AND node_a = ? AND node_b = ?', [
           networkId,
           w.a,
           w.b,
         ]);
+      // An upsert: replicas evaluating one network at once may both start the same wait.
       for (const w of put)
         await q.run(
-          'INSERT INTO pair_waits (network_id, node_a, node_b, since, endpoints) VALUES (?, ?, ?, ?, ?)',
+          `INSERT INTO pair_waits (network_id, node_a, node_b, since, endpoints) VALUES (?, ?, ?, ?, ?)
+           ON CONFLICT (network_id, node_a, node_b) DO UPDATE SET since = excluded.since, endpoints = excluded.endpoints`,
           [networkId, w.a, w.b, w.since, w.endpoints],
         );
     });
