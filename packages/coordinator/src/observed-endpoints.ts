@@ -6,7 +6,7 @@
  */
 import type { Endpoint, EndpointSource, PeerStatus } from '@wiremesh/protocol';
 import { DIRECT_HANDSHAKE_FRESH_MS } from './constants.js';
-import { parseJson, type NodeRow } from './store.js';
+import type { NodeRecord } from './store/index.js';
 
 /** A node's public endpoint as peers get it in their maps. */
 export interface ResolvedEndpoint {
@@ -31,12 +31,12 @@ function sameEndpoint(a: Endpoint, b: Endpoint): boolean {
  * an approved relay or ingress gateway (admins give those roles to reachable hosts), or a node
  * whose reflected endpoint is one of its own addresses with its listen port (no NAT in between).
  */
-export function isPublicNode(n: NodeRow): boolean {
+export function isPublicNode(n: NodeRecord): boolean {
   if (n.state !== 'approved') return false;
-  if (n.is_relay === 1 || n.is_ingress === 1) return true;
-  const reflected = parseJson<Endpoint | null>(n.reflected_endpoint, null);
+  if (n.isRelay || n.isIngress) return true;
+  const reflected = n.reflectedEndpoint;
   if (reflected === null) return false;
-  return parseJson<Endpoint[]>(n.local_endpoints, []).some((l) => sameEndpoint(l, reflected));
+  return n.localEndpoints.some((l) => sameEndpoint(l, reflected));
 }
 
 /** The usable observations in one report: a recent handshake and an observed endpoint. */
@@ -57,7 +57,7 @@ function freshObservations(peers: readonly PeerStatus[]): [string, Endpoint, num
  * public node, as text (empty for a node that is not public). A check-in whose key differs from
  * the stored one changes peers' maps.
  */
-export function observationKey(n: NodeRow, peers: readonly PeerStatus[]): string {
+export function observationKey(n: NodeRecord, peers: readonly PeerStatus[]): string {
   if (!isPublicNode(n)) return '';
   return freshObservations(peers)
     .map(([key, e]) => `${key}=${e.ip}:${e.port}`)
@@ -66,20 +66,22 @@ export function observationKey(n: NodeRow, peers: readonly PeerStatus[]): string
 }
 
 /**
- * The public endpoint of every node in `nodes` (one network), by id. A node's own reflected
+ * The public endpoint of every node in `nodes` (one network), by id, from what each last reported
+ * about its peers (`peerStatus`, by node id). A node's own reflected
  * endpoint stands while no public node observes it elsewhere; a node without one gets the
  * freshest observation by a public node (never one of the node's own LAN addresses, which a
  * public node on the same LAN sees); a node whose reflector answer has the observed address but
  * another port (its NAT mapped its peer flows to a second public port) gets the observation,
  * with the reflector's answer kept in the source.
  */
-export function resolveEndpoints(nodes: readonly NodeRow[]): Map<string, ResolvedEndpoint> {
+export function resolveEndpoints(
+  nodes: readonly NodeRecord[],
+  peerStatus: ReadonlyMap<string, readonly PeerStatus[]>,
+): Map<string, ResolvedEndpoint> {
   const byKey = new Map<string, Observation[]>();
   for (const observer of nodes) {
     if (!isPublicNode(observer)) continue;
-    for (const [key, endpoint, ageMs] of freshObservations(
-      parseJson<PeerStatus[]>(observer.peer_status, []),
-    )) {
+    for (const [key, endpoint, ageMs] of freshObservations(peerStatus.get(observer.id) ?? [])) {
       const list = byKey.get(key) ?? [];
       list.push({ endpoint, byId: observer.id, byName: observer.name, ageMs });
       byKey.set(key, list);
@@ -87,9 +89,9 @@ export function resolveEndpoints(nodes: readonly NodeRow[]): Map<string, Resolve
   }
   const out = new Map<string, ResolvedEndpoint>();
   for (const n of nodes) {
-    const own = parseJson<Endpoint | null>(n.reflected_endpoint, null);
-    const lan = new Set(parseJson<Endpoint[]>(n.local_endpoints, []).map((e) => e.ip));
-    const seen = (byKey.get(n.public_key) ?? [])
+    const own = n.reflectedEndpoint;
+    const lan = new Set(n.localEndpoints.map((e) => e.ip));
+    const seen = (byKey.get(n.publicKey) ?? [])
       .filter((o) => o.byId !== n.id && !lan.has(o.endpoint.ip))
       .sort((a, b) => a.ageMs - b.ageMs || (a.byName < b.byName ? -1 : 1));
     const best = seen[0];

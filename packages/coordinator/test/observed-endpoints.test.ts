@@ -14,8 +14,12 @@ import {
   type Endpoint,
 } from '@wiremesh/protocol';
 import { DIRECT_HANDSHAKE_FRESH_MS } from '../src/constants.js';
-import { isPublicNode, observationKey, resolveEndpoints } from '../src/observed-endpoints.js';
-import type { NodeRow } from '../src/store.js';
+import {
+  isPublicNode as isPublicRecord,
+  observationKey as observationKeyOf,
+  resolveEndpoints,
+} from '../src/observed-endpoints.js';
+import type { NodeRecord } from '../src/store/index.js';
 import {
   api,
   keyPair,
@@ -27,34 +31,66 @@ import {
 const RUNS = Number(process.env.WIREMESH_FUZZ_RUNS ?? 150);
 const KEYS = Array.from({ length: 5 }, () => keyPair().publicKey);
 
-function row(i: number, over: Partial<NodeRow> = {}): NodeRow {
+/** A stored node as the database holds it (JSON columns), turned into records by `rec`. */
+interface Row {
+  id: string;
+  name: string;
+  public_key: string;
+  state: NodeRecord['state'];
+  local_endpoints: string;
+  reflected_endpoint: string | null;
+  is_ingress: number;
+  is_relay: number;
+  peer_status: string;
+}
+
+function row(i: number, over: Partial<Row> = {}): Row {
   return {
     id: `n${i}`,
-    network_id: 'net',
     name: `node${i}`,
     public_key: KEYS[i] as string,
     state: 'approved',
-    host_index: i + 1,
-    secret_hash: 'x',
-    os: 'linux',
-    version: 't',
-    backend: 'kernel',
-    listen_port: 51820,
     local_endpoints: JSON.stringify([{ ip: `192.168.1.${i + 1}`, port: 51820 }]),
     reflected_endpoint: null,
-    egress_ranges: null,
-    egress_interface: null,
     is_ingress: 0,
-    ingress_endpoint: null,
     is_relay: 0,
-    relayed_by: null,
-    last_seen_at: null,
     peer_status: '[]',
-    enrollment_key_id: null,
-    created_at: i,
     ...over,
   };
 }
+
+function rec(r: Row): NodeRecord {
+  return {
+    id: r.id,
+    networkId: 'net',
+    name: r.name,
+    publicKey: r.public_key,
+    state: r.state,
+    hostIndex: 1,
+    os: 'linux',
+    version: 't',
+    backend: 'kernel',
+    listenPort: 51820,
+    localEndpoints: JSON.parse(r.local_endpoints) as Endpoint[],
+    reflectedEndpoint: JSON.parse(r.reflected_endpoint ?? 'null') as Endpoint | null,
+    egress: null,
+    isIngress: r.is_ingress === 1,
+    ingressEndpoint: null,
+    isRelay: r.is_relay === 1,
+    relayedBy: null,
+    lastSeenAt: null,
+    enrollmentKeyId: null,
+    createdAt: 0,
+  };
+}
+
+const isPublicNode = (r: Row) => isPublicRecord(rec(r));
+const observationKey = (r: Row, peers: PeerStatus[]) => observationKeyOf(rec(r), peers);
+const resolve = (rows: Row[]) =>
+  resolveEndpoints(
+    rows.map(rec),
+    new Map(rows.map((r) => [r.id, JSON.parse(r.peer_status) as PeerStatus[]])),
+  );
 
 function seen(key: string, endpoint: Endpoint | null, ageMs: number | null = 1_000): PeerStatus {
   return {
@@ -84,13 +120,13 @@ describe('resolveEndpoints', () => {
     const k = row(0);
     const r = row(1, { is_relay: 1, peer_status: JSON.stringify([seen(KEYS[0]!, natted)]) });
     expect(isPublicNode(r)).toBe(true);
-    expect(resolveEndpoints([k, r]).get('n0')).toEqual({
+    expect(resolve([k, r]).get('n0')).toEqual({
       reflected: natted,
       source: { kind: 'observed', byId: 'n1', byName: 'node1', reflector: null },
     });
     // A node whose reflected endpoint is its own address is public too; the freshest one wins.
     const p = publicRow(2, [seen(KEYS[0]!, { ip: natted.ip, port: 40002 }, 500)]);
-    expect(resolveEndpoints([k, r, p]).get('n0')?.reflected).toEqual({
+    expect(resolve([k, r, p]).get('n0')?.reflected).toEqual({
       ip: natted.ip,
       port: 40002,
     });
@@ -117,7 +153,7 @@ describe('resolveEndpoints', () => {
       peer_status: JSON.stringify([{ ...seen(KEYS[0]!, natted), observedEndpoint: undefined }]),
     });
     for (const observer of [natObserver, stale, never, lan, old])
-      expect(resolveEndpoints([k, observer]).get('n0')).toEqual({
+      expect(resolve([k, observer]).get('n0')).toEqual({
         reflected: null,
         source: undefined,
       });
@@ -127,14 +163,14 @@ describe('resolveEndpoints', () => {
       state: 'pending',
       peer_status: JSON.stringify([seen(KEYS[0]!, natted)]),
     });
-    expect(resolveEndpoints([k, pending]).get('n0')?.reflected).toBeNull();
+    expect(resolve([k, pending]).get('n0')?.reflected).toBeNull();
   });
 
   it('keeps a reflector answer the observation confirms, and prefers the observation when the port split', () => {
     const own = { ip: natted.ip, port: 40001 };
     const k = row(0, { reflected_endpoint: JSON.stringify(own) });
     const confirm = row(1, { is_relay: 1, peer_status: JSON.stringify([seen(KEYS[0]!, own)]) });
-    expect(resolveEndpoints([k, confirm]).get('n0')).toEqual({
+    expect(resolve([k, confirm]).get('n0')).toEqual({
       reflected: own,
       source: { kind: 'reflector' },
     });
@@ -142,7 +178,7 @@ describe('resolveEndpoints', () => {
       is_relay: 1,
       peer_status: JSON.stringify([seen(KEYS[0]!, { ip: own.ip, port: 40077 })]),
     });
-    expect(resolveEndpoints([k, split]).get('n0')).toEqual({
+    expect(resolve([k, split]).get('n0')).toEqual({
       reflected: { ip: own.ip, port: 40077 },
       source: { kind: 'observed', byId: 'n1', byName: 'node1', reflector: own },
     });
@@ -151,7 +187,7 @@ describe('resolveEndpoints', () => {
       is_relay: 1,
       peer_status: JSON.stringify([seen(KEYS[0]!, { ip: '192.0.2.99', port: 1 })]),
     });
-    expect(resolveEndpoints([k, elsewhere]).get('n0')?.reflected).toEqual(own);
+    expect(resolve([k, elsewhere]).get('n0')?.reflected).toEqual(own);
   });
 
   it('property: an endpoint is the node’s own or a fresh public observation, never a LAN address', () => {
@@ -186,7 +222,7 @@ describe('resolveEndpoints', () => {
             peer_status: JSON.stringify(s.peers.map((p) => seen(KEYS[p.key]!, p.endpoint, p.age))),
           }),
         );
-        const out = resolveEndpoints(rows);
+        const out = resolve(rows);
         for (const [i, r] of rows.entries()) {
           const got = out.get(r.id)!;
           const own = specs[i]!.reflected;

@@ -430,6 +430,7 @@ export function createFakeNetwork(options: FakeNetworkOptions = {}): FakeNetwork
         txMessages: this.#stats.txPackets,
         rxDroppedTruncated: 0,
         rxDroppedKernel: 0,
+        rxDroppedInvalid: 0,
         rxErrors: 0,
         txDroppedFull: 0,
         txErrors: 0,
