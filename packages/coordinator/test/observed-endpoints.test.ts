@@ -345,6 +345,11 @@ describe('observed endpoints through the API', () => {
       local: [{ ip: '192.168.1.10', port: 51820 }],
       reflectedSource: { kind: 'observed', byId: r.nodeId, byName: 'or', reflector: null },
     });
+    // K learns its own public endpoint from the observation too.
+    expect((await mapOf(k.nodeSecret)).self.observed).toEqual({
+      endpoint: observed,
+      source: { kind: 'observed', byId: r.nodeId, byName: 'or', reflector: null },
+    });
     // The same observation again is no change: peers' maps keep their version.
     await checkin(r.nodeSecret, {
       protocolVersion: 1,
