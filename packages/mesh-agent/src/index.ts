@@ -24,7 +24,7 @@ export {
   type LocalAddress,
   type NetmapContext,
   type PeerPath,
-} from './netmap.js';
+} from './reconcile/netmap.js';
 export {
   describeDiff,
   diffConfig,
@@ -34,7 +34,7 @@ export {
   type ObservedPeer,
   type PeerUpdate,
   type PunchOptions,
-} from './diff.js';
+} from './reconcile/diff.js';
 export {
   parseIpAddr,
   parseIpRoutes,
@@ -42,7 +42,7 @@ export {
   type DumpInterface,
   type LinkInfo,
   type WgDump,
-} from './wg-dump.js';
+} from './dataplane/wg-dump.js';
 export {
   commandError,
   findExecutable,
@@ -61,7 +61,7 @@ export {
   type FirewallRule,
   type ProcSys,
   type TaggedRule,
-} from './firewall.js';
+} from './dataplane/firewall.js';
 export {
   inProcessBackend,
   kernelBackend,
@@ -74,7 +74,7 @@ export {
   type BackendChoice,
   type BackendOptions,
   type ProbeOptions,
-} from './backend.js';
+} from './dataplane/backend.js';
 export {
   ipCommands,
   systemDataplane,
@@ -83,11 +83,10 @@ export {
   type Dataplane,
   type DeviceIdentity,
   type Observed,
-} from './dataplane.js';
-export { createFakeDataplane, type FakeDataplane } from './fake-dataplane.js';
+} from './dataplane/dataplane.js';
 export { NetworkState, StateStore, writeFileAtomic } from './state-store.js';
-export { Backoff, type BackoffOptions } from './backoff.js';
-export { SseParser, type SseEvent } from './sse.js';
+export { Backoff, type BackoffOptions } from './control/backoff.js';
+export { SseParser, type SseEvent } from './control/sse.js';
 export {
   CoordinatorError,
   HttpCoordinator,
@@ -98,15 +97,15 @@ export {
   type HttpCoordinatorOptions,
   type MapResult,
   type StreamEvent,
-} from './coordinator-client.js';
-export { localAddresses, localEndpoints } from './local-addresses.js';
+} from './control/coordinator-client.js';
+export { localAddresses, localEndpoints } from './discovery/local-addresses.js';
 export {
   ReflectionMatcher,
   Reflector,
   resolveHost,
   type RawSocket,
   type SocketAddress,
-} from './reflect-client.js';
+} from './discovery/reflect-client.js';
 export {
   NetworkAgent,
   realSleep,

@@ -15,7 +15,7 @@ import {
   type NetworkMap,
   type PeerStatus,
 } from '@wiremesh/protocol';
-import { Backoff } from './backoff.js';
+import { Backoff } from './control/backoff.js';
 import {
   DIRECT_WAIT_MS,
   EARLY_PROBE_TIMEOUT_MS,
@@ -32,14 +32,14 @@ import {
   type CoordinatorApi,
   type MapResult,
   type StreamEvent,
-} from './coordinator-client.js';
-import type { ApplyResult, Dataplane } from './dataplane.js';
+} from './control/coordinator-client.js';
+import type { ApplyResult, Dataplane } from './dataplane/dataplane.js';
 import { AgentError, errorMessage } from './errors.js';
-import { localEndpoints } from './local-addresses.js';
+import { localEndpoints } from './discovery/local-addresses.js';
 import type { Logger } from './log.js';
-import type { ProbeOptions } from './backend.js';
-import { netmapToConfig, type DesiredConfig, type LocalAddress } from './netmap.js';
-import { resolveHost, type PortProbe } from './reflect-client.js';
+import type { ProbeOptions } from './dataplane/backend.js';
+import { netmapToConfig, type DesiredConfig, type LocalAddress } from './reconcile/netmap.js';
+import { resolveHost, type PortProbe } from './discovery/reflect-client.js';
 import type { NetworkState, StateStore } from './state-store.js';
 import { AGENT_VERSION } from './version.js';
 

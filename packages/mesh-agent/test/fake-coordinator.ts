@@ -5,8 +5,8 @@ import type {
   CoordinatorApi,
   MapResult,
   StreamEvent,
-} from '../src/coordinator-client.js';
-import { validateMap } from '../src/coordinator-client.js';
+} from '../src/control/coordinator-client.js';
+import { validateMap } from '../src/control/coordinator-client.js';
 import { AgentError } from '../src/errors.js';
 
 interface Session {

@@ -15,12 +15,12 @@ import {
   type MapSelf,
   type NetworkMap,
 } from '@wiremesh/protocol';
-import { Backoff } from '../src/backoff.js';
-import { HttpCoordinator, validateMap } from '../src/coordinator-client.js';
-import { createFakeDataplane, type FakeDataplane } from '../src/fake-dataplane.js';
+import { Backoff } from '../src/control/backoff.js';
+import { HttpCoordinator, validateMap } from '../src/control/coordinator-client.js';
+import { createFakeDataplane, type FakeDataplane } from '../src/dataplane/fake-dataplane.js';
 import { memoryLogger } from '../src/log.js';
-import { netmapToConfig } from '../src/netmap.js';
-import { SseParser } from '../src/sse.js';
+import { netmapToConfig } from '../src/reconcile/netmap.js';
+import { SseParser } from '../src/control/sse.js';
 import { NetworkAgent } from '../src/network-agent.js';
 import type { NetworkState } from '../src/state-store.js';
 import { key, LAN, map, peer } from './fixtures.js';

@@ -1,11 +1,11 @@
 import { describe, expect, it } from 'vitest';
 import type { NetworkMap } from '@wiremesh/protocol';
-import { Backoff } from '../src/backoff.js';
+import { Backoff } from '../src/control/backoff.js';
 import { PATH_CHECK_MS, PUNCH_STAGGER_MS } from '../src/constants.js';
-import { createFakeDataplane } from '../src/fake-dataplane.js';
+import { createFakeDataplane } from '../src/dataplane/fake-dataplane.js';
 import { memoryLogger } from '../src/log.js';
 import { NetworkAgent, type NetworkAgentDeps } from '../src/network-agent.js';
-import type { PortProbe } from '../src/reflect-client.js';
+import type { PortProbe } from '../src/discovery/reflect-client.js';
 import type { NetworkState } from '../src/state-store.js';
 import { FakeCoordinator, manualSleep, settle } from './fake-coordinator.js';
 import { key, LAN, map, peer } from './fixtures.js';

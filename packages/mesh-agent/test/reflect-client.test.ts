@@ -11,7 +11,7 @@ import {
   resolveHost,
   type RawSocket,
   type SocketAddress,
-} from '../src/reflect-client.js';
+} from '../src/discovery/reflect-client.js';
 
 const REFLECTOR = { address: '203.0.113.1', port: 3478 };
 /** Where the NAT maps the socket: what a correct reply says. */

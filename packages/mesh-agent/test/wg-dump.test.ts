@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { parseIpAddr, parseIpRoutes, parseWgDump } from '../src/wg-dump.js';
+import { parseIpAddr, parseIpRoutes, parseWgDump } from '../src/dataplane/wg-dump.js';
 import { key } from './fixtures.js';
 
 describe('parseWgDump', () => {

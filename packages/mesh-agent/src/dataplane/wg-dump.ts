@@ -3,8 +3,8 @@
  * for the interface, one per peer) and iproute2's JSON (`ip -j`). Pure and total: malformed text
  * gives empty results, never an exception. The interface line's private key is never kept.
  */
-import type { ObservedPeer } from './diff.js';
-import { canonicalCidr } from './prefix.js';
+import type { ObservedPeer } from '../reconcile/diff.js';
+import { canonicalCidr } from '../prefix.js';
 
 /** The interface line of a dump, without its private key. */
 export interface DumpInterface {

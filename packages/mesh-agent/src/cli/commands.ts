@@ -15,28 +15,32 @@ import {
   socketPath,
   userspaceBackend,
   type BackendChoice,
-} from './backend.js';
-import { netmapToConfig, type PeerPath } from './netmap.js';
-import { parseIpAddr, parseWgDump } from './wg-dump.js';
+} from '../dataplane/backend.js';
+import { netmapToConfig, type PeerPath } from '../reconcile/netmap.js';
+import { parseIpAddr, parseWgDump } from '../dataplane/wg-dump.js';
 import {
   APPROVAL_REMINDER_MS,
   HANDOVER_WAIT_MS,
   MAX_INTERFACE_NAME_LENGTH,
   SOCKET_POLL_MS,
-} from './constants.js';
-import { CoordinatorError, HttpCoordinator, type MapResult } from './coordinator-client.js';
-import { systemDataplane, type Dataplane } from './dataplane.js';
-import { AgentError, errorMessage } from './errors.js';
-import { createFirewall } from './firewall.js';
-import { interfaceName, isInterfaceName } from './iface-name.js';
-import { localAddresses, localEndpoints } from './local-addresses.js';
-import type { Logger } from './log.js';
-import { NetworkAgent, notApproved } from './network-agent.js';
-import { probeFromPort } from './reflect-client.js';
-import { findExecutable, type Runner } from './runner.js';
-import { StateStore, type NetworkState } from './state-store.js';
+} from '../constants.js';
+import {
+  CoordinatorError,
+  HttpCoordinator,
+  type MapResult,
+} from '../control/coordinator-client.js';
+import { systemDataplane, type Dataplane } from '../dataplane/dataplane.js';
+import { AgentError, errorMessage } from '../errors.js';
+import { createFirewall } from '../dataplane/firewall.js';
+import { interfaceName, isInterfaceName } from '../dataplane/iface-name.js';
+import { localAddresses, localEndpoints } from '../discovery/local-addresses.js';
+import type { Logger } from '../log.js';
+import { NetworkAgent, notApproved } from '../network-agent.js';
+import { probeFromPort } from '../discovery/reflect-client.js';
+import { findExecutable, type Runner } from '../runner.js';
+import { StateStore, type NetworkState } from '../state-store.js';
 import { installService, systemdRunning } from './systemd.js';
-import { AGENT_VERSION } from './version.js';
+import { AGENT_VERSION } from '../version.js';
 
 /** What every command runs with. */
 export interface CommandContext {

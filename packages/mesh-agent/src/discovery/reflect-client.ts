@@ -10,7 +10,7 @@ import { isIP } from 'node:net';
 import { lookup } from 'node:dns/promises';
 import { REFLECT_TXID_LENGTH, decodeReply, encodeProbe, type Endpoint } from '@wiremesh/protocol';
 import { formatIp, parseIp } from '@wiremesh/wg-core';
-import { REFLECT_ATTEMPTS, REFLECT_TIMEOUT_MS } from './constants.js';
+import { REFLECT_ATTEMPTS, REFLECT_TIMEOUT_MS } from '../constants.js';
 
 /** A UDP endpoint as the userspace device names it. */
 export interface SocketAddress {

@@ -4,8 +4,8 @@
  * would have run is recorded, so tests see exactly which peers, addresses and routes were touched.
  */
 import type { Backend as BackendKind, Endpoint } from '@wiremesh/protocol';
-import type { ObservedPeer, PunchOptions } from './diff.js';
-import { describeDiff, diffConfig, isEmptyDiff } from './diff.js';
+import type { ObservedPeer, PunchOptions } from '../reconcile/diff.js';
+import { describeDiff, diffConfig, isEmptyDiff } from '../reconcile/diff.js';
 import {
   ipCommands,
   NOT_THERE,
@@ -15,7 +15,7 @@ import {
   type DeviceIdentity,
   type Observed,
 } from './dataplane.js';
-import type { DesiredConfig } from './netmap.js';
+import type { DesiredConfig } from '../reconcile/netmap.js';
 import { forwardingRules, ruleTag } from './firewall.js';
 
 interface FakeInterface {

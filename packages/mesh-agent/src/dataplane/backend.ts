@@ -20,11 +20,11 @@ import {
   TUN_DEVICE_PATH,
   USERSPACE_IMPLEMENTATION_ENV,
   WG_SOCKET_DIR,
-} from './constants.js';
-import { AgentError } from './errors.js';
-import type { Logger } from './log.js';
-import { Reflector } from './reflect-client.js';
-import { commandError, findExecutable, type Runner } from './runner.js';
+} from '../constants.js';
+import { AgentError } from '../errors.js';
+import type { Logger } from '../log.js';
+import { Reflector } from '../discovery/reflect-client.js';
+import { commandError, findExecutable, type Runner } from '../runner.js';
 import { parseIpAddr } from './wg-dump.js';
 
 /** How hard one reflection round tries (default REFLECT_ATTEMPTS of REFLECT_TIMEOUT_MS). */
