@@ -1,7 +1,8 @@
 /**
  * @wiremesh/mesh-agent: the `wiremesh` agent (DESIGN.md "mesh-agent"). The data flows one way:
- * coordinator client -> validated network map -> netmapToConfig -> diff -> dataplane (wg, ip,
- * firewall). The pieces are exported for tests and tools; the CLI is `wiremesh` (cli.ts).
+ * control client -> validated network map -> reconciler (netmapToConfig -> diff -> dataplane:
+ * wg, ip, firewall), with endpoint discovery a state machine beside it. The pieces are exported
+ * for tests and tools; the CLI is `wiremesh` (cli.ts, cli/).
  */
 export * from './constants.js';
 export { AgentError, errorMessage, type AgentErrorCode } from './errors.js';
@@ -107,10 +108,22 @@ export {
   type SocketAddress,
 } from './discovery/reflect-client.js';
 export {
-  NetworkAgent,
+  ControlClient,
+  goneReason,
   realSleep,
+  type ControlClientOptions,
+  type ControlHandler,
   type GoneReason,
-  type NetworkAgentDeps,
   type Sleep,
-} from './network-agent.js';
+} from './control/control-client.js';
+export {
+  Discovery,
+  type DiscoveryAction,
+  type DiscoveryInput,
+  type DiscoveryOptions,
+  type ProbeKind,
+  type ReportReason,
+} from './discovery/discovery.js';
+export { Reconciler, type ReconcilerOptions } from './reconcile/reconciler.js';
+export { NetworkAgent, type NetworkAgentDeps } from './network-agent.js';
 export { AGENT_SEMVER, AGENT_VERSION } from './version.js';

@@ -7,7 +7,7 @@ import { memoryLogger } from '../src/log.js';
 import { NetworkAgent, type NetworkAgentDeps } from '../src/network-agent.js';
 import type { PortProbe } from '../src/discovery/reflect-client.js';
 import type { NetworkState } from '../src/state-store.js';
-import { FakeCoordinator, manualSleep, settle } from './fake-coordinator.js';
+import { FakeClock, FakeCoordinator, settle } from './fake-coordinator.js';
 import { key, LAN, map, peer } from './fixtures.js';
 
 const REPORT_MS = 10_000;
@@ -26,15 +26,22 @@ const STATE: NetworkState = {
   joinedAt: 0,
 };
 
-function setup(
-  saved: NetworkMap | null = null,
-  now: () => number = Date.now,
-  extra: Partial<NetworkAgentDeps> = {},
-) {
+/** A Backoff that records the delays it hands out. */
+class RecordingBackoff extends Backoff {
+  readonly delays: number[] = [];
+  override next(): number {
+    const d = super.next();
+    this.delays.push(d);
+    return d;
+  }
+}
+
+function setup(saved: NetworkMap | null = null, extra: Partial<NetworkAgentDeps> = {}) {
   const api = new FakeCoordinator();
   const dp = createFakeDataplane();
   const { log, lines } = memoryLogger();
-  const clock = manualSleep();
+  const clock = new FakeClock();
+  const backoff = new RecordingBackoff({ minMs: 100, maxMs: 800, jitter: 0 });
   const store = {
     saved,
     removed: false,
@@ -52,15 +59,15 @@ function setup(
     log,
     localAddresses: () => LAN.localAddresses,
     sleep: clock.sleep,
-    backoff: new Backoff({ minMs: 100, maxMs: 800, jitter: 0 }),
+    backoff,
     reportIntervalMs: REPORT_MS,
     onGone: (r) => gone.push(r),
     prepareWhilePending: true,
-    now,
+    now: clock.now,
     resolveHost: async (host) => (host === '10.0.0.1' ? host : '192.0.2.250'),
     ...extra,
   });
-  return { api, dp, lines, clock, store, agent, gone };
+  return { api, dp, lines, clock, backoff, store, agent, gone };
 }
 
 describe('NetworkAgent', () => {
@@ -146,22 +153,18 @@ describe('NetworkAgent', () => {
     const before = JSON.stringify(await t.dp.observe('wm-demo'));
     t.api.crash();
     await settle();
-    const backoff = (ms: number) => ms !== REPORT_MS && ms !== PATH_CHECK_MS;
-    for (let i = 0; i < 6; i++) {
-      t.clock.release(t.clock.waiting.find((w) => backoff(w.ms))?.ms);
-      await settle();
-    }
-    // The report loop fails too, without touching the interface.
-    t.clock.release(REPORT_MS);
-    await settle();
+    // Each failed reconnect waits the next backoff delay (the test moves the clock by exactly it).
+    for (let i = 0; i < 6; i++) await t.clock.advance(t.backoff.delays.at(-1)!);
+    expect(t.backoff.delays).toEqual([100, 200, 400, 800, 800, 800, 800]);
+    // The report loop fails too, without touching the interface; the delay stays capped.
+    await t.clock.advance(REPORT_MS);
     expect(JSON.stringify(await t.dp.observe('wm-demo'))).toBe(before);
-    expect(t.clock.asked.filter(backoff)).toEqual([100, 200, 400, 800, 800, 800, 800]);
+    expect(t.backoff.delays.slice(7).every((d) => d === 800)).toBe(true);
     expect(t.lines.filter((l) => l.includes('the mesh stays up'))).toHaveLength(1);
 
     t.api.down = false;
     t.api.map = map([peer(2), peer(3)], 2);
-    t.clock.release(800);
-    await settle();
+    await t.clock.advance(800);
     // Reconnecting polls once (a missed change arrives) and the stream is open again.
     expect(t.agent.currentMap?.version).toBe(2);
     expect(t.api.connected).toBe(true);
@@ -318,7 +321,7 @@ describe('NetworkAgent', () => {
       });
       return { bound: true, endpoint: { ip: '203.0.113.2', port: 40000 } };
     };
-    t = setup(null, Date.now, { probePort });
+    t = setup(null, { probePort });
     t.dp.reflected = { ip: '203.0.113.2', port: 40000 };
     const elsewhere = peer(3, {
       endpoints: {
@@ -347,7 +350,7 @@ describe('NetworkAgent', () => {
 
   it('probes from the listen port only for the order when the backend cannot probe later, and not when the port is taken', async () => {
     const ports: number[] = [];
-    const t = setup(null, Date.now, {
+    const t = setup(null, {
       probePort: async (port) => {
         ports.push(port);
         return { bound: true, endpoint: { ip: '203.0.113.2', port: 40000 } };
@@ -360,7 +363,7 @@ describe('NetworkAgent', () => {
     expect(t.agent.reflected).toBeNull();
     expect(t.api.checkins.every((c) => c.reflectedEndpoint === undefined)).toBe(true);
 
-    const busy = setup(null, Date.now, {
+    const busy = setup(null, {
       probePort: async () => ({ bound: false, endpoint: null }),
     });
     busy.dp.reflected = { ip: '203.0.113.2', port: 40000 };
@@ -381,8 +384,7 @@ describe('NetworkAgent', () => {
   });
 
   it('probes again and reports when a new endpoint shows no handshake, and reports the handshake when it comes', async () => {
-    let now = 1_800_000_000_000;
-    const t = setup(null, () => now);
+    const t = setup();
     t.dp.reflected = { ip: '203.0.113.2', port: 40000 };
     t.agent.start();
     await settle();
@@ -395,30 +397,25 @@ describe('NetworkAgent', () => {
     const reports = t.api.checkins.length;
     expect(reports).toBeGreaterThan(0);
     // Still within the wait: nothing happens.
-    now += 5_000;
-    t.clock.release(PATH_CHECK_MS);
-    await settle();
+    await t.clock.advance(5_000);
     expect(t.dp.probes.length).toBe(probes);
-    // Two handshake attempts later, still nothing: the NAT may have remapped us.
-    now += 5_000;
-    t.clock.release(PATH_CHECK_MS);
+    // Two handshake attempts later (DIRECT_WAIT_MS), still nothing: the NAT may have remapped us.
+    await t.clock.advance(4_999);
+    expect(t.dp.probes.length).toBe(probes);
+    await t.clock.advance(1);
     await settle(60);
     expect(t.dp.probes.length).toBe(probes + 1);
     expect(t.api.checkins.length).toBeGreaterThan(reports);
-    // The handshake arrives: reported at once, with its age on our clock.
+    // The handshake arrives: reported at the next look, with its age on our clock.
     const before = t.api.checkins.length;
-    now += 1_000;
-    t.dp.handshake('wm-demo', key(2), Math.floor(now / 1000) - 1);
-    t.clock.release(PATH_CHECK_MS);
+    t.dp.handshake('wm-demo', key(2), Math.floor(t.clock.now() / 1000));
+    await t.clock.advance(PATH_CHECK_MS);
     await settle(60);
     const last = t.api.checkins.at(-1);
     expect(t.api.checkins.length).toBeGreaterThan(before);
     expect(last?.peers?.find((p) => p.publicKey === key(2))?.handshakeAgeMs).toBe(1_000);
-    // Settled: the watch stops, no more sleeps of the path loop.
-    const sleeps = t.clock.asked.filter((ms) => ms === PATH_CHECK_MS).length;
-    t.clock.release(PATH_CHECK_MS);
-    await settle();
-    expect(t.clock.asked.filter((ms) => ms === PATH_CHECK_MS).length).toBe(sleeps);
+    // Settled: the watch stops, no more path looks (the next deadline is the periodic probe).
+    expect(t.agent.nextDeadline()).toBeGreaterThan(t.clock.now() + PATH_CHECK_MS);
     await t.agent.stop();
   });
 
@@ -434,10 +431,11 @@ describe('NetworkAgent', () => {
     const iface = t.dp.interfaces.get('wm-demo')!;
     expect(iface.peers.get(low.publicKey)?.persistentKeepalive).toBe(0);
     expect(iface.peers.get(high.publicKey)?.persistentKeepalive).toBe(25);
-    expect(t.clock.waiting.some((w) => w.ms === PUNCH_STAGGER_MS)).toBe(true);
+    // Still held just before the stagger ends; sent when it does.
+    await t.clock.advance(PUNCH_STAGGER_MS - 1);
+    expect(iface.peers.get(low.publicKey)?.persistentKeepalive).toBe(0);
     t.dp.commands.length = 0;
-    t.clock.release(PUNCH_STAGGER_MS);
-    await settle();
+    await t.clock.advance(1);
     expect(iface.peers.get(low.publicKey)?.persistentKeepalive).toBe(25);
     // No session yet: the kick adds the peer afresh, which sends at once.
     expect(t.dp.commands.map((c) => c.join(' '))).toEqual([
