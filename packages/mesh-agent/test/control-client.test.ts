@@ -2,23 +2,13 @@
 // one outage line, reconnect at once when a check-in gets through, periodic reports, removal.
 import type { CheckinRequest } from '@wiremesh/protocol';
 import { describe, expect, it } from 'vitest';
-import { Backoff } from '../src/control/backoff.js';
 import { ControlClient, type GoneReason } from '../src/control/control-client.js';
 import { CoordinatorError, type StreamEvent } from '../src/control/coordinator-client.js';
 import { memoryLogger } from '../src/log.js';
-import { FakeClock, FakeCoordinator, settle } from './fake-coordinator.js';
+import { FakeClock, FakeCoordinator, RecordingBackoff, settle } from './fake-coordinator.js';
 import { map, peer } from './fixtures.js';
 
 const REPORT_MS = 10_000;
-
-class RecordingBackoff extends Backoff {
-  readonly delays: number[] = [];
-  override next(): number {
-    const d = super.next();
-    this.delays.push(d);
-    return d;
-  }
-}
 
 function setup() {
   const api = new FakeCoordinator();

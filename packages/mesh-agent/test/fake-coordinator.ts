@@ -7,6 +7,7 @@ import type {
   StreamEvent,
 } from '../src/control/coordinator-client.js';
 import { validateMap } from '../src/control/coordinator-client.js';
+import { Backoff } from '../src/control/backoff.js';
 import { AgentError } from '../src/errors.js';
 
 interface Session {
@@ -91,6 +92,16 @@ export class FakeCoordinator implements CoordinatorApi {
   crash(): void {
     this.down = true;
     this.session?.end(new AgentError('unreachable', 'the push stream broke (socket hang up)'));
+  }
+}
+
+/** A Backoff that records the delays it hands out. */
+export class RecordingBackoff extends Backoff {
+  readonly delays: number[] = [];
+  override next(): number {
+    const d = super.next();
+    this.delays.push(d);
+    return d;
   }
 }
 

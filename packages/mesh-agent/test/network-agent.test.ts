@@ -1,40 +1,16 @@
 import { describe, expect, it } from 'vitest';
 import type { NetworkMap } from '@wiremesh/protocol';
-import { Backoff } from '../src/control/backoff.js';
 import { PATH_CHECK_MS, PUNCH_STAGGER_MS } from '../src/constants.js';
 import { createFakeDataplane } from '../src/dataplane/fake-dataplane.js';
 import { memoryLogger } from '../src/log.js';
 import { NetworkAgent, type NetworkAgentDeps } from '../src/network-agent.js';
 import type { PortProbe } from '../src/discovery/reflect-client.js';
-import type { NetworkState } from '../src/state-store.js';
-import { FakeClock, FakeCoordinator, settle } from './fake-coordinator.js';
-import { key, LAN, map, peer } from './fixtures.js';
+import { FakeClock, FakeCoordinator, RecordingBackoff, settle } from './fake-coordinator.js';
+import { key, LAN, map, nodeState, peer } from './fixtures.js';
 
 const REPORT_MS = 10_000;
 
-const STATE: NetworkState = {
-  format: 1,
-  network: 'demo',
-  server: 'http://10.0.0.1:8080',
-  nodeId: 'node-1',
-  nodeSecret: 'wmn_node-1.secret',
-  name: 'node-1',
-  interface: 'wm-demo',
-  backend: 'userspace',
-  listenPort: null,
-  publicKey: key(1),
-  joinedAt: 0,
-};
-
-/** A Backoff that records the delays it hands out. */
-class RecordingBackoff extends Backoff {
-  readonly delays: number[] = [];
-  override next(): number {
-    const d = super.next();
-    this.delays.push(d);
-    return d;
-  }
-}
+const STATE = nodeState();
 
 function setup(saved: NetworkMap | null = null, extra: Partial<NetworkAgentDeps> = {}) {
   const api = new FakeCoordinator();

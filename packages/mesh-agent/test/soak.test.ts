@@ -9,9 +9,8 @@ import { validateMap } from '../src/control/coordinator-client.js';
 import { createFakeDataplane } from '../src/dataplane/fake-dataplane.js';
 import type { Logger } from '../src/log.js';
 import { NetworkAgent } from '../src/network-agent.js';
-import type { NetworkState } from '../src/state-store.js';
 import { FakeClock, FakeCoordinator } from './fake-coordinator.js';
-import { key, LAN, map, peer } from './fixtures.js';
+import { LAN, map, nodeState, peer } from './fixtures.js';
 
 const CHANGES = 20_000;
 const MARKS = [1_000, 10_000, 20_000];
@@ -29,19 +28,7 @@ const CHANGES_PER_STEP = 10;
 const MAX_GROWTH_BYTES = 6 * 1024 * 1024;
 const MIB = 1024 * 1024;
 
-const STATE: NetworkState = {
-  format: 1,
-  network: 'demo',
-  server: 'http://10.0.0.1:8080',
-  nodeId: 'node-1',
-  nodeSecret: 'wmn_node-1.secret',
-  name: 'node-1',
-  interface: 'wm-demo',
-  backend: 'userspace',
-  listenPort: null,
-  publicKey: key(1),
-  joinedAt: 0,
-};
+const STATE = nodeState();
 
 /** Peer n (2..PEERS+1) in variant v: endpoints and allowed IPs move with v. */
 function peerAt(n: number, v: number): MapPeer {

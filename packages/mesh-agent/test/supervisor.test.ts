@@ -8,9 +8,9 @@ import { DAEMON_PID_FILE, Supervisor } from '../src/cli/supervisor.js';
 import { createFakeDataplane } from '../src/dataplane/fake-dataplane.js';
 import { memoryLogger } from '../src/log.js';
 import { NetworkAgent } from '../src/network-agent.js';
-import { StateStore, type NetworkState } from '../src/state-store.js';
+import { StateStore } from '../src/state-store.js';
 import { FakeClock, FakeCoordinator, settle } from './fake-coordinator.js';
-import { key, LAN, map, peer } from './fixtures.js';
+import { LAN, map, nodeState, peer } from './fixtures.js';
 
 let dir: string;
 beforeEach(() => {
@@ -19,19 +19,8 @@ beforeEach(() => {
 afterEach(() => rmSync(dir, { recursive: true, force: true }));
 
 function joined(store: StateStore, network: string): void {
-  const state: NetworkState = {
-    format: 1,
-    network,
-    server: 'http://10.0.0.1:8080',
-    nodeId: `node-${network}`,
-    nodeSecret: 'wmn_node.secret',
-    name: 'node-1',
-    interface: `wm-${network}`,
-    backend: 'userspace',
-    listenPort: null,
-    publicKey: key(1),
-    joinedAt: 0,
-  };
+  const state = nodeState({ network, nodeId: `node-${network}`, interface: `wm-${network}` });
+
   store.save(state);
   store.saveKey(network, new Uint8Array(32).fill(1));
 }
