@@ -105,7 +105,6 @@ export {
   Reflector,
   resolveHost,
   type RawSocket,
-  type SocketAddress,
 } from './discovery/reflect-client.js';
 export {
   ControlClient,

@@ -67,11 +67,7 @@ export interface NetworkAgentDeps {
    * Sends one reflection probe from local UDP `port` before the device listens there
    * (reflect-client.ts probeFromPort; the CLI passes it, tests a fake). Absent: no such probe.
    */
-  probePort?: (
-    port: number,
-    target: { address: string; port: number },
-    timeoutMs: number,
-  ) => Promise<PortProbe>;
+  probePort?: (port: number, target: Endpoint, timeoutMs: number) => Promise<PortProbe>;
 }
 
 /** Keeps one network's interface equal to the coordinator's latest valid map. */
@@ -386,12 +382,12 @@ export class NetworkAgent {
   }
 
   /** Where the reflector is: the coordinator's host and the map's reflect port, or null. */
-  private async reflectTarget(): Promise<{ address: string; port: number } | null> {
+  private async reflectTarget(): Promise<Endpoint | null> {
     const port = this.map?.reflectPort ?? null;
     if (port === null) return null;
     const host = new URL(this.d.state.server).hostname;
     try {
-      return { address: await (this.d.resolveHost ?? resolveHost)(host), port };
+      return { ip: await (this.d.resolveHost ?? resolveHost)(host), port };
     } catch (e) {
       this.log.debug(`${this.network}: cannot resolve ${host} for reflection: ${errorMessage(e)}`);
       return null;
@@ -414,7 +410,7 @@ export class NetworkAgent {
         got = await reflect.call(this.d.dataplane, this.iface, target, options);
         if (got === null)
           this.log.debug(
-            `${this.network}: no reply from the reflector at ${target.address}:${target.port}`,
+            `${this.network}: no reply from the reflector at ${formatEndpoint(target)}`,
           );
       } catch (e) {
         this.log.debug(`${this.network}: reflection probe failed: ${errorMessage(e)}`);

@@ -267,7 +267,7 @@ describe('NetworkAgent', () => {
     });
     await settle(60);
     // The probe went to the coordinator's host (10.0.0.1 from the state) on the map's port.
-    expect(t.dp.probes[0]).toEqual({ address: '10.0.0.1', port: 3478 });
+    expect(t.dp.probes[0]).toEqual({ ip: '10.0.0.1', port: 3478 });
     expect(t.agent.reflected).toEqual({ ip: '203.0.113.2', port: 40000 });
     expect(t.lines.some((l) => l.includes('public endpoint 203.0.113.2:40000'))).toBe(true);
     const peers = t.dp.interfaces.get('wm-demo')?.peers;
@@ -309,7 +309,7 @@ describe('NetworkAgent', () => {
     await t.agent.checkinOnce();
     // One probe, from the map's listen port to the coordinator's reflector, before any wg set.
     expect(calls).toEqual([
-      { port: 51820, target: { address: '10.0.0.1', port: 3478 }, wgSetsBefore: 0 },
+      { port: 51820, target: { ip: '10.0.0.1', port: 3478 }, wgSetsBefore: 0 },
     ]);
     expect(t.agent.reflected).toEqual({ ip: '203.0.113.2', port: 40000 });
     // The first apply already knew the public endpoint: peer 3 at its public endpoint at once,
@@ -346,7 +346,7 @@ describe('NetworkAgent', () => {
     busy.api.map = { ...map([peer(2)], 1), reflectPort: 3478 };
     await busy.agent.checkinOnce();
     // The device already listened there: the usual probe from its own socket follows the apply.
-    expect(busy.dp.probes).toEqual([{ address: '10.0.0.1', port: 3478 }]);
+    expect(busy.dp.probes).toEqual([{ ip: '10.0.0.1', port: 3478 }]);
     expect(busy.agent.reflected).toEqual({ ip: '203.0.113.2', port: 40000 });
   });
 

@@ -49,11 +49,7 @@ export interface Backend {
    * Asks the reflector at `target` for the public endpoint of `iface`'s WireGuard socket. Resolves
    * with it, or null when no reply came. Only backends that own the socket have it.
    */
-  reflect?(
-    iface: string,
-    target: { address: string; port: number },
-    probe?: ProbeOptions,
-  ): Promise<Endpoint | null>;
+  reflect?(iface: string, target: Endpoint, probe?: ProbeOptions): Promise<Endpoint | null>;
   /** Closes the devices this backend runs in this process (the interfaces go with them). Idempotent. */
   close?(): Promise<void>;
 }

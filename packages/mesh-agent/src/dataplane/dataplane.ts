@@ -71,11 +71,7 @@ export interface Dataplane {
    * public endpoint the reflector at `target` saw, or null without a reply. Absent when the backend
    * cannot send from that socket (kernel WireGuard, a detached userspace process).
    */
-  reflect?(
-    iface: string,
-    target: { address: string; port: number },
-    probe?: ProbeOptions,
-  ): Promise<Endpoint | null>;
+  reflect?(iface: string, target: Endpoint, probe?: ProbeOptions): Promise<Endpoint | null>;
   /** Closes the devices this process runs (the in-process backend); the daemon calls it on exit. */
   close?(): Promise<void>;
 }

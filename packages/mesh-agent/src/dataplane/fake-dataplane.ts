@@ -44,7 +44,7 @@ export interface FakeDataplane extends Dataplane {
    * backend cannot probe at all, like the kernel's. Every probe's target is kept in `probes`.
    */
   reflected: Endpoint | null | undefined;
-  readonly probes: { address: string; port: number }[];
+  readonly probes: Endpoint[];
 }
 
 /** A new FakeDataplane of kind `backend`. */
@@ -52,7 +52,7 @@ export function createFakeDataplane(backend: BackendKind = 'userspace'): FakeDat
   const ifaces = new Map<string, FakeInterface>();
   const commands: string[][] = [];
   let failure: Error | null = null;
-  const probes: { address: string; port: number }[] = [];
+  const probes: Endpoint[] = [];
   const observe = async (iface: string): Promise<Observed> => {
     const i = ifaces.get(iface);
     if (i === undefined) return NOT_THERE;
@@ -161,7 +161,7 @@ export function createFakeDataplane(backend: BackendKind = 'userspace'): FakeDat
     get: () =>
       fake.reflected === undefined
         ? undefined
-        : async (iface: string, target: { address: string; port: number }, _probe?: unknown) => {
+        : async (iface: string, target: Endpoint, _probe?: unknown) => {
             probes.push(target);
             return ifaces.has(iface) ? (fake.reflected ?? null) : null;
           },
