@@ -5,13 +5,13 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import type { MapPeer, NetworkMap } from '@wiremesh/protocol';
-import { endpointSourceOf } from '../src/commands.js';
-import { validateMap } from '../src/coordinator-client.js';
+import { endpointSourceOf } from '../src/cli/commands.js';
+import { validateMap } from '../src/control/coordinator-client.js';
 import { SESSION_FRESH_MS } from '../src/constants.js';
-import { createFakeDataplane } from '../src/fake-dataplane.js';
+import { createFakeDataplane } from '../src/dataplane/fake-dataplane.js';
 import { memoryLogger } from '../src/log.js';
 import { NetworkAgent } from '../src/network-agent.js';
-import { FakeCoordinator, manualSleep } from './fake-coordinator.js';
+import { FakeClock, FakeCoordinator } from './fake-coordinator.js';
 import { key, LAN, map, peer } from './fixtures.js';
 
 const RUNS = Number(process.env.WIREMESH_FUZZ_RUNS ?? 150);
@@ -44,7 +44,7 @@ function agentAt(now: () => number) {
     dataplane: dp,
     log: memoryLogger().log,
     localAddresses: () => LAN.localAddresses,
-    sleep: manualSleep().sleep,
+    sleep: new FakeClock().sleep,
     now,
   });
   return { api, dp, agent };
