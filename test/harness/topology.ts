@@ -209,6 +209,18 @@ export interface Topology {
   /** Gives a host new addresses on the same segment (the old ones are removed, routes kept). */
   readdress(host: string, addr: { ipv4?: string; ipv6?: string }): Promise<NodeInfo>;
   /**
+   * Moves interface `link` from namespace `fromNs` into a LAN's bridge (a VM's tap: the guest is
+   * then a host of that LAN) and reserves `ipv4` (default: the next free) on the LAN for the
+   * device behind it, which configures that address itself. Resolves with the address, the LAN's
+   * prefix length and its gateway; the link is removed with the LAN's router.
+   */
+  attachLink(
+    segment: string,
+    fromNs: string,
+    link: string,
+    addr?: { ipv4?: string },
+  ): Promise<{ ipv4: string; prefixLength: number; gateway: string }>;
+  /**
    * Stops every process in the topology's namespaces (SIGTERM, SIGKILL after a grace period),
    * deletes the namespaces (and with them every bridge and veth) and any WireGuard UAPI socket an
    * interface of these namespaces left behind. Idempotent; never rejects.
@@ -812,6 +824,21 @@ class BuiltTopology implements Topology {
     n.ipv6 = placed.ipv6;
     await this.plug(n);
     return this.node(host);
+  }
+
+  async attachLink(
+    segment: string,
+    fromNs: string,
+    link: string,
+    addr: { ipv4?: string } = {},
+  ): Promise<{ ipv4: string; prefixLength: number; gateway: string }> {
+    const seg = this.segment(segment);
+    if (segment === INTERNET) throw new RangeError('attachLink takes a LAN, not the internet');
+    const placed = addr.ipv4 === undefined ? seg.pool.next().ipv4 : seg.pool.take4(addr.ipv4);
+    await check(null, ['ip', '-n', fromNs, 'link', 'set', link, 'netns', this.ns(seg.owner)]);
+    this.ownLinks.get(seg.owner)!.add(link);
+    await this.ipBatch(seg.owner, [`link set ${link} master ${seg.bridge}`, `link set ${link} up`]);
+    return { ipv4: placed, prefixLength: seg.pool.v4.len, gateway: seg.gateway4 };
   }
 
   async readdress(host: string, addr: { ipv4?: string; ipv6?: string }): Promise<NodeInfo> {

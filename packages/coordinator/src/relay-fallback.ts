@@ -11,6 +11,7 @@ import {
   RELAY_AFTER_MS,
   RELAY_RETRY_MS,
 } from './constants.js';
+import { resolveEndpoints } from './observed-endpoints.js';
 import { PathMonitor, type PathDecision, type PathNode } from './path-monitor.js';
 import type { RelayState, Store } from './store/index.js';
 
@@ -28,6 +29,7 @@ export interface RelayFallbackOptions {
 
 /** The monitor's view of a network's nodes at time `now`. Pure. */
 export function pathNodes(state: RelayState, now: number): PathNode[] {
+  const resolved = resolveEndpoints(state.nodes, state.peerStatus);
   return state.nodes.map((n) => {
     const seen = n.lastSeenAt;
     const handshakes = new Map<string, number | null>();
@@ -39,7 +41,9 @@ export function pathNodes(state: RelayState, now: number): PathNode[] {
       handshakes.set(p.publicKey, at);
     }
     const approved = n.state === 'approved';
-    const reflected = n.reflectedEndpoint === null ? '' : JSON.stringify(n.reflectedEndpoint);
+    // The public endpoint peers are given (its own or observed): a new one restarts the wait.
+    const given = resolved.get(n.id)?.reflected ?? null;
+    const reflected = given === null ? '' : JSON.stringify(given);
     return {
       id: n.id,
       publicKey: n.publicKey,

@@ -13,6 +13,7 @@ import {
   type NodeState,
   type PeerRelay,
 } from '@wiremesh/protocol';
+import { resolveEndpoints, type ResolvedEndpoint } from './observed-endpoints.js';
 import { addressesOf, rangesOf, type NetworkState, type NodeRecord } from './store/index.js';
 
 const HOST_PREFIX_V4 = 32;
@@ -66,6 +67,11 @@ export function buildSnapshot(state: NetworkState, reflectPort: number | null): 
   // Relay fallback: each relayed pair appears in both nodes' self entries (mirror images). A row
   // whose nodes or relay no longer qualify is ignored here; the path monitor deletes it.
   const byId = new Map(approved.map((n) => [n.id, n]));
+  const resolved = resolveEndpoints(approved, state.peerStatus ?? new Map());
+  const split = (id: string): boolean => {
+    const src = resolved.get(id)?.source;
+    return src?.kind === 'observed' && src.reflector !== null;
+  };
   const peerRelaysOf = new Map<string, PeerRelay[]>();
   for (const r of state.pairRelays ?? []) {
     const a = byId.get(r.a);
@@ -79,7 +85,8 @@ export function buildSnapshot(state: NetworkState, reflectPort: number | null): 
       [b.id, a.id],
     ] as const) {
       const list = peerRelaysOf.get(self) ?? [];
-      list.push({ peerId: peer, relayId: relay.id });
+      const reason = split(a.id) || split(b.id) ? 'nat_mapping_split' : 'no_direct_handshake';
+      list.push({ peerId: peer, relayId: relay.id, reason });
       peerRelaysOf.set(self, list);
     }
   }
@@ -130,7 +137,7 @@ export function buildSnapshot(state: NetworkState, reflectPort: number | null): 
           ...(egress?.ranges ?? []),
           ...clients.flatMap((c) => c.allowedIps),
         ],
-        endpoints: endpointsOf(n),
+        endpoints: endpointsOf(n, resolved.get(n.id)),
         listenPort: n.listenPort,
         persistentKeepalive: net.persistentKeepalive,
         relayedBy,
@@ -165,6 +172,7 @@ export function buildSnapshot(state: NetworkState, reflectPort: number | null): 
         relays,
         relayedBy,
         ...(peerRelaysOf.has(n.id) ? { peerRelays: peerRelaysOf.get(n.id) } : {}),
+        ...observedSelf(resolved.get(n.id)),
       }),
     );
   }
@@ -179,8 +187,15 @@ export function buildSnapshot(state: NetworkState, reflectPort: number | null): 
   };
 }
 
-function endpointsOf(n: NodeRecord): MapPeer['endpoints'] {
-  return { reflected: n.reflectedEndpoint, local: [...n.localEndpoints] };
+function observedSelf(r: ResolvedEndpoint | undefined): Pick<MapSelf, 'observed'> {
+  if (r?.source?.kind !== 'observed' || r.reflected === null) return {};
+  return { observed: { endpoint: r.reflected, source: r.source } };
+}
+
+function endpointsOf(n: NodeRecord, r: ResolvedEndpoint | undefined): MapPeer['endpoints'] {
+  const local = [...n.localEndpoints];
+  if (r === undefined || r.source === undefined) return { reflected: n.reflectedEndpoint, local };
+  return { reflected: r.reflected, local, reflectedSource: r.source };
 }
 
 /**

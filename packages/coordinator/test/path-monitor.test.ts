@@ -230,8 +230,13 @@ describe('relay fallback through the coordinator', () => {
       // Check-ins also poke the evaluation by themselves, so which call applies the decision is a
       // race: assert on the state (both maps), which is what agents see.
       await c.relayFallback!.evaluate(networkId);
-      expect((await mapOf(a.id)).self.peerRelays).toEqual([{ peerId: d.id, relayId: r.id }]);
-      expect((await mapOf(d.id)).self.peerRelays).toEqual([{ peerId: a.id, relayId: r.id }]);
+      const why = 'no_direct_handshake';
+      expect((await mapOf(a.id)).self.peerRelays).toEqual([
+        { peerId: d.id, relayId: r.id, reason: why },
+      ]);
+      expect((await mapOf(d.id)).self.peerRelays).toEqual([
+        { peerId: a.id, relayId: r.id, reason: why },
+      ]);
       expect((await mapOf(r.id)).self.peerRelays).toBeUndefined();
 
       // The direct entries kept trying and one handshake got through.

@@ -16,7 +16,7 @@ import {
   type NetworkMap,
   type PeerStatus,
 } from '@wiremesh/protocol';
-import { EARLY_PROBE_TIMEOUT_MS } from './constants.js';
+import { EARLY_PROBE_TIMEOUT_MS, SESSION_FRESH_MS } from './constants.js';
 import { Backoff } from './control/backoff.js';
 import { ControlClient, realSleep, type GoneReason, type Sleep } from './control/control-client.js';
 import {
@@ -193,7 +193,11 @@ export class NetworkAgent {
       result = await this.reconciler.apply(
         map,
         label,
-        () => ({ localAddresses: this.d.localAddresses(), reflected: this.discovery.reflected }),
+        () => ({
+          localAddresses: this.d.localAddresses(),
+          // A backend that cannot probe learns its public address from a public peer's observation.
+          reflected: this.discovery.reflected ?? map.self.observed?.endpoint ?? null,
+        }),
         {
           hold: (peer: string) => this.discovery.holds(peer),
           ...(kick !== undefined ? { kick } : {}),
@@ -217,6 +221,7 @@ export class NetworkAgent {
         publicKey: u.publicKey,
         isNew: u.isNew,
         endpointSet: u.endpoint !== undefined,
+        ...(u.endpoint !== undefined ? { endpoint: u.endpoint } : {}),
       })),
       removed: result.diff.removePeers,
       held: result.diff.held,
@@ -587,6 +592,13 @@ export class NetworkAgent {
         path: paths.get(p.publicKey) ?? 'direct',
         handshakeAgeMs:
           p.latestHandshakeS > 0 ? Math.max(0, now - p.latestHandshakeS * MS_PER_S) : null,
+        // After a recent handshake WireGuard's endpoint is where the peer's packets come from.
+        observedEndpoint:
+          p.endpoint !== null &&
+          p.latestHandshakeS > 0 &&
+          now - p.latestHandshakeS * MS_PER_S <= SESSION_FRESH_MS
+            ? parseEndpoint(p.endpoint)
+            : null,
       }));
     }
     return req;

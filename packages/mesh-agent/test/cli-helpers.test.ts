@@ -72,6 +72,8 @@ describe('status output', () => {
           txBytes: 100,
           path: 'direct',
           via: null,
+          endpointSource: 'observed by relay1',
+          relayReason: null,
         },
         {
           name: 'delta',
@@ -83,6 +85,8 @@ describe('status output', () => {
           txBytes: 1480,
           path: 'relay',
           via: 'relay1',
+          endpointSource: 'reflected',
+          relayReason: 'no direct handshake in time',
         },
         {
           name: 'phone',
@@ -94,6 +98,8 @@ describe('status output', () => {
           txBytes: 0,
           path: 'direct',
           via: null,
+          endpointSource: null,
+          relayReason: null,
         },
       ],
     };
@@ -101,10 +107,12 @@ describe('status output', () => {
     expect(text).toContain(
       'network demo: interface wm-demo (up), backend userspace, address 10.8.0.1/16',
     );
-    expect(text).toMatch(/beta\s+192\.0\.2\.2:51820\s+42 s ago\s+2\.0 KiB \/ 100 B\s+direct/);
+    expect(text).toMatch(
+      /beta\s+192\.0\.2\.2:51820\s+42 s ago\s+2\.0 KiB \/ 100 B\s+direct\s+observed by relay1$/m,
+    );
     expect(text).toMatch(/phone \(external\)\s+-\s+never/);
     expect(text).toMatch(
-      /delta\s+198\.51\.100\.9:40001\s+never\s+0 B \/ 1\.4 KiB\s+relay via relay1/,
+      /delta\s+198\.51\.100\.9:40001\s+never\s+0 B \/ 1\.4 KiB\s+relay via relay1 \(no direct handshake in time\)\s+reflected$/m,
     );
   });
 });

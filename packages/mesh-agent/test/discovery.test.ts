@@ -136,6 +136,30 @@ describe('Discovery: path checks and a failed direct attempt', () => {
     ).toEqual([{ type: 'report', reason: 'path-up' }]);
   });
 
+  it('reports at once when a peer’s packets come from elsewhere than it was sent (issue 11)', () => {
+    // A public node gave a NATed peer its LAN guess; the peer's packets show where its NAT maps
+    // it, which the coordinator takes from this report as the peer's public endpoint.
+    const d = running();
+    const input = applied([LOW], { isNew: false });
+    if (input.type !== 'applied') throw new Error('unreachable');
+    d.handle(T0, {
+      ...input,
+      updated: [
+        { publicKey: LOW, isNew: false, endpointSet: true, endpoint: '192.168.1.50:51820' },
+      ],
+    });
+    const old = Math.floor(T0 / 1000) - 100;
+    d.tick(T0 + PATH_CHECK_MS);
+    expect(
+      d.handle(T0 + PATH_CHECK_MS, { type: 'observed', peers: [peerSeen(LOW, old, 500)] }),
+    ).toEqual([{ type: 'report', reason: 'peer-roamed' }]);
+    // Once: the same place again is no news.
+    d.tick(T0 + 2 * PATH_CHECK_MS);
+    expect(
+      d.handle(T0 + 2 * PATH_CHECK_MS, { type: 'observed', peers: [peerSeen(LOW, old, 500)] }),
+    ).toEqual([]);
+  });
+
   it('re-probes and reports once DIRECT_WAIT_MS pass without a handshake, then gives up at PATH_WATCH_MAX_MS', () => {
     const d = running();
     d.handle(T0, applied([LOW]));

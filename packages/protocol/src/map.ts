@@ -53,12 +53,36 @@ export const MapNetwork = z.object({
 /** Network-wide settings as one node sees them. */
 export type MapNetwork = z.infer<typeof MapNetwork>;
 
+/**
+ * How a peer's public endpoint was learned:
+ * - `reflector`: the node probed the coordinator's reflector from its WireGuard socket;
+ * - `observed`: a public node (`byId`, `byName`: a relay, an ingress, or a node whose reflected
+ *   endpoint is its own address) saw the node's packets arrive from there after a handshake. The
+ *   coordinator uses it for nodes that cannot probe from their socket (kernel WireGuard, a
+ *   detached userspace device), and instead of the reflector's answer when the two disagree (the
+ *   NAT gave the node's later flows another public port): then `reflector` is what the reflector
+ *   saw, else null.
+ */
+export const EndpointSource = z.discriminatedUnion('kind', [
+  z.object({ kind: z.literal('reflector') }),
+  z.object({
+    kind: z.literal('observed'),
+    byId: Id,
+    byName: Name,
+    reflector: Endpoint.nullable(),
+  }),
+]);
+/** How a peer's public endpoint was learned. */
+export type EndpointSource = z.infer<typeof EndpointSource>;
+
 /** Where a peer may be reached: the public ip:port the coordinator saw, and its LAN addresses. */
 export const EndpointCandidates = z.object({
   /** The public ip:port reported after UDP reflection (reflect.ts); null until known. */
   reflected: Endpoint.nullable(),
   /** The node's own interface addresses with its listen port, for peers on the same LAN. */
   local: z.array(Endpoint).max(MAX_LOCAL_ENDPOINTS),
+  /** How `reflected` was learned; absent (coordinators before 2026-12-04) means the reflector. */
+  reflectedSource: EndpointSource.optional(),
 });
 /** Where a peer may be reached. */
 export type EndpointCandidates = z.infer<typeof EndpointCandidates>;
@@ -123,6 +147,13 @@ export type MapExternalClient = z.infer<typeof MapExternalClient>;
 export const PeerRelay = z.object({
   peerId: Id,
   relayId: Id,
+  /**
+   * Why the pair is relayed: `no_direct_handshake` (none within the coordinator's wait; e.g. NATs
+   * that answer unsolicited packets on both sides), or `nat_mapping_split` (a NAT of the pair
+   * gives the node's flows more than one public port: what the reflector saw and what a public
+   * peer observes differ, so no endpoint is sure to reach it). Absent from older coordinators.
+   */
+  reason: z.enum(['no_direct_handshake', 'nat_mapping_split']).optional(),
 });
 /** One peer reached through a relay. */
 export type PeerRelay = z.infer<typeof PeerRelay>;
@@ -154,6 +185,12 @@ export const MapSelf = z.object({
    * before this field existed, which means none.
    */
   peerRelays: z.array(PeerRelay).max(MAX_PEER_RELAYS).optional(),
+  /**
+   * This node's public endpoint as its peers are given it, when it came from a public peer's
+   * observation (EndpointSource `observed`): a node that cannot probe the reflector learns here
+   * whether a peer is behind the same public address. Absent otherwise and from older coordinators.
+   */
+  observed: z.object({ endpoint: Endpoint, source: EndpointSource }).optional(),
 });
 /** The node itself. */
 export type MapSelf = z.infer<typeof MapSelf>;

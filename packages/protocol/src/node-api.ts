@@ -58,6 +58,13 @@ export const PeerStatus = z.object({
    * the pair back to direct when it becomes fresh.
    */
   handshakeAgeMs: z.int().min(0).nullable().optional(),
+  /**
+   * Where the peer's packets came from, as `wg show` has it after a recent handshake (WireGuard
+   * roams the endpoint to the source of every authenticated packet), or null when there was none
+   * lately; absent from agents before 2026-12-04. Only reports of public nodes are used (a node
+   * behind a NAT sees the NAT's view of the path, not the peer's public endpoint).
+   */
+  observedEndpoint: Endpoint.nullable().optional(),
 });
 /** What an agent observed about one peer. */
 export type PeerStatus = z.infer<typeof PeerStatus>;

@@ -33,6 +33,8 @@ export interface NetworkState {
   extClients: ExtClientRecord[];
   /** Pairs relayed by the relay fallback; absent means none. */
   pairRelays?: PairRelayRecord[];
+  /** What each node (by id) last reported about its peers (observed endpoints); absent: none. */
+  peerStatus?: ReadonlyMap<string, readonly PeerStatus[]>;
 }
 
 /** Everything the relay fallback decides from. */
@@ -97,11 +99,13 @@ export class Store {
     return this.db.tx(async (q) => {
       const network = await findNetwork(q, networkId);
       if (network === undefined) return null;
+      const { nodes, peerStatus } = await nodeReportsOf(q, networkId);
       return {
         network,
-        nodes: await nodeRecordsOf(q, networkId),
+        nodes,
         extClients: await extClientsOf(q, networkId),
         pairRelays: await pairRelaysOf(q, networkId),
+        peerStatus,
       };
     });
   }

@@ -16,6 +16,7 @@ import {
   type RegisterRequest,
 } from '@wiremesh/protocol';
 import { ApiError } from '../api-error.js';
+import { isPublicNode, observationKey } from '../observed-endpoints.js';
 import { UniqueViolation, type Queryable } from '../db.js';
 import { hashSecret, newNodeSecret, nodeIdOfSecret, secretMatches } from '../secrets.js';
 import { allocateAddress, freeAddress } from './addresses.js';
@@ -435,6 +436,30 @@ export class Nodes {
    * (listen port, endpoints) bump the network's revision only when they changed; status fields
    * never do. Returns whether peers' maps changed.
    */
+  /**
+   * Whether a public node's check-in changes what it observes of its peers: those observations
+   * are other nodes' public endpoints in every map (observed-endpoints.ts).
+   */
+  private async observationsChanged(
+    node: NodeRecord,
+    req: CheckinRequest,
+    reflected: NodeRecord['reflectedEndpoint'],
+  ): Promise<boolean> {
+    if (req.peers === undefined) return false;
+    const after: NodeRecord = {
+      ...node,
+      localEndpoints: req.localEndpoints ?? node.localEndpoints,
+      reflectedEndpoint: reflected,
+    };
+    const key = observationKey(after, req.peers);
+    if (key === '' && !isPublicNode(node)) return false;
+    const row = await this.s.db.get<{ id: string; peer_status: string }>(
+      'SELECT id, peer_status FROM nodes WHERE id = ?',
+      [node.id],
+    );
+    return key !== observationKey(node, row === undefined ? [] : peerStatusOf(row));
+  }
+
   async checkin(node: NodeRecord, req: CheckinRequest): Promise<boolean> {
     const now = this.s.clock();
     const listenPort = req.listenPort ?? node.listenPort;
@@ -445,7 +470,9 @@ export class Nodes {
     const visible =
       listenPort !== node.listenPort ||
       local !== jsonText(node.localEndpoints) ||
-      reflectedText !== (node.reflectedEndpoint === null ? null : jsonText(node.reflectedEndpoint));
+      reflectedText !==
+        (node.reflectedEndpoint === null ? null : jsonText(node.reflectedEndpoint)) ||
+      (await this.observationsChanged(node, req, reflected));
     const update = async (q: Queryable): Promise<void> => {
       await q.run(
         `UPDATE nodes SET listen_port = ?, local_endpoints = ?, reflected_endpoint = ?, backend = ?, version = ?, os = ?,

@@ -7,7 +7,13 @@ import { randomFillSync } from 'node:crypto';
 import { existsSync, rmSync } from 'node:fs';
 import { hostname, release, type as osType } from 'node:os';
 import { join } from 'node:path';
-import { Name, PROTOCOL_VERSION, type NetworkMap } from '@wiremesh/protocol';
+import {
+  Name,
+  PROTOCOL_VERSION,
+  formatEndpoint,
+  type MapPeer,
+  type NetworkMap,
+} from '@wiremesh/protocol';
 import { generatePrivateKey, keyToBase64, nobleCrypto, publicKeyOf, wipe } from '@wiremesh/wg-core';
 import {
   kernelBackend,
@@ -625,6 +631,14 @@ export interface PeerStatusView {
   path: 'direct' | 'relay';
   /** The relay's node name when `path` is relay, else null. */
   via: string | null;
+  /**
+   * Where the endpoint came from: `reflected` (the peer's own reflection probe), `observed by
+   * NAME` (a public node saw the peer's packets come from there), `LAN`, `roamed` (the peer's
+   * packets came from elsewhere), or null without an endpoint.
+   */
+  endpointSource: string | null;
+  /** Why the coordinator relays the pair (relay fallback), or null. */
+  relayReason: string | null;
 }
 
 /** One network in `wiremesh status`. */
@@ -640,6 +654,31 @@ export interface NetworkStatusView {
   peers: PeerStatusView[];
 }
 
+/** Where `endpoint` (wg's, `ip:port`) of map peer `peer` came from (PeerStatusView.endpointSource). */
+export function endpointSourceOf(
+  peer: MapPeer | undefined,
+  endpoint: string | null,
+): string | null {
+  if (endpoint === null) return null;
+  const e = peer?.endpoints;
+  if (e === undefined) return 'roamed';
+  // A public host's reflected endpoint is one of its own addresses too: it counts as reflected.
+  if (e.reflected === null || formatEndpoint(e.reflected) !== endpoint)
+    return e.local.some((l) => formatEndpoint(l) === endpoint) ? 'LAN' : 'roamed';
+  const src = e.reflectedSource;
+  if (src === undefined || src.kind === 'reflector') return 'reflected';
+  return src.reflector === null
+    ? `observed by ${src.byName}`
+    : `observed by ${src.byName} (the reflector saw ${formatEndpoint(src.reflector)}: the NAT mapping split)`;
+}
+
+/** PeerStatusView.relayReason of a pair relay's reason code. */
+function relayReasonText(reason: string | undefined): string {
+  return reason === 'nat_mapping_split'
+    ? 'a NAT gives one side more than one public port'
+    : 'no direct handshake in time';
+}
+
 /** Collects the status of the selected networks from the state and the interfaces. */
 export async function collectStatus(
   ctx: CommandContext,
@@ -651,6 +690,12 @@ export async function collectStatus(
     if (state === null) continue;
     const map = ctx.store.loadMap(n);
     const paths = map === null ? [] : netmapToConfig(map).paths;
+    const mapPeers = new Map((map?.peers ?? []).map((p) => [p.publicKey, p]));
+    const pairReasons = new Map((map?.self.peerRelays ?? []).map((r) => [r.peerId, r.reason]));
+    const relayReason = (key: string): string | null => {
+      const id = mapPeers.get(key)?.id;
+      return id !== undefined && pairReasons.has(id) ? relayReasonText(pairReasons.get(id)) : null;
+    };
     const names = new Map<string, { name: string; kind: 'node' | 'external' }>();
     for (const p of map?.peers ?? []) names.set(p.publicKey, { name: p.name, kind: 'node' });
     for (const c of map?.self.externalClients ?? [])
@@ -675,6 +720,8 @@ export async function collectStatus(
       txBytes: p.txBytes,
       path: pathOf.get(p.publicKey)?.path ?? 'direct',
       via: relayName(pathOf.get(p.publicKey)),
+      endpointSource: endpointSourceOf(mapPeers.get(p.publicKey), p.endpoint),
+      relayReason: relayReason(p.publicKey),
     }));
     // Peers behind an admin relay are not WireGuard peers of this node: list them with their relay.
     const listed = new Set(peers.map((p) => p.publicKey));
@@ -690,6 +737,8 @@ export async function collectStatus(
         txBytes: 0,
         path: 'relay',
         via: relayName(p),
+        endpointSource: null,
+        relayReason: relayReason(p.publicKey),
       });
     }
     out.push({
@@ -737,14 +786,19 @@ export function formatStatus(views: readonly NetworkStatusView[], now = Date.now
     lines.push(
       `  node ${v.node.name} (${v.node.id}), coordinator ${v.server}, map ${v.mapVersion === null ? '(none yet)' : `v${v.mapVersion}`}`,
     );
-    const rows = [['PEER', 'ENDPOINT', 'LATEST HANDSHAKE', 'TRANSFER (RX / TX)', 'PATH']];
+    const rows = [
+      ['PEER', 'ENDPOINT', 'LATEST HANDSHAKE', 'TRANSFER (RX / TX)', 'PATH', 'ENDPOINT FROM'],
+    ];
     for (const p of v.peers)
       rows.push([
         p.kind === 'external' ? `${p.name} (external)` : p.name,
         p.endpoint ?? '-',
         ago(p.latestHandshakeMs, now),
         `${bytes(p.rxBytes)} / ${bytes(p.txBytes)}`,
-        p.path === 'relay' ? `relay via ${p.via ?? '?'}` : 'direct',
+        p.path === 'relay'
+          ? `relay via ${p.via ?? '?'}${p.relayReason === null ? '' : ` (${p.relayReason})`}`
+          : 'direct',
+        p.endpointSource ?? '-',
       ]);
     const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
     if (v.peers.length === 0) lines.push('  no peers');

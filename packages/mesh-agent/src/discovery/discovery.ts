@@ -25,7 +25,8 @@ const MS_PER_S = 1000;
 export type ProbeKind = 'loop' | 'early' | 'port' | 'manual';
 
 /** Why discovery asks for a check-in now. */
-export type ReportReason = 'peers-added' | 'path-up' | 'path-failed' | 'public-endpoint';
+export type ReportReason =
+  'peers-added' | 'path-up' | 'path-failed' | 'public-endpoint' | 'peer-roamed';
 
 /** What the shell must do. Actions of one call are to be run in order. */
 export type DiscoveryAction =
@@ -53,6 +54,8 @@ export type DiscoveryInput =
         readonly publicKey: string;
         readonly isNew: boolean;
         readonly endpointSet: boolean;
+        /** The endpoint it was given (`ip:port`), when known. */
+        readonly endpoint?: string;
       }[];
       readonly removed: readonly string[];
       readonly held: readonly string[];
@@ -103,6 +106,8 @@ export class Discovery {
   private readonly watched = new Map<string, Watched>();
   private pathCheckAt: number | null = null;
   private observing = false;
+  /** Where each peer was sent, then where its packets came from (a change is reported). */
+  private readonly seenAt = new Map<string, string>();
   private kicks: { at: number; peers: readonly string[] }[] = [];
   private lastLocal: string | null = null;
 
@@ -244,8 +249,12 @@ export class Discovery {
     for (const u of a.updated) {
       if (u.isNew) added = true;
       if (u.endpointSet) this.watched.set(u.publicKey, { since: now, rx: null, probed: false });
+      if (u.endpoint !== undefined) this.seenAt.set(u.publicKey, u.endpoint);
     }
-    for (const k of a.removed) this.watched.delete(k);
+    for (const k of a.removed) {
+      this.watched.delete(k);
+      this.seenAt.delete(k);
+    }
     if (this.running && this.watched.size > 0 && this.pathCheckAt === null && !this.observing)
       this.pathCheckAt = now + PATH_CHECK_MS;
     if (this.running && a.held.length > 0)
@@ -308,11 +317,19 @@ export class Discovery {
       const byKey = new Map(peers.map((p) => [p.publicKey, p]));
       let settled = false;
       let failed = false;
+      let roamed = false;
       for (const [key, w] of this.watched) {
         const p = byKey.get(key);
         if (p === undefined) {
           this.watched.delete(key);
           continue;
+        }
+        // Its packets come from somewhere new after a handshake: where its NAT maps it, which
+        // the coordinator takes from a public node's report as the peer's public endpoint.
+        const before = this.seenAt.get(key);
+        if (p.latestHandshakeS > 0 && p.endpoint !== null && p.endpoint !== before) {
+          this.seenAt.set(key, p.endpoint);
+          if (before !== undefined) roamed = true;
         }
         // wg shows whole seconds: a handshake just after `since` may read up to 1 s before it.
         const handshakeMs = p.latestHandshakeS * MS_PER_S;
@@ -331,6 +348,7 @@ export class Discovery {
       if (failed) this.probeSoon(now);
       if (failed) out.push({ type: 'report', reason: 'path-failed' });
       else if (settled) out.push({ type: 'report', reason: 'path-up' });
+      else if (roamed) out.push({ type: 'report', reason: 'peer-roamed' });
     }
     if (this.running && this.watched.size > 0) this.pathCheckAt = now + PATH_CHECK_MS;
     out.push(...this.tick(now));
