@@ -113,7 +113,9 @@ for (const dialect of ['sqlite', 'postgres'] as const) {
         await evaluate();
         now = t0 + RELAY_AFTER_MS;
         await evaluate();
-        expect((await mapOf(a.id)).self.peerRelays).toEqual([{ peerId: d.id, relayId: r.id }]);
+        expect((await mapOf(a.id)).self.peerRelays).toEqual([
+          { peerId: d.id, relayId: r.id, reason: 'no_direct_handshake' },
+        ]);
         now = t0 + 20_000;
         eJoined = true;
         expect((await evaluate()).nextCheckAt).toBe(t0 + 20_000 + RELAY_AFTER_MS);
@@ -122,23 +124,31 @@ for (const dialect of ['sqlite', 'postgres'] as const) {
         now = t0 + 30_000;
         c = await start();
         // Before any check-in reaches the new coordinator.
-        expect((await mapOf(a.id)).self.peerRelays).toEqual([{ peerId: d.id, relayId: r.id }]);
-        expect((await mapOf(d.id)).self.peerRelays).toEqual([{ peerId: a.id, relayId: r.id }]);
+        expect((await mapOf(a.id)).self.peerRelays).toEqual([
+          { peerId: d.id, relayId: r.id, reason: 'no_direct_handshake' },
+        ]);
+        expect((await mapOf(d.id)).self.peerRelays).toEqual([
+          { peerId: a.id, relayId: r.id, reason: 'no_direct_handshake' },
+        ]);
         // a-e's wait began before the restart and runs out at t0 + 35 s, not 15 s from now.
         const d1 = await evaluate();
         expect(d1.remove).toEqual([]);
         expect(d1.nextCheckAt).toBe(t0 + 20_000 + RELAY_AFTER_MS);
-        expect((await mapOf(a.id)).self.peerRelays).toEqual([{ peerId: d.id, relayId: r.id }]);
+        expect((await mapOf(a.id)).self.peerRelays).toEqual([
+          { peerId: d.id, relayId: r.id, reason: 'no_direct_handshake' },
+        ]);
         now = t0 + 20_000 + RELAY_AFTER_MS;
         await evaluate();
         const relays = (await mapOf(a.id)).self.peerRelays ?? [];
         expect([...relays].sort((x, y) => x.peerId.localeCompare(y.peerId))).toEqual(
           [
-            { peerId: d.id, relayId: r.id },
-            { peerId: e.id, relayId: r.id },
+            { peerId: d.id, relayId: r.id, reason: 'no_direct_handshake' },
+            { peerId: e.id, relayId: r.id, reason: 'no_direct_handshake' },
           ].sort((x, y) => x.peerId.localeCompare(y.peerId)),
         );
-        expect((await mapOf(e.id)).self.peerRelays).toEqual([{ peerId: a.id, relayId: r.id }]);
+        expect((await mapOf(e.id)).self.peerRelays).toEqual([
+          { peerId: a.id, relayId: r.id, reason: 'no_direct_handshake' },
+        ]);
       } finally {
         await c.close();
         rmSync(dir, { recursive: true, force: true });
