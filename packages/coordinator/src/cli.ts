@@ -9,6 +9,7 @@ import { parseArgs } from 'node:util';
 import pino from 'pino';
 import {
   ADMIN_ROUTES,
+  PROTOCOL_VERSION,
   formatEndpoint,
   type EnrollmentKey,
   type ExtClient,
@@ -525,7 +526,7 @@ async function main(argv: string[]): Promise<void> {
   }
   const { values: v, positionals } = parsed;
   const [cmd, ...rest] = positionals;
-  if (v.version) return out(`${PROG} ${COORDINATOR_VERSION}`);
+  if (v.version) return out(`${PROG} ${COORDINATOR_VERSION} (protocol ${PROTOCOL_VERSION})`);
   if (v.help || cmd === undefined || cmd === 'help') return out(USAGE);
   if (cmd === 'serve') return serve(v);
   if (cmd === 'admin-token') {
