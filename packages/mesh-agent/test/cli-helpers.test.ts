@@ -1,9 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import {
-  defaultNodeName,
-  formatStatus,
-  type NetworkStatusView,
-} from '../src/commands.js';
+import { defaultNodeName, formatStatus, type NetworkStatusView } from '../src/commands.js';
 import { buildProgram } from '../src/cli.js';
 import { interfaceName, isInterfaceName } from '../src/iface-name.js';
 import { cronLines } from '../src/openwrt.js';
