@@ -53,6 +53,8 @@ export interface CommandContext {
 }
 
 const DAEMON_PID_FILE = 'daemon.pid';
+/** Period of the timer that keeps an idle daemon's event loop alive (it does nothing). */
+const KEEP_ALIVE_INTERVAL_MS = 60_000;
 const CRON_ADVICE = `to keep the mesh current, add these two lines to root's crontab (crontab -e; a check-in at the start of every minute and ${CRON_SECOND_CHECKIN_DELAY_S} s later):`;
 const MS_PER_S = 1000;
 const SECONDS_PER_MINUTE = 60;
@@ -592,7 +594,10 @@ export async function daemonCommand(ctx: CommandContext, o: DaemonOptions = {}):
       process.once('SIGINT', () => resolve());
       process.once('SIGTERM', () => resolve());
     });
+  // With no network joined nothing else keeps the event loop alive: wait for SIGHUP, not exit.
+  const keepAlive = setInterval(() => undefined, KEEP_ALIVE_INTERVAL_MS);
   await stop;
+  clearInterval(keepAlive);
   clearInterval(reminder);
   process.off('SIGHUP', onHup);
   await busy;
