@@ -96,5 +96,13 @@ if ((cache)); then
   # downloaded), so that a later install with --offline --cache needs no network.
   npm_config_nodedir=$nodedir npm install -g --prefix "$work/prime" --cache "$out/npm-cache" \
     --no-audit --no-fund --loglevel=error "$out"/wiremesh-[0-9]*.tgz "$out"/wiremesh-coordinator-[0-9]*.tgz >/dev/null
+  # better-sqlite3 (prebuild-install) takes NAME-vVERSION-node-vABI-linux-ARCH.tar.gz from
+  # $npm_config_better_sqlite3_local_prebuilds before it downloads or compiles: keep the one just
+  # built, so an offline install on a host like this one (same Node ABI and architecture) needs no compiler.
+  sqlite=$work/prime/lib/node_modules/wiremesh-coordinator/node_modules/better-sqlite3
+  version=$(node -p "require('$sqlite/package.json').version")
+  mkdir -p "$out/prebuilds"
+  tar -czf "$out/prebuilds/better-sqlite3-v$version-node-v$(node -p process.versions.modules)-linux-$(node -p process.arch).tar.gz" \
+    -C "$sqlite" build/Release/better_sqlite3.node
 fi
 ls "$out"

@@ -64,7 +64,9 @@ for (const tgz of tarballs) {
 }
 lines.push(
   'Install on a host with Node.js 20 (as root): `npm install -g ./FILE.tgz`. Without network access to',
-  'the npm registry, use the cache made beside the tarballs: `npm install -g --offline --cache npm-cache ./FILE.tgz`.',
+  'the npm registry, use the cache made beside the tarballs (and, for better-sqlite3 on the same Node ABI and',
+  'architecture as the build host, its prebuilt binary):',
+  '`npm_config_better_sqlite3_local_prebuilds=$PWD/prebuilds npm install -g --offline --cache $PWD/npm-cache ./FILE.tgz`.',
   'Where no prebuilt addon fits (another architecture, musl), the install builds it from source',
   '(python3, make, a C compiler, Node headers), or says what is missing; the kernel WireGuard backend needs no addon.',
 );
