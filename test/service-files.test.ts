@@ -6,7 +6,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
-import { cronLines } from '../packages/mesh-agent/src/openwrt.js';
+import { cronLines } from '../packages/mesh-agent/src/cli/openwrt.js';
 import { AGENT_JS, buildAll, COORDINATOR_JS, tempDir } from './harness/agent-mesh.js';
 import { pollUntil, spawnIn, stopProcess } from './harness/netns.js';
 

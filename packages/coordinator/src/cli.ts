@@ -27,7 +27,7 @@ import {
   SERVICE_NAME,
   ServiceError,
 } from './service.js';
-import { Store } from './store.js';
+import { Store } from './store/index.js';
 import { table } from './table.js';
 
 const PROG = 'wiremesh-coordinator';
@@ -327,7 +327,7 @@ async function rotate(v: Values): Promise<void> {
   );
   try {
     await migrate(db, Date.now());
-    const token = await new Store(db).rotateAdminToken();
+    const token = await new Store(db).adminToken.rotate();
     if (v.json) out(JSON.stringify({ token }));
     else out(`${PROG}: new admin token (shown once; the old one no longer works): ${token}`);
   } finally {

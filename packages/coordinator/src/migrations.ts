@@ -101,6 +101,22 @@ CREATE TABLE pair_relays (
 );
 `,
   },
+  {
+    // Relay fallback: pairs waiting for a direct handshake since `since` (unix ms) with endpoint
+    // candidates `endpoints`, so a restarted coordinator (or another replica) relays a pair when
+    // its wait runs out instead of starting the wait again. node_a < node_b.
+    version: 3,
+    sql: `
+CREATE TABLE pair_waits (
+  network_id TEXT NOT NULL REFERENCES networks(id) ON DELETE CASCADE,
+  node_a TEXT NOT NULL,
+  node_b TEXT NOT NULL,
+  since BIGINT NOT NULL,
+  endpoints TEXT NOT NULL,
+  PRIMARY KEY (network_id, node_a, node_b)
+);
+`,
+  },
 ];
 
 /** The newest schema version this build knows. */

@@ -8,7 +8,7 @@ import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import type { Logger } from 'pino';
 import { openDatabase } from './coordinator.js';
 import { migrate } from './migrations.js';
-import { Store } from './store.js';
+import { Store } from './store/index.js';
 
 /** The service's name, user and group, and its state directory under /var/lib. */
 export const SERVICE_NAME = 'wiremesh-coordinator';
@@ -160,7 +160,7 @@ export async function installCoordinatorService(
   let token: string | null;
   try {
     await migrate(db, Date.now());
-    token = await new Store(db).ensureAdminToken();
+    token = await new Store(db).adminToken.ensure();
   } finally {
     await db.close();
   }

@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { PROTOCOL_VERSION } from '@wiremesh/protocol';
 import { EXIT, MAX_INTERFACE_NAME_LENGTH } from './constants.js';
-import { CoordinatorError } from './coordinator-client.js';
+import { CoordinatorError } from './control/coordinator-client.js';
 import {
   checkinCommand,
   daemonCommand,
@@ -17,12 +17,12 @@ import {
   leaveCommand,
   statusCommand,
   type CommandContext,
-} from './commands.js';
+} from './cli/commands.js';
 import { AgentError, errorMessage } from './errors.js';
 import { createLogger, parseLogLevel } from './log.js';
-import { defaultStateDir } from './openwrt.js';
+import { defaultStateDir } from './cli/openwrt.js';
 import { systemRunner } from './runner.js';
-import { installServiceCommand } from './service.js';
+import { installServiceCommand } from './cli/service.js';
 import { StateStore } from './state-store.js';
 import { AGENT_SEMVER } from './version.js';
 

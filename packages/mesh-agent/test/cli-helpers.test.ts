@@ -1,9 +1,9 @@
 import { describe, expect, it } from 'vitest';
-import { defaultNodeName, formatStatus, type NetworkStatusView } from '../src/commands.js';
+import { defaultNodeName, formatStatus, type NetworkStatusView } from '../src/cli/commands.js';
 import { buildProgram } from '../src/cli.js';
-import { interfaceName, isInterfaceName } from '../src/iface-name.js';
-import { cronLines } from '../src/openwrt.js';
-import { unitFile } from '../src/systemd.js';
+import { interfaceName, isInterfaceName } from '../src/dataplane/iface-name.js';
+import { cronLines } from '../src/cli/openwrt.js';
+import { unitFile } from '../src/cli/systemd.js';
 import { key } from './fixtures.js';
 
 describe('interface names', () => {

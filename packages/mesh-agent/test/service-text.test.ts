@@ -6,9 +6,9 @@ import { nobleCrypto } from '@wiremesh/wg-core';
 import { selectCrypto } from '@wiremesh/wg-core/native';
 import { PROTOCOL_VERSION } from '@wiremesh/protocol';
 import { buildProgram } from '../src/cli.js';
-import { cryptoLabel, cryptoStatus } from '../src/crypto-status.js';
-import { cronLines, defaultStateDir, procdScript, shellQuote } from '../src/openwrt.js';
-import { unitFile } from '../src/systemd.js';
+import { cryptoLabel, cryptoStatus } from '../src/cli/crypto-status.js';
+import { cronLines, defaultStateDir, procdScript, shellQuote } from '../src/cli/openwrt.js';
+import { unitFile } from '../src/cli/systemd.js';
 import { AGENT_SEMVER } from '../src/version.js';
 import agentPackage from '../package.json' with { type: 'json' };
 

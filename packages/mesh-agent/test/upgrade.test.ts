@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { keyToBase64, nobleCrypto, publicKeyOf } from '@wiremesh/wg-core';
-import { netmapToConfig } from '../src/netmap.js';
+import { netmapToConfig } from '../src/reconcile/netmap.js';
 import { StateStore } from '../src/state-store.js';
 
 const FIXTURE = new URL('./fixtures/state-0.1.0', import.meta.url);

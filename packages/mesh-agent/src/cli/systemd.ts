@@ -9,9 +9,9 @@ import {
   SYSTEMD_UNIT_NAME,
   SYSTEMD_UNIT_PATH,
   TUN_DEVICE_PATH,
-} from './constants.js';
-import { AgentError } from './errors.js';
-import { commandError, type Runner } from './runner.js';
+} from '../constants.js';
+import { AgentError } from '../errors.js';
+import { commandError, type Runner } from '../runner.js';
 
 /** Whether systemd runs this host (the directory it creates at boot exists). */
 export function systemdRunning(runDir = SYSTEMD_RUN_DIR): boolean {

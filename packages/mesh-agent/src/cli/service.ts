@@ -5,9 +5,9 @@
 import { writeFileSync } from 'node:fs';
 import type { CommandContext } from './commands.js';
 import { requireRoot } from './commands.js';
-import { AgentError } from './errors.js';
+import { AgentError } from '../errors.js';
 import { isOpenWrt, PROCD_SCRIPT_PATH, procdScript } from './openwrt.js';
-import { commandError } from './runner.js';
+import { commandError } from '../runner.js';
 import { installService, systemdRunning, unitFile } from './systemd.js';
 
 /** Mode of the init script: procd runs it. */

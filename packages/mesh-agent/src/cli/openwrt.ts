@@ -4,7 +4,7 @@
  * Everything here is text a router's /bin/sh runs: POSIX sh, no bash.
  */
 import { existsSync } from 'node:fs';
-import { DEFAULT_STATE_DIR } from './constants.js';
+import { DEFAULT_STATE_DIR } from '../constants.js';
 
 /** OpenWrt says what it is in this file. */
 export const OPENWRT_RELEASE_FILE = '/etc/openwrt_release';
