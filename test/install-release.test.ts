@@ -62,10 +62,15 @@ try {
 }
 `;
 
-/** Run by the arm64 Node: loads wg-tun, sends one datagram to itself on loopback, prints JSON. */
+/**
+ * Run by an x64 and an arm64 Node on the installed wg-tun: sends one datagram to itself on
+ * loopback, and passes three TCP segments of one flow through the TUN offload code (coalesced into
+ * one super-segment write, split back into the same packets with their checksums); prints JSON.
+ */
 const SMOKE_SCRIPT = `const wgTun = process.argv[2];
 const { openUdpBind } = await import(wgTun + '/dist/index.js');
 const { addonPath } = await import(wgTun + '/dist/native/addon.js');
+const { coalesceTunWrites, splitTunRead } = await import(wgTun + '/dist/offload.js');
 const bind = openUdpBind({ host: '127.0.0.1' });
 const got = await new Promise((resolve, reject) => {
   const timer = setTimeout(() => reject(new Error('no datagram within 20 s')), 20000);
@@ -73,11 +78,70 @@ const got = await new Promise((resolve, reject) => {
     clearTimeout(timer);
     resolve({ text: Buffer.from(batch.packet(0)).toString(), from: batch.endpoint(0) });
   });
-  bind.send([{ endpoint: { address: '127.0.0.1', port: bind.port }, data: Buffer.from('smoke') }]);
+  bind.send([{ endpoint: { ip: '127.0.0.1', port: bind.port }, data: Buffer.from('smoke') }]);
 });
 bind.close();
-console.log(JSON.stringify({ arch: process.arch, addon: addonPath(), ...got, port: bind.port }));
+// The Internet checksum (RFC 1071) of b.
+const sum = (b) => {
+  let s = 0;
+  for (let i = 0; i < b.length; i += 2) s += (b[i] << 8) | (b[i + 1] ?? 0);
+  while (s > 0xffff) s = (s & 0xffff) + (s >>> 16);
+  return ~s & 0xffff;
+};
+// Segment i of a TCP/IPv4 flow 10.0.0.1:40000 -> 10.0.0.2:5201, 1000 bytes of payload, ACK.
+const segment = (i) => {
+  const payload = 1000;
+  const p = new Uint8Array(40 + payload);
+  const v = new DataView(p.buffer);
+  p.set([0x45, 0, 0, 0, 0, 0, 0x40, 0, 64, 6, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2]);
+  v.setUint16(2, p.length);
+  v.setUint16(4, 1 + i);
+  v.setUint16(10, sum(p.subarray(0, 20)));
+  v.setUint16(20, 40000);
+  v.setUint16(22, 5201);
+  v.setUint32(24, 1 + i * payload);
+  v.setUint32(28, 1);
+  p[32] = 0x50;
+  p[33] = 0x10;
+  v.setUint16(34, 65535);
+  for (let j = 0; j < payload; j++) p[40 + j] = (i * 7 + j) & 0xff;
+  const pseudo = new Uint8Array(12 + 20 + payload);
+  pseudo.set(p.subarray(12, 20));
+  pseudo[9] = 6;
+  new DataView(pseudo.buffer).setUint16(10, 20 + payload);
+  pseudo.set(p.subarray(20), 12);
+  v.setUint16(36, sum(pseudo));
+  return p;
+};
+const packets = [0, 1, 2].map(segment);
+const writes = coalesceTunWrites(packets);
+const back = writes.flatMap((w) => splitTunRead(w) ?? []);
+const offload = {
+  writes: writes.length,
+  splitBack: back.length === packets.length && back.every((b, i) => Buffer.from(b).equals(packets[i])),
+};
+console.log(JSON.stringify({ arch: process.arch, addon: addonPath(), ...got, port: bind.port, offload }));
 `;
+
+/** What SMOKE_SCRIPT prints. */
+interface SmokeResult {
+  arch: string;
+  addon: string;
+  text: string;
+  from: { ip: string; port: number };
+  port: number;
+  offload: { writes: number; splitBack: boolean };
+}
+
+/** Checks a smoke run of the installed wg-tun at `wgTun` on `arch`. */
+function checkSmoke(r: ReturnType<typeof spawnSync>, wgTun: string, arch: string): void {
+  expect(r.status, `${r.error?.message ?? ''}${String(r.stderr)}`).toBe(0);
+  const result = JSON.parse(String(r.stdout)) as SmokeResult;
+  expect(result.arch).toBe(arch);
+  expect(result.addon).toBe(join(wgTun, `prebuilds/linux-${arch}/wgtun.napi.glibc.node`));
+  expect([result.text, result.from]).toEqual(['smoke', { ip: '127.0.0.1', port: result.port }]);
+  expect(result.offload).toEqual({ writes: 1, splitBack: true });
+}
 
 const out = tempDir('wm-release');
 const home = tempDir('wm-home');
@@ -299,7 +363,7 @@ describe('the release tarballs on a clean host', () => {
     ]);
   });
 
-  test('the arm64 prebuilt addon loads and passes a UDP smoke test under qemu-user', async () => {
+  test('the prebuilt addons load and pass a UDP and a TUN offload smoke test, arm64 under qemu-user', async () => {
     const wgTun = join(prefix, 'lib/node_modules/wiremesh/node_modules/@wiremesh/wg-tun');
     const machine = (arch: string) =>
       readFileSync(join(wgTun, `prebuilds/linux-${arch}/wgtun.napi.glibc.node`)).readUInt16LE(
@@ -308,6 +372,13 @@ describe('the release tarballs on a clean host', () => {
     expect(machine('x64')).toBe(EM_X86_64);
     expect(machine('arm64')).toBe(EM_AARCH64);
     const work = tempDir('wm-arm64');
+    const smoke = join(work, 'smoke.mjs');
+    writeFileSync(smoke, SMOKE_SCRIPT);
+    checkSmoke(
+      spawnSync(process.execPath, [smoke, wgTun], { encoding: 'utf8', timeout: QEMU_TIMEOUT_MS }),
+      wgTun,
+      process.arch,
+    );
     const got = spawnSync(
       'npm',
       ['pack', '--silent', '--pack-destination', work, ARM64_NODE_PACKAGE],
@@ -329,28 +400,13 @@ describe('the release tarballs on a clean host', () => {
       work,
       'package/bin/node',
     ]);
-    const smoke = join(work, 'smoke.mjs');
-    writeFileSync(smoke, SMOKE_SCRIPT);
     // The installed package under an arm64 Node: its loader (node-gyp-build) picks linux-arm64 itself.
     const r = spawnSync(
       'qemu-aarch64-static',
       ['-L', ARM64_SYSROOT, join(work, 'package/bin/node'), smoke, wgTun],
       { encoding: 'utf8', timeout: QEMU_TIMEOUT_MS },
     );
-    expect(r.status, `${r.error?.message ?? ''}${r.stderr}`).toBe(0);
-    const result = JSON.parse(r.stdout) as {
-      arch: string;
-      addon: string;
-      text: string;
-      from: { address: string; port: number };
-      port: number;
-    };
-    expect(result.arch).toBe('arm64');
-    expect(result.addon).toBe(join(wgTun, 'prebuilds/linux-arm64/wgtun.napi.glibc.node'));
-    expect([result.text, result.from]).toEqual([
-      'smoke',
-      { address: '127.0.0.1', port: result.port },
-    ]);
+    checkSmoke(r, wgTun, 'arm64');
   });
 
   test('without a prebuilt for this host the addon is built from source, and one line says what is missing when it cannot be', () => {
