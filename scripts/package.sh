@@ -91,18 +91,28 @@ stage wiremesh-coordinator coordinator coordinator wg-core protocol
 node scripts/package/release-note.mjs "$out" >"$out/RELEASE.md"
 
 if ((cache)); then
+  # better-sqlite3 (prebuild-install) takes NAME-vVERSION-node-vABI-linux-ARCH.tar.gz from
+  # $npm_config_better_sqlite3_local_prebuilds before it downloads or compiles. The workspace
+  # already built the version the coordinator pins against this Node: offer that binary as the
+  # local prebuild, so priming the cache compiles nothing (another version would be compiled).
+  prebuilt_name() { echo "better-sqlite3-v$1-node-v$(node -p process.versions.modules)-linux-$(node -p process.arch).tar.gz"; }
+  mkdir -p "$out/prebuilds"
+  ws_sqlite=$(dirname "$(node -p "require.resolve('better-sqlite3/package.json', { paths: ['packages/coordinator'] })")")
+  ws_version=$(node -p "require('$ws_sqlite/package.json').version")
+  pinned=$(node -p "require('./packages/coordinator/package.json').dependencies['better-sqlite3']")
+  if [ "$ws_version" = "$pinned" ] && [ -f "$ws_sqlite/build/Release/better_sqlite3.node" ]; then
+    tar -czf "$out/prebuilds/$(prebuilt_name "$ws_version")" -C "$ws_sqlite" build/Release/better_sqlite3.node
+  fi
   # Every registry dependency into an npm cache beside the tarballs: one real install into a
   # throw-away prefix (native dependencies build against this Node's headers, nothing else is
   # downloaded), so that a later install with --offline --cache needs no network.
-  npm_config_nodedir=$nodedir npm install -g --prefix "$work/prime" --cache "$out/npm-cache" \
+  npm_config_nodedir=$nodedir npm_config_better_sqlite3_local_prebuilds=$out/prebuilds \
+    npm install -g --prefix "$work/prime" --cache "$out/npm-cache" \
     --no-audit --no-fund --loglevel=error "$out"/wiremesh-[0-9]*.tgz "$out"/wiremesh-coordinator-[0-9]*.tgz >/dev/null
-  # better-sqlite3 (prebuild-install) takes NAME-vVERSION-node-vABI-linux-ARCH.tar.gz from
-  # $npm_config_better_sqlite3_local_prebuilds before it downloads or compiles: keep the one just
-  # built, so an offline install on a host like this one (same Node ABI and architecture) needs no compiler.
+  # Keep the binary the primed install has, so an offline install on a host like this one (same
+  # Node ABI and architecture) needs no compiler.
   sqlite=$work/prime/lib/node_modules/wiremesh-coordinator/node_modules/better-sqlite3
   version=$(node -p "require('$sqlite/package.json').version")
-  mkdir -p "$out/prebuilds"
-  tar -czf "$out/prebuilds/better-sqlite3-v$version-node-v$(node -p process.versions.modules)-linux-$(node -p process.arch).tar.gz" \
-    -C "$sqlite" build/Release/better_sqlite3.node
+  tar -czf "$out/prebuilds/$(prebuilt_name "$version")" -C "$sqlite" build/Release/better_sqlite3.node
 fi
 ls "$out"
