@@ -4,11 +4,13 @@
  * token directly in the database; network/key/node/gateway/extclient are admin commands over
  * the REST API (human tables, or `--json` for scripts).
  */
-import { writeFileSync } from 'node:fs';
+import { realpathSync, writeFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import pino from 'pino';
 import {
   ADMIN_ROUTES,
+  PROTOCOL_VERSION,
   formatEndpoint,
   type EnrollmentKey,
   type ExtClient,
@@ -18,6 +20,13 @@ import {
 import { DEFAULT_DATA_DIR, DEFAULT_LISTEN, SQLITE_FILE_NAME } from './constants.js';
 import { COORDINATOR_VERSION, openDatabase, startCoordinator } from './coordinator.js';
 import { migrate } from './migrations.js';
+import {
+  coordinatorUnit,
+  installCoordinatorService,
+  SERVICE_DATA_DIR,
+  SERVICE_NAME,
+  ServiceError,
+} from './service.js';
 import { Store } from './store/index.js';
 import { table } from './table.js';
 
@@ -34,6 +43,8 @@ const USAGE = `usage: ${PROG} <command> [options]
         [--admin-token-file FILE] [--log-level LEVEL] [--register-burst N] [--register-rate PER_S]
         [--relay-after S]   (seconds without a direct handshake before a pair is relayed; 0 = never)
   admin-token rotate [--data-dir DIR | --database URL]
+  install-service [--listen HOST:PORT] [--reflect-port N] [--print]
+        (a hardened systemd unit running as user ${SERVICE_NAME}, data in ${SERVICE_DATA_DIR})
 
 Admin commands (over the REST API; --server URL or $WIREMESH_SERVER, default ${DEFAULT_SERVER};
 --token TOKEN or $WIREMESH_ADMIN_TOKEN; --json for machine output):
@@ -91,6 +102,7 @@ const OPTIONS = {
   dns: { type: 'string' },
   out: { type: 'string' },
   png: { type: 'string' },
+  print: { type: 'boolean' },
 } as const;
 
 type Values = ReturnType<
@@ -290,6 +302,21 @@ async function serve(v: Values): Promise<void> {
   };
   process.once('SIGINT', stop);
   process.once('SIGTERM', stop);
+}
+
+async function installService(v: Values): Promise<void> {
+  const options = {
+    argv0: [process.execPath, realpathSync(fileURLToPath(import.meta.url))],
+    listen: v.listen ?? DEFAULT_LISTEN,
+    reflectPort: int(v['reflect-port'], 'reflect-port') ?? null,
+  };
+  try {
+    if (v.print) return void process.stdout.write(coordinatorUnit(options));
+    await installCoordinatorService(options, pino({ level: 'warn' }, pino.destination(2)), out);
+  } catch (e) {
+    if (e instanceof ServiceError) throw new CliError(e.message);
+    throw e;
+  }
 }
 
 async function rotate(v: Values): Promise<void> {
@@ -525,7 +552,7 @@ async function main(argv: string[]): Promise<void> {
   }
   const { values: v, positionals } = parsed;
   const [cmd, ...rest] = positionals;
-  if (v.version) return out(`${PROG} ${COORDINATOR_VERSION}`);
+  if (v.version) return out(`${PROG} ${COORDINATOR_VERSION} (protocol ${PROTOCOL_VERSION})`);
   if (v.help || cmd === undefined || cmd === 'help') return out(USAGE);
   if (cmd === 'serve') return serve(v);
   if (cmd === 'admin-token') {
@@ -533,6 +560,7 @@ async function main(argv: string[]): Promise<void> {
       throw new CliError(`usage: ${PROG} admin-token rotate [--data-dir DIR | --database URL]`);
     return rotate(v);
   }
+  if (cmd === 'install-service') return installService(v);
   if (['network', 'key', 'node', 'gateway', 'extclient'].includes(cmd))
     return adminCommand(cmd, rest, v);
   throw new CliError(`unknown command ${cmd}\n\n${USAGE}`);

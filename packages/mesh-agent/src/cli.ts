@@ -7,7 +7,8 @@
 import { realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
-import { DEFAULT_STATE_DIR, EXIT, MAX_INTERFACE_NAME_LENGTH } from './constants.js';
+import { PROTOCOL_VERSION } from '@wiremesh/protocol';
+import { EXIT, MAX_INTERFACE_NAME_LENGTH } from './constants.js';
 import { CoordinatorError } from './control/coordinator-client.js';
 import {
   checkinCommand,
@@ -19,7 +20,9 @@ import {
 } from './cli/commands.js';
 import { AgentError, errorMessage } from './errors.js';
 import { createLogger, parseLogLevel } from './log.js';
+import { defaultStateDir } from './cli/openwrt.js';
 import { systemRunner } from './runner.js';
+import { installServiceCommand } from './cli/service.js';
 import { StateStore } from './state-store.js';
 import { AGENT_SEMVER } from './version.js';
 
@@ -50,13 +53,13 @@ function context(stateDir: string, progressOnStdout = true): CommandContext {
 }
 
 const stateDirOption = () =>
-  new Option('--state-dir <dir>', 'where keys and state live').default(DEFAULT_STATE_DIR);
+  new Option('--state-dir <dir>', 'where keys and state live').default(defaultStateDir());
 
 /** Builds the command tree (exported for tests). */
 export function buildProgram(): Command {
   const program = new Command('wiremesh')
     .description('wiremesh mesh agent: join a WireGuard mesh and keep it current')
-    .version(AGENT_SEMVER)
+    .version(`wiremesh ${AGENT_SEMVER} (protocol ${PROTOCOL_VERSION})`)
     .showHelpAfterError('(run "wiremesh --help" for usage)')
     .exitOverride();
 
@@ -142,6 +145,22 @@ export function buildProgram(): Command {
         ...(o.network !== undefined ? { network: o.network } : {}),
       });
     });
+
+  program
+    .command('install-service')
+    .description('run the daemon as a service: a systemd unit, or a procd init script on OpenWrt')
+    .addOption(
+      new Option('--init <kind>', 'init system')
+        .choices(['auto', 'systemd', 'procd'])
+        .default('auto'),
+    )
+    .option('--print', 'print the unit or init script instead of installing it')
+    .addOption(stateDirOption())
+    .action(
+      async (o: { init: 'auto' | 'systemd' | 'procd'; print?: boolean; stateDir: string }) => {
+        await installServiceCommand(context(o.stateDir), { init: o.init, print: o.print === true });
+      },
+    );
 
   program
     .command('leave')

@@ -1,12 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import {
-  cronLine,
-  defaultNodeName,
-  formatStatus,
-  type NetworkStatusView,
-} from '../src/cli/commands.js';
+import { defaultNodeName, formatStatus, type NetworkStatusView } from '../src/cli/commands.js';
 import { buildProgram } from '../src/cli.js';
 import { interfaceName, isInterfaceName } from '../src/dataplane/iface-name.js';
+import { cronLines } from '../src/cli/openwrt.js';
 import { unitFile } from '../src/cli/systemd.js';
 import { key } from './fixtures.js';
 
@@ -34,9 +30,10 @@ describe('host integration text', () => {
   });
 
   it('prints a cron line and a systemd unit that run this program', () => {
-    expect(cronLine(['/usr/bin/node', '/opt/wm/cli.js'], '/var/lib/wiremesh')).toBe(
+    expect(cronLines(['/usr/bin/node', '/opt/wm/cli.js'], '/var/lib/wiremesh')).toEqual([
       '* * * * * /usr/bin/node /opt/wm/cli.js checkin --state-dir /var/lib/wiremesh >/dev/null 2>&1',
-    );
+      '* * * * * sleep 15; /usr/bin/node /opt/wm/cli.js checkin --state-dir /var/lib/wiremesh >/dev/null 2>&1',
+    ]);
     const unit = unitFile(['/usr/bin/node', '/opt/wm/cli.js'], '/var/lib/wiremesh');
     expect(unit).toContain(
       'ExecStart=/usr/bin/node /opt/wm/cli.js daemon --state-dir /var/lib/wiremesh',
@@ -123,6 +120,7 @@ describe('command line', () => {
     expect(p.commands.map((c) => c.name()).sort()).toEqual([
       'checkin',
       'daemon',
+      'install-service',
       'join',
       'leave',
       'status',

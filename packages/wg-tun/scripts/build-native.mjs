@@ -45,14 +45,17 @@ if (headers !== process.versions.node) {
 }
 
 const require = createRequire(join(pkgDir, 'package.json'));
-let gyp;
+// node-gyp: the workspace's devDependency, else the one npm ships and names to install scripts.
+let gyp = process.env.npm_config_node_gyp;
 try {
   gyp = require.resolve('node-gyp/bin/node-gyp.js');
 } catch {
-  console.error(
-    'wg-tun: node-gyp is missing (a devDependency of @wiremesh/wg-tun): run `pnpm install` first.',
-  );
-  process.exit(1);
+  if (gyp === undefined || gyp === '' || !existsSync(gyp)) {
+    console.error(
+      'wg-tun: node-gyp is missing (a devDependency of @wiremesh/wg-tun, or the one npm ships): run `pnpm install` or install through npm.',
+    );
+    process.exit(1);
+  }
 }
 
 const run = spawnSync(

@@ -36,6 +36,8 @@ import {
   type MapResult,
 } from '../control/coordinator-client.js';
 import { systemDataplane, type Dataplane } from '../dataplane/dataplane.js';
+import { cryptoLabel, cryptoStatus } from './crypto-status.js';
+import { CRON_SECOND_CHECKIN_DELAY_S, cronLines } from './openwrt.js';
 import { AgentError, errorMessage } from '../errors.js';
 import { createFirewall } from '../dataplane/firewall.js';
 import { interfaceName, isInterfaceName } from '../dataplane/iface-name.js';
@@ -63,6 +65,7 @@ export interface CommandContext {
   argv0: readonly string[];
 }
 
+const CRON_ADVICE = `to keep the mesh current, add these two lines to root's crontab (crontab -e; a check-in at the start of every minute and ${CRON_SECOND_CHECKIN_DELAY_S} s later):`;
 const MS_PER_S = 1000;
 const SECONDS_PER_MINUTE = 60;
 const SECONDS_PER_HOUR = 3600;
@@ -249,11 +252,6 @@ function upLine(state: NetworkState, map: NetworkMap, backend: string): string {
   return `${state.network}: mesh up on ${state.interface} (${backend}), address ${map.self.interfaceAddresses.join(', ')}, ${map.peers.length} peer${map.peers.length === 1 ? '' : 's'}`;
 }
 
-/** The line to put in root's crontab for `--daemon off` hosts. */
-export function cronLine(argv0: readonly string[], stateDir: string): string {
-  return `* * * * * ${[...argv0, 'checkin', '--state-dir', stateDir].join(' ')} >/dev/null 2>&1`;
-}
-
 /** `wiremesh join`: register (or reuse the stored registration) and bring the mesh up. */
 export async function joinCommand(ctx: CommandContext, o: JoinOptions): Promise<void> {
   requireRoot();
@@ -378,8 +376,8 @@ export async function joinCommand(ctx: CommandContext, o: JoinOptions): Promise<
   if (daemonPid !== null) {
     await handOver(ctx, state, dataplane, fresh, firstMap, daemonPid);
     if (o.daemon === 'off') {
-      ctx.out("to keep the mesh current, add this line to root's crontab (crontab -e):");
-      ctx.out(cronLine(ctx.argv0, ctx.store.dir));
+      ctx.out(CRON_ADVICE);
+      for (const line of cronLines(ctx.argv0, ctx.store.dir)) ctx.out(line);
     }
     return;
   }
@@ -434,8 +432,8 @@ export async function joinCommand(ctx: CommandContext, o: JoinOptions): Promise<
       ctx.out(
         `${o.network}: not approved yet; the cron check-in brings the mesh up once an admin approves it`,
       );
-    ctx.out("to keep the mesh current, add this line to root's crontab (crontab -e):");
-    ctx.out(cronLine(ctx.argv0, ctx.store.dir));
+    ctx.out(CRON_ADVICE);
+    for (const line of cronLines(ctx.argv0, ctx.store.dir)) ctx.out(line);
     return;
   }
   if (running !== null) {
@@ -646,6 +644,8 @@ export interface NetworkStatusView {
   network: string;
   interface: string;
   backend: string;
+  /** 'kernel', or the userspace crypto provider ('native', 'noble'); crypto-status.ts. */
+  crypto?: string;
   up: boolean;
   node: { id: string; name: string };
   server: string;
@@ -781,7 +781,7 @@ export function formatStatus(views: readonly NetworkStatusView[], now = Date.now
   const lines: string[] = [];
   for (const v of views) {
     lines.push(
-      `network ${v.network}: interface ${v.interface} (${v.up ? 'up' : 'DOWN'}), backend ${v.backend}, address ${v.addresses.join(', ') || '(none)'}`,
+      `network ${v.network}: interface ${v.interface} (${v.up ? 'up' : 'DOWN'}), backend ${v.backend}${v.crypto === undefined ? '' : `, crypto ${v.crypto}`}, address ${v.addresses.join(', ') || '(none)'}`,
     );
     lines.push(
       `  node ${v.node.name} (${v.node.id}), coordinator ${v.server}, map ${v.mapVersion === null ? '(none yet)' : `v${v.mapVersion}`}`,
@@ -819,8 +819,14 @@ export async function statusCommand(
   ctx: CommandContext,
   o: { json: boolean; network?: string },
 ): Promise<void> {
-  const views = await collectStatus(ctx, o.network);
-  ctx.out(o.json ? JSON.stringify(views, null, 2) : formatStatus(views));
+  const crypto = cryptoStatus(ctx.env);
+  const views = (await collectStatus(ctx, o.network)).map((v) => ({
+    ...v,
+    crypto: cryptoLabel(v.backend, crypto),
+  }));
+  if (o.json) return ctx.out(JSON.stringify(views, null, 2));
+  ctx.out(formatStatus(views));
+  ctx.out(`userspace crypto: ${crypto.provider} (${crypto.detail})`);
 }
 
 /** `wiremesh leave`: deregister, remove the interface, its routes and firewall rules, forget the network. */

@@ -13,6 +13,8 @@ import type { NetworkState, StateStore } from '../state-store.js';
 
 /** The daemon's pid file inside the state directory. */
 export const DAEMON_PID_FILE = 'daemon.pid';
+/** Period of the timer that keeps an idle daemon's event loop alive (it does nothing). */
+const KEEP_ALIVE_INTERVAL_MS = 60_000;
 
 /** The pid of a live agent daemon on this state directory, or null. */
 export function runningDaemon(store: StateStore): number | null {
@@ -64,6 +66,7 @@ export class Supervisor {
   private readonly dataplanes = new Map<string, Dataplane>();
   private busy: Promise<void> = Promise.resolve();
   private pidFile: string | null = null;
+  private keepAlive: NodeJS.Timeout | undefined;
   private readonly onHup = () => void this.rescan();
 
   constructor(o: SupervisorOptions) {
@@ -96,6 +99,8 @@ export class Supervisor {
     writeFileSync(this.pidFile, `${process.pid}\n`);
     process.on('SIGHUP', this.onHup);
     await this.rescan();
+    // With no network joined nothing else keeps the event loop alive: wait for SIGHUP, not exit.
+    this.keepAlive = setInterval(() => undefined, KEEP_ALIVE_INTERVAL_MS);
   }
 
   /** Starts networks joined since the last scan and stops those left; scans never overlap. */
@@ -154,6 +159,7 @@ export class Supervisor {
    */
   async stop(): Promise<number> {
     process.off('SIGHUP', this.onHup);
+    clearInterval(this.keepAlive);
     await this.busy;
     await Promise.allSettled([...this.running.values()].map((s) => s.agent.stop()));
     // Devices run inside the daemon go with it; kernel and detached ones stay as they are.

@@ -3,7 +3,13 @@
  * sd_booted(3) does. The unit keeps userspace WireGuard processes alive across agent restarts.
  */
 import { existsSync, writeFileSync } from 'node:fs';
-import { SYSTEMD_RUN_DIR, SYSTEMD_UNIT_NAME, SYSTEMD_UNIT_PATH } from '../constants.js';
+import {
+  DEFAULT_STATE_DIR,
+  SYSTEMD_RUN_DIR,
+  SYSTEMD_UNIT_NAME,
+  SYSTEMD_UNIT_PATH,
+  TUN_DEVICE_PATH,
+} from '../constants.js';
 import { AgentError } from '../errors.js';
 import { commandError, type Runner } from '../runner.js';
 
@@ -12,10 +18,20 @@ export function systemdRunning(runDir = SYSTEMD_RUN_DIR): boolean {
   return existsSync(runDir);
 }
 
-/** The unit file text for an agent started as `argv` (the program and its leading arguments). Pure. */
+/**
+ * The unit file text for an agent started as `argv` (the program and its leading arguments). Pure.
+ * The agent runs as root but keeps only CAP_NET_ADMIN (links, addresses, routes, WireGuard,
+ * iptables/nft, the TUN device) and CAP_NET_RAW (raw and packet sockets of ip and the firewall
+ * tools); the file system is read-only to it except its state directory, the UAPI socket
+ * directory and the xtables lock. /proc/sys stays writable: an egress gateway sets ip_forward.
+ */
 export function unitFile(argv: readonly string[], stateDir: string): string {
   const q = (s: string) =>
     /^[A-Za-z0-9_./:=@+-]+$/.test(s) ? s : `"${s.replace(/["\\]/g, '\\$&')}"`;
+  const state =
+    stateDir === DEFAULT_STATE_DIR
+      ? ['StateDirectory=wiremesh', 'StateDirectoryMode=0700']
+      : [`ReadWritePaths=${q(stateDir)}`];
   return [
     '[Unit]',
     'Description=wiremesh mesh agent',
@@ -30,6 +46,30 @@ export function unitFile(argv: readonly string[], stateDir: string): string {
     'RestartSec=2',
     // Only the agent is stopped on restart: its userspace WireGuard children keep the mesh up.
     'KillMode=process',
+    ...state,
+    // wg(8) finds userspace devices' sockets here; they outlive a restart of the agent.
+    'RuntimeDirectory=wireguard',
+    'RuntimeDirectoryPreserve=yes',
+    'ReadWritePaths=-/run/xtables.lock',
+    'CapabilityBoundingSet=CAP_NET_ADMIN CAP_NET_RAW',
+    'NoNewPrivileges=yes',
+    'ProtectSystem=strict',
+    'ProtectHome=read-only',
+    'PrivateTmp=yes',
+    'DevicePolicy=closed',
+    `DeviceAllow=${TUN_DEVICE_PATH} rw`,
+    'ProtectKernelModules=yes',
+    'ProtectKernelLogs=yes',
+    'ProtectControlGroups=yes',
+    'ProtectClock=yes',
+    'ProtectHostname=yes',
+    'RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6 AF_NETLINK AF_PACKET',
+    'RestrictNamespaces=yes',
+    'RestrictRealtime=yes',
+    'RestrictSUIDSGID=yes',
+    'LockPersonality=yes',
+    'SystemCallArchitectures=native',
+    'UMask=0077',
     '',
     '[Install]',
     'WantedBy=multi-user.target',

@@ -1,9 +1,10 @@
 /**
- * Loads wgtun.node, the Linux I/O addon built by node-gyp on install (binding.gyp, src/native/*.c),
- * and types its raw surface. tun.ts and udp.ts are the supported API; nothing else should import this.
+ * Loads wgtun.node, the Linux I/O addon (binding.gyp, src/native/*.c): a source build, else the
+ * prebuilt binary shipped in the package, found by node-gyp-build; and types its raw surface.
+ * tun.ts and udp.ts are the supported API; nothing else should import this.
  */
-import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 import { ENDPOINT_RECORD_BYTES, MAX_BATCH_SIZE, MIN_SLOT_BYTES } from '../io-constants.js';
@@ -132,12 +133,28 @@ export interface NativeAddon {
   readonly MIN_SLOT: number;
 }
 
-const ADDON_PATH = fileURLToPath(new URL('../../build/Release/wgtun.node', import.meta.url));
+/** The package root: build/Release (a source build) and prebuilds/<platform>-<arch> live here. */
+const PACKAGE_DIR = fileURLToPath(new URL('../..', import.meta.url));
 let addon: NativeAddon | undefined;
 
 /**
+ * Where node-gyp-build finds the addon: a source build (build/Release) first, else the prebuilt
+ * binary for this platform, architecture and libc (prebuilds/linux-x64/wgtun.napi.glibc.node).
+ * Returns undefined when there is neither.
+ */
+function findAddon(): string | undefined {
+  const loader = createRequire(import.meta.url)('node-gyp-build') as { path(dir: string): string };
+  try {
+    return loader.path(PACKAGE_DIR);
+  } catch {
+    return undefined;
+  }
+}
+
+/**
  * Returns the loaded addon, loading it on first use (so importing wg-tun works where it is absent).
- * Throws Error if it is not built or this is not Linux, saying how to build it.
+ * Throws Error with one line saying what is missing if it is not there, does not load (another
+ * architecture or libc), or this is not Linux.
  */
 export function loadAddon(): NativeAddon {
   if (addon !== undefined) return addon;
@@ -146,14 +163,24 @@ export function loadAddon(): NativeAddon {
       `wg-tun's TUN and UDP I/O is Linux-only so far (this is ${process.platform}); use the in-memory fakes elsewhere`,
     );
   }
-  if (!existsSync(ADDON_PATH)) {
+  const path = findAddon();
+  if (path === undefined) {
     throw new Error(
-      `wg-tun's native addon is not built (${ADDON_PATH} is missing): run \`pnpm install\`, or ` +
-        '`pnpm --filter @wiremesh/wg-tun run build:native`; it needs python3, make, a C compiler and ' +
-        "Node's headers (include/node next to the node binary)",
+      `wg-tun's native addon is missing: no prebuilt binary for linux-${process.arch} in ${join(PACKAGE_DIR, 'prebuilds')} ` +
+        `and no source build in ${join(PACKAGE_DIR, 'build', 'Release')}; build it with \`npm rebuild -g wiremesh\` ` +
+        '(installed package) or `pnpm --filter @wiremesh/wg-tun run build:native` (repository), which needs python3, ' +
+        "make, a C compiler and Node's headers (include/node next to the node binary)",
     );
   }
-  const loaded = createRequire(import.meta.url)(ADDON_PATH) as NativeAddon;
+  let loaded: NativeAddon;
+  try {
+    loaded = createRequire(import.meta.url)(path) as NativeAddon;
+  } catch (e) {
+    const reason = (e instanceof Error ? e.message : String(e)).split('\n')[0];
+    throw new Error(
+      `wg-tun's native addon at ${path} does not load (${reason}): rebuild it for this host with \`npm rebuild -g wiremesh\` or \`pnpm --filter @wiremesh/wg-tun run build:native\``,
+    );
+  }
   if (
     loaded.META_STRIDE !== ENDPOINT_RECORD_BYTES ||
     loaded.MAX_BATCH !== MAX_BATCH_SIZE ||
@@ -161,9 +188,14 @@ export function loadAddon(): NativeAddon {
     typeof loaded.vnetSplit !== 'function'
   ) {
     throw new Error(
-      `wg-tun's native addon at ${ADDON_PATH} is stale (its layout differs from this code): rebuild it with \`pnpm --filter @wiremesh/wg-tun run build:native\``,
+      `wg-tun's native addon at ${path} is stale (its layout differs from this code): rebuild it with \`pnpm --filter @wiremesh/wg-tun run build:native\``,
     );
   }
   addon = loaded;
   return addon;
+}
+
+/** Path of the addon loadAddon() would load, or undefined (for `status` and the packaging checks). */
+export function addonPath(): string | undefined {
+  return process.platform === 'linux' ? findAddon() : undefined;
 }
