@@ -6,6 +6,7 @@ import QRCode from 'qrcode';
 import { formatEndpoint, type Endpoint } from '@wiremesh/protocol';
 import { ApiError } from './api-error.js';
 import { EXT_CLIENT_KEEPALIVE_S } from './constants.js';
+import { wgQuickDns } from './dns-names.js';
 import {
   addressesOf,
   egressOf,
@@ -23,7 +24,8 @@ export const PRIVATE_KEY_PLACEHOLDER = '<the private key of this client>';
 
 /**
  * Renders the wg-quick config of `client`. `gateways` are the network's approved egress
- * gateways (their ranges become AllowedIPs). Throws ApiError(conflict) when the ingress gateway
+ * gateways (their ranges become AllowedIPs); `dnsDomain` the network's domain (the search domain
+ * when the ingress gateway's resolver is among the client's DNS servers). Throws ApiError(conflict) when the ingress gateway
  * is not usable or has no endpoint to dial.
  */
 export function renderWgQuick(
@@ -31,6 +33,7 @@ export function renderWgQuick(
   network: NetworkRow,
   ingress: NodeRow | undefined,
   gateways: NodeRow[],
+  dnsDomain: string = network.name,
 ): string {
   if (ingress === undefined || ingress.state !== 'approved' || ingress.is_ingress !== 1) {
     throw new ApiError(
@@ -53,7 +56,7 @@ export function renderWgQuick(
   const allowed = [network.ipv4_cidr, ...(network.ipv6_cidr === null ? [] : [network.ipv6_cidr])];
   for (const g of gateways)
     for (const r of egressOf(g)?.ranges ?? []) if (!allowed.includes(r)) allowed.push(r);
-  const dns = parseJson<string[]>(client.dns, []);
+  const dns = wgQuickDns(parseJson<string[]>(client.dns, []), ingress, network, dnsDomain);
   const lines = [
     '[Interface]',
     `PrivateKey = ${client.private_key ?? PRIVATE_KEY_PLACEHOLDER}`,

@@ -41,6 +41,8 @@ import {
 } from '@wiremesh/protocol';
 import { ApiError, parseBody } from './api-error.js';
 import { BODY_LIMIT_BYTES, MAX_PATH_PARAM_LENGTH } from './constants.js';
+import { dnsRoutes } from './dns-routes.js';
+import { domainOf } from './dns-names.js';
 import { qrPng, qrText, renderWgQuick } from './ext-config.js';
 import type { Hub } from './hub.js';
 import type { Metrics } from './metrics.js';
@@ -549,7 +551,8 @@ export function buildServer(d: ServerDeps): FastifyInstance {
       const nodes = state?.nodes ?? [];
       const ingress = nodes.find((n) => n.id === row.ingress_node_id);
       const gateways = nodes.filter((n) => n.state === 'approved' && n.egress_ranges !== null);
-      return { name: row.name, text: renderWgQuick(row, network, ingress, gateways) };
+      const domain = domainOf(network, state?.dns);
+      return { name: row.name, text: renderWgQuick(row, network, ingress, gateways, domain) };
     };
     admin.get(`${API_PREFIX}/extclients/:id/config`, async (req, reply) => {
       const c = await configOf(req);
@@ -571,6 +574,8 @@ export function buildServer(d: ServerDeps): FastifyInstance {
         .header('cache-control', 'no-store')
         .send(await qrText((await configOf(req)).text)),
     );
+
+    dnsRoutes(admin, store);
 
     admin.post(ADMIN_ROUTES.rotateToken, async (req) => {
       const token = await store.rotateAdminToken();

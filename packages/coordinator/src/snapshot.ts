@@ -22,6 +22,7 @@ import {
   type NetworkState,
   type NodeRow,
 } from './store.js';
+import { domainOf, mapRecordsOf } from './dns-names.js';
 
 const HOST_PREFIX_V4 = 32;
 const HOST_PREFIX_V6 = 128;
@@ -106,11 +107,14 @@ export function buildSnapshot(state: NetworkState, reflectPort: number | null): 
     });
     clientsOf.set(c.ingress_node_id, list);
   }
+  const dnsDomain = domainOf(net, state.dns);
+  const dnsRecords = mapRecordsOf(state, dnsDomain);
   const network: MapNetwork = {
     name: net.name,
     ipv4Cidr: net.ipv4_cidr,
     ipv6Cidr: net.ipv6_cidr,
-    dnsDomain: net.name,
+    dnsDomain,
+    ...(dnsRecords.length > 0 ? { dnsRecords } : {}),
   };
   const prefix = (cidr: string): string => cidr.slice(cidr.indexOf('/'));
   const networkCidrs = net.ipv6_cidr === null ? [net.ipv4_cidr] : [net.ipv4_cidr, net.ipv6_cidr];

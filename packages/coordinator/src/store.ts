@@ -30,6 +30,7 @@ import {
 import { generatePrivateKey, keyToBase64, nobleCrypto, publicKeyOf, wipe } from '@wiremesh/wg-core';
 import { ApiError } from './api-error.js';
 import { UniqueViolation, type Db, type Queryable } from './db.js';
+import { assertNameFree, loadDns, meshDnsList, type NetworkDnsState } from './dns-names.js';
 import {
   canonicalCidr,
   ipv4At,
@@ -138,6 +139,8 @@ export interface NetworkState {
   extClients: ExtClientRow[];
   /** Pairs relayed by the relay fallback; absent means none. */
   pairRelays?: PairRelayRow[];
+  /** The domain and custom records (dns-names.ts); absent means the default domain, none. */
+  dns?: NetworkDnsState;
 }
 
 /** The parsed address ranges of a network. */
@@ -307,9 +310,9 @@ export class Store {
 
   /**
    * Runs a change to one network: `fn` gets the transaction after the revision bump (the lock);
-   * the change is published after commit.
+   * the change is published after commit. Also the entry of aggregate modules (dns-names.ts).
    */
-  private async change<T>(networkId: string, fn: (q: Queryable) => Promise<T>): Promise<T> {
+  async change<T>(networkId: string, fn: (q: Queryable) => Promise<T>): Promise<T> {
     const out = await this.db.tx(async (q) => {
       await this.bump(q, networkId);
       return fn(q);
@@ -614,6 +617,7 @@ export class Store {
           `a node named ${req.name} is already in network ${req.network}; choose another --name`,
         );
       }
+      await assertNameFree(q, net.id, req.name);
       const hostIndex = await this.allocate(q, cur, id);
       const row: NodeRow = {
         id,
@@ -991,6 +995,7 @@ export class Store {
         publicKey = keyToBase64(publicKeyOf(nobleCrypto, priv));
         wipe(priv);
       }
+      await assertNameFree(q, net.id, req.name);
       const hostIndex = await this.allocate(q, net, id);
       try {
         await q.run(
@@ -1004,7 +1009,7 @@ export class Store {
             privateKey,
             (ingress as NodeRow).id,
             hostIndex,
-            json(req.dns ?? []),
+            json(meshDnsList(req, ingress as NodeRow, net)),
             this.clock(),
           ],
         );
@@ -1076,6 +1081,7 @@ export class Store {
         nodes,
         extClients,
         pairRelays,
+        dns: await loadDns(q, networkId),
       };
     });
   }

@@ -165,6 +165,11 @@ export const CreateExtClientRequest = z.object({
   publicKey: WgKey.optional(),
   /** DNS servers for the client's wg-quick `DNS =` line. */
   dns: z.array(IpAddress).max(4).optional(),
+  /**
+   * Put the ingress gateway's mesh address first in `dns` (its agent's resolver answers for the
+   * network's domain) and the domain as the search domain of the wg-quick file.
+   */
+  meshDns: z.boolean().optional(),
 });
 /** Body of an external-client creation. */
 export type CreateExtClientRequest = z.infer<typeof CreateExtClientRequest>;
