@@ -26,6 +26,7 @@ import {
 } from './constants.js';
 import { CoordinatorError, HttpCoordinator, type MapResult } from './coordinator-client.js';
 import { systemDataplane, type Dataplane } from './dataplane.js';
+import * as meshDns from './dns/index.js';
 import { AgentError, errorMessage } from './errors.js';
 import { createFirewall } from './firewall.js';
 import { interfaceName, isInterfaceName } from './iface-name.js';
@@ -189,6 +190,7 @@ function agentFor(
   dataplane: Dataplane,
   onGone?: () => void,
   prepareWhilePending = false,
+  dns: meshDns.MeshDns | null = null,
 ): NetworkAgent {
   const exclude = ownInterfaces(ctx.store);
   exclude.add(state.interface);
@@ -200,6 +202,7 @@ function agentFor(
     log: ctx.log,
     localAddresses: () => localAddresses(exclude),
     ...(onGone !== undefined ? { onGone } : {}),
+    ...(dns !== null ? { onApplied: (map: NetworkMap) => void dns.update(map) } : {}),
     prepareWhilePending,
     probePort: probeFromPort,
   });
@@ -212,6 +215,8 @@ export interface JoinOptions {
   key?: string;
   name?: string;
   daemon: 'on' | 'off';
+  /** Mesh DNS on this host (default on). */
+  dns?: 'on' | 'off';
   backend: BackendChoice;
   port?: number;
   interface?: string;
@@ -363,6 +368,15 @@ export async function joinCommand(ctx: CommandContext, o: JoinOptions): Promise<
     }
   }
 
+  ctx.out(
+    await meshDns.setDnsAtJoin(
+      meshDns.dnsContext(ctx),
+      o.network,
+      state.interface,
+      o.dns !== 'off',
+    ),
+  );
+
   if (daemonPid !== null) {
     await handOver(ctx, state, dataplane, fresh, firstMap, daemonPid);
     if (o.daemon === 'off') {
@@ -373,7 +387,12 @@ export async function joinCommand(ctx: CommandContext, o: JoinOptions): Promise<
   }
 
   // One round: apply the map we have (or get one), rolling back a fresh join that cannot come up.
-  const agent = agentFor(ctx, state, dataplane);
+  // Without a daemon nothing would run the resolver: the host gets the names themselves.
+  const dns =
+    o.daemon === 'off'
+      ? meshDns.meshDnsFor(meshDns.dnsContext(ctx), o.network, state.interface, false, ctx.out)
+      : null;
+  const agent = agentFor(ctx, state, dataplane, undefined, false, dns);
   try {
     if (firstMap !== null) await agent.acceptMap(firstMap, 'registration');
     else await agent.restore();
@@ -400,6 +419,7 @@ export async function joinCommand(ctx: CommandContext, o: JoinOptions): Promise<
       );
     }
     if (map !== null) ctx.out(upLine(state, map, dataplane.backend));
+    await dns?.stop();
   } catch (e) {
     if (fresh) await rollbackJoin(ctx, state, dataplane);
     if (e instanceof AgentError) {
@@ -501,6 +521,9 @@ async function rollbackJoin(
   } catch {
     // The coordinator may be the reason the join failed; the node stays listed there.
   }
+  await meshDns
+    .forgetMeshDns(ctx.store.dir, state.network, state.interface, meshDns.dnsContext(ctx).env)
+    .catch(() => undefined);
   ctx.store.remove(state.network);
 }
 
@@ -528,6 +551,7 @@ export async function daemonCommand(ctx: CommandContext, o: DaemonOptions = {}):
   writeFileSync(pidFile, `${process.pid}\n`);
   const agents = new Map<string, NetworkAgent>();
   const dataplanes = new Map<string, Dataplane>();
+  const dnses = new Map<string, meshDns.MeshDns>();
   let busy: Promise<void> = Promise.resolve();
 
   const startOne = async (network: string): Promise<void> => {
@@ -538,7 +562,20 @@ export async function daemonCommand(ctx: CommandContext, o: DaemonOptions = {}):
     ctx.log.info(
       `${network}: interface ${state.interface}, backend ${dataplane.backend} (${dataplane.reason}), node ${state.name} (${state.nodeId}), coordinator ${state.server}`,
     );
-    const agent = agentFor(ctx, state, dataplane, () => agents.delete(network), true);
+    const dns = meshDns.meshDnsFor(
+      meshDns.dnsContext(ctx),
+      network,
+      state.interface,
+      true,
+      ctx.out,
+    );
+    if (dns !== null) dnses.set(network, dns);
+    const gone = () => {
+      agents.delete(network);
+      dnses.delete(network);
+      void dns?.remove().catch(() => undefined);
+    };
+    const agent = agentFor(ctx, state, dataplane, gone, true, dns);
     agents.set(network, agent);
     try {
       await agent.restore();
@@ -554,6 +591,8 @@ export async function daemonCommand(ctx: CommandContext, o: DaemonOptions = {}):
         ctx.log.info(`${n}: no longer joined; stopping`);
         agents.delete(n);
         await a.stop();
+        await dnses.get(n)?.stop();
+        dnses.delete(n);
         await dataplanes.get(n)?.close?.();
         dataplanes.delete(n);
       }
@@ -599,6 +638,7 @@ export async function daemonCommand(ctx: CommandContext, o: DaemonOptions = {}):
   process.off('SIGHUP', onHup);
   await busy;
   await Promise.allSettled([...agents.values()].map((a) => a.stop()));
+  await Promise.allSettled([...dnses.values()].map((d) => d.stop()));
   // Devices run inside the daemon go with it; kernel and detached ones stay as they are.
   const owned = [...dataplanes.values()].filter((d) => d.close !== undefined);
   await Promise.allSettled(owned.map((d) => d.close?.()));
@@ -645,7 +685,15 @@ export async function checkinCommand(
     const state = ctx.store.load(n);
     if (state === null) continue;
     const dataplane = await dataplaneFor(ctx, state.backend, state.interface);
-    const agent = agentFor(ctx, state, dataplane);
+    // A running daemon serves the names itself; a cron check-in writes them for the host.
+    const dnsCtx = meshDns.dnsContext(ctx);
+    const dns =
+      runningDaemon(ctx.store) === null
+        ? meshDns.meshDnsFor(dnsCtx, n, state.interface, false, ctx.out)
+        : null;
+    const forget = () =>
+      void meshDns.forgetMeshDns(ctx.store.dir, n, state.interface, dnsCtx.env).catch(() => {});
+    const agent = agentFor(ctx, state, dataplane, forget, false, dns);
     try {
       await agent.restore();
     } catch {
@@ -660,6 +708,7 @@ export async function checkinCommand(
         ctx.out(
           `${n}: map v${agent.currentMap.version}, ${agent.history.at(-1)?.summary ?? 'no changes'}`,
         );
+      await dns?.stop();
     } catch (e) {
       ctx.out(`${n}: check-in failed (${errorMessage(e)}); the mesh keeps its last configuration`);
       failed = e instanceof AgentError ? e : new AgentError('coordinator', errorMessage(e));
@@ -694,6 +743,8 @@ export interface NetworkStatusView {
   addresses: string[];
   mapVersion: number | null;
   peers: PeerStatusView[];
+  /** What answers for the mesh domain on this host (mesh DNS), or that it is off. */
+  dns?: string;
 }
 
 /** Collects the status of the selected networks from the state and the interfaces. */
@@ -758,6 +809,10 @@ export async function collectStatus(
       addresses: [...(info?.addresses ?? [])],
       mapVersion: map?.version ?? null,
       peers,
+      dns: meshDns.describeDnsSetting(
+        meshDns.loadDnsSetting(ctx.store.dir, n),
+        meshDns.dnsContext(ctx).env,
+      ),
     });
   }
   return out;
@@ -793,6 +848,7 @@ export function formatStatus(views: readonly NetworkStatusView[], now = Date.now
     lines.push(
       `  node ${v.node.name} (${v.node.id}), coordinator ${v.server}, map ${v.mapVersion === null ? '(none yet)' : `v${v.mapVersion}`}`,
     );
+    if (v.dns !== undefined) lines.push(`  ${v.dns}`);
     const rows = [['PEER', 'ENDPOINT', 'LATEST HANDSHAKE', 'TRANSFER (RX / TX)', 'PATH']];
     for (const p of v.peers)
       rows.push([
@@ -895,6 +951,14 @@ export async function leaveCommand(
     } catch (e) {
       failures.push(
         `${n}: could not remove ${state.interface} (${errorMessage(e)}); remove it with "ip link del ${state.interface}"`,
+      );
+    }
+    try {
+      const env = meshDns.dnsContext(ctx).env;
+      await meshDns.forgetMeshDns(ctx.store.dir, n, state.interface, env);
+    } catch (e) {
+      failures.push(
+        `${n}: could not remove the mesh DNS configuration (${errorMessage(e)}); remove the "# BEGIN wiremesh ${n}" block from /etc/hosts, or run "resolvectl revert ${state.interface}"`,
       );
     }
     for (const f of ['pid', 'log'])

@@ -78,6 +78,8 @@ export interface NetworkAgentDeps {
   reportIntervalMs?: number;
   /** Create the interface while the node waits for approval (the daemon does; one-shot commands do not). */
   prepareWhilePending?: boolean;
+  /** Called after every successful apply with the map applied (mesh DNS follows it). */
+  onApplied?: (map: NetworkMap) => void;
   /** Called once when the coordinator removed or rejected the node (after local teardown). */
   onGone?: (reason: GoneReason) => void;
   /** Wall clock in unix ms (tests move it). Default Date.now. */
@@ -233,6 +235,7 @@ export class NetworkAgent {
       this.dirty = false;
       this.lastError = null;
       this.history.push(result);
+      this.d.onApplied?.(map);
       this.watchNewEndpoints(result);
       if (result.diff.held.length > 0) this.kickLater(result.diff.held);
       if (result.changed) this.log.info(`${this.network}: applied ${label}: ${result.summary}`);
