@@ -115,6 +115,7 @@ export class MeshDns {
   private retry: NodeJS.Timeout | null = null;
   private latest: NetworkMap | null = null;
   private failedOnce = false;
+  private method: HostMethod | null = null;
 
   constructor(private readonly o: MeshDnsOptions) {}
 
@@ -149,9 +150,9 @@ export class MeshDns {
       if (this.serverFor !== want.join()) await this.listen(want);
       this.server?.setTable(table);
     }
-    const method: HostMethod = this.o.serve
-      ? (this.o.method ?? detectHostMethod(this.o.env))
-      : 'hosts';
+    // Detected once: a host does not change its resolver setup under a running agent.
+    this.method ??= this.o.serve ? (this.o.method ?? detectHostMethod(this.o.env)) : 'hosts';
+    const method = this.method;
     const address = map.self.addressV4;
     const a = this.applied;
     if (a !== null && a.method === method && a.address === address && sameTable(a.table, table))
@@ -171,10 +172,9 @@ export class MeshDns {
         listening: [...this.listening],
       });
       const line = `${net}: dns: ${table.names.size} name${table.names.size === 1 ? '' : 's'} under ${table.domain} through ${describeHostMethod(method, this.o.env, this.o.iface)}${this.listening.length > 0 ? `, resolver on ${this.listening.join(', ')}` : ''}`;
-      if (first) {
-        this.o.log.info(line);
-        this.o.onApplied?.(line);
-      } else this.o.log.debug(line);
+      if (first && this.o.onApplied !== undefined) this.o.onApplied(line);
+      else if (first) this.o.log.info(line);
+      else this.o.log.debug(line);
     } catch (e) {
       if (!this.failedOnce)
         this.o.log.warn(

@@ -157,3 +157,23 @@ export function answerQuery(table: DnsTable, query: Buffer): Reply {
     ? respond(RCODE_NOERROR, answers, [], 'answer')
     : respond(RCODE_NOERROR, [], [soa(table.domain)], 'nodata');
 }
+
+/** A standard query for `name` of `type` with `id` (RD set), as a stub resolver sends it. */
+export function encodeQuery(name: string, type: 'A' | 'AAAA', id: number): Buffer {
+  return packet.encode({
+    type: 'query',
+    id,
+    flags: packet.RECURSION_DESIRED,
+    questions: [{ type, name }],
+  });
+}
+
+/** The A and AAAA addresses of a response, or null when it is not one (benchmarks check with it). */
+export function answersOf(response: Buffer): string[] | null {
+  try {
+    const d = packet.decode(response);
+    return (d.answers ?? []).flatMap((a) => (a.type === 'A' || a.type === 'AAAA' ? [a.data] : []));
+  } catch {
+    return null;
+  }
+}
