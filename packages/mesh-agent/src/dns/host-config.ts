@@ -5,20 +5,8 @@
  * change is undone by `removeHostDns`; nothing outside the mesh domain is touched.
  */
 import { randomBytes } from 'node:crypto';
-import {
-  chmodSync,
-  closeSync,
-  existsSync,
-  fsyncSync,
-  openSync,
-  readFileSync,
-  readdirSync,
-  renameSync,
-  rmSync,
-  statSync,
-  writeFileSync,
-  writeSync,
-} from 'node:fs';
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { chmod, open, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { Runner } from '../runner.js';
 import { HOSTS_BEGIN, HOSTS_END } from './constants.js';
@@ -125,13 +113,14 @@ async function restartDnsmasq(env: HostEnv): Promise<void> {
 }
 
 /**
- * Writes `data` to `path` whole: a temporary file beside it, fsync, rename. A bind-mounted file
+ * Writes `data` to `path` whole: a temporary file beside it, fsync, rename (asynchronous, so an
+ * agent running a userspace device never stalls its packets on a slow disk). A bind-mounted file
  * (a container's or `ip netns exec`'s /etc/hosts) cannot be renamed over; it is rewritten in place.
  */
-export function replaceFile(path: string, data: string): void {
+export async function replaceFile(path: string, data: string): Promise<void> {
   let mode = FILE_MODE;
   try {
-    mode = statSync(path).mode & 0o7777;
+    mode = (await stat(path)).mode & 0o7777;
   } catch {
     // a new file
   }
@@ -139,21 +128,21 @@ export function replaceFile(path: string, data: string): void {
     dirname(path),
     `.${path.slice(path.lastIndexOf('/') + 1)}.wiremesh-${randomBytes(TMP_RANDOM_BYTES).toString('hex')}`,
   );
-  const fd = openSync(tmp, 'wx', mode);
+  const fh = await open(tmp, 'wx', mode);
   try {
-    writeSync(fd, data);
-    fsyncSync(fd);
+    await fh.writeFile(data);
+    await fh.sync();
   } finally {
-    closeSync(fd);
+    await fh.close();
   }
-  chmodSync(tmp, mode);
+  await chmod(tmp, mode);
   try {
-    renameSync(tmp, path);
+    await rename(tmp, path);
   } catch (e) {
-    rmSync(tmp, { force: true });
+    await rm(tmp, { force: true });
     const code = (e as NodeJS.ErrnoException).code;
     if (code !== 'EBUSY' && code !== 'EXDEV') throw e;
-    writeFileSync(path, data);
+    await writeFile(path, data);
   }
 }
 
@@ -188,9 +177,9 @@ export function withHostsBlock(text: string, network: string, lines: readonly st
   return `${head}\n${beginOf(network)}\n${lines.map((l) => `${l}\n`).join('')}${endOf(network)}\n`;
 }
 
-function readOr(path: string, fallback: string): string {
+async function readOr(path: string, fallback: string): Promise<string> {
   try {
-    return readFileSync(path, 'utf8');
+    return await readFile(path, 'utf8');
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') return fallback;
     throw e;
@@ -213,15 +202,15 @@ export async function applyHostDns(
       if (file === null) throw new Error('no dnsmasq drop-in directory');
       // rebind-domain-ok: OpenWrt's rebind protection would drop answers with private addresses.
       const text = `# written by the wiremesh agent for network ${t.network}; removed on leave\nserver=/${t.table.domain}/${t.address}\nrebind-domain-ok=/${t.table.domain}/\n`;
-      if (readOr(file, '') === text) return;
-      replaceFile(file, text);
+      if ((await readOr(file, '')) === text) return;
+      await replaceFile(file, text);
       await restartDnsmasq(env);
       return;
     }
     case 'hosts': {
-      const before = readOr(env.hostsFile, '');
+      const before = await readOr(env.hostsFile, '');
       const after = withHostsBlock(before, t.network, hostsLines(t.table));
-      if (after !== before) replaceFile(env.hostsFile, after);
+      if (after !== before) await replaceFile(env.hostsFile, after);
       return;
     }
   }
@@ -238,7 +227,7 @@ export async function removeHostDns(
   env: HostEnv,
 ): Promise<void> {
   const errors: unknown[] = [];
-  const attempt = async (fn: () => Promise<void> | void): Promise<void> => {
+  const attempt = async (fn: () => Promise<void>): Promise<void> => {
     try {
       await fn();
     } catch (e) {
@@ -258,16 +247,16 @@ export async function removeHostDns(
       for (const d of env.dnsmasqDirs) {
         const file = join(d, `wiremesh-${network}.conf`);
         if (!existsSync(file)) continue;
-        rmSync(file, { force: true });
+        await rm(file, { force: true });
         if (env.dnsmasqRunning()) await restartDnsmasq(env);
       }
     });
   }
   if (method === 'hosts' || method === null) {
-    await attempt(() => {
-      const before = readOr(env.hostsFile, '');
+    await attempt(async () => {
+      const before = await readOr(env.hostsFile, '');
       const after = stripHostsBlock(before, network);
-      if (after !== before) replaceFile(env.hostsFile, after);
+      if (after !== before) await replaceFile(env.hostsFile, after);
     });
   }
   if (errors.length > 0) throw errors[0];

@@ -53,9 +53,13 @@ export function loadDnsSetting(stateDir: string, network: string): DnsSetting | 
   }
 }
 
-/** Stores `s` atomically. Throws the fs error. */
-export function saveDnsSetting(stateDir: string, network: string, s: DnsSetting): void {
-  replaceFile(settingPath(stateDir, network), `${JSON.stringify(s, null, 2)}\n`);
+/** Stores `s` atomically. Rejects with the fs error. */
+export async function saveDnsSetting(
+  stateDir: string,
+  network: string,
+  s: DnsSetting,
+): Promise<void> {
+  await replaceFile(settingPath(stateDir, network), `${JSON.stringify(s, null, 2)}\n`);
 }
 
 /**
@@ -116,6 +120,8 @@ export class MeshDns {
   private latest: NetworkMap | null = null;
   private failedOnce = false;
   private method: HostMethod | null = null;
+  /** The setting as last written (it changes far less often than the names). */
+  private saved = '';
 
   constructor(private readonly o: MeshDnsOptions) {}
 
@@ -132,7 +138,11 @@ export class MeshDns {
   /** Makes resolver and host follow `map`. Never throws (problems are logged and retried). */
   update(map: NetworkMap): Promise<void> {
     this.latest = map;
-    this.queue = this.queue.then(() => this.apply()).catch(() => undefined);
+    // After the turn that applied the map: its kicks and reports go out first.
+    this.queue = this.queue
+      .then(() => new Promise<void>((r) => setImmediate(r)))
+      .then(() => this.apply())
+      .catch(() => undefined);
     return this.queue;
   }
 
@@ -164,13 +174,18 @@ export class MeshDns {
       const first = a === null;
       this.applied = { method, table, address };
       this.failedOnce = false;
-      saveDnsSetting(this.o.stateDir, net, {
+      const setting: DnsSetting = {
         enabled: true,
         method,
         iface: this.o.iface,
         domain: table.domain,
         listening: [...this.listening],
-      });
+      };
+      const text = JSON.stringify(setting);
+      if (text !== this.saved) {
+        await saveDnsSetting(this.o.stateDir, net, setting);
+        this.saved = text;
+      }
       const line = `${net}: dns: ${table.names.size} name${table.names.size === 1 ? '' : 's'} under ${table.domain} through ${describeHostMethod(method, this.o.env, this.o.iface)}${this.listening.length > 0 ? `, resolver on ${this.listening.join(', ')}` : ''}`;
       if (first && this.o.onApplied !== undefined) this.o.onApplied(line);
       else if (first) this.o.log.info(line);
@@ -276,7 +291,7 @@ export async function setDnsAtJoin(
   const before = loadDnsSetting(ctx.stateDir, network);
   if (!on) {
     if (before?.enabled === true) await forgetMeshDns(ctx.stateDir, network, iface, ctx.env);
-    saveDnsSetting(ctx.stateDir, network, {
+    await saveDnsSetting(ctx.stateDir, network, {
       enabled: false,
       method: null,
       iface,
@@ -286,7 +301,7 @@ export async function setDnsAtJoin(
     return `${network}: dns off: the host's resolver configuration is left as it is`;
   }
   if (before?.enabled !== true)
-    saveDnsSetting(ctx.stateDir, network, {
+    await saveDnsSetting(ctx.stateDir, network, {
       enabled: true,
       method: null,
       iface,
