@@ -691,8 +691,13 @@ export async function checkinCommand(
       runningDaemon(ctx.store) === null
         ? meshDns.meshDnsFor(dnsCtx, n, state.interface, false, ctx.out)
         : null;
-    const forget = () =>
-      void meshDns.forgetMeshDns(ctx.store.dir, n, state.interface, dnsCtx.env).catch(() => {});
+    // Removed or rejected: the mesh DNS goes with the interface (awaited below, before exit).
+    let forgetting: Promise<void> = Promise.resolve();
+    const forget = () => {
+      forgetting = meshDns
+        .forgetMeshDns(ctx.store.dir, n, state.interface, dnsCtx.env)
+        .catch(() => undefined);
+    };
     const agent = agentFor(ctx, state, dataplane, forget, false, dns);
     try {
       await agent.restore();
@@ -713,6 +718,7 @@ export async function checkinCommand(
       ctx.out(`${n}: check-in failed (${errorMessage(e)}); the mesh keeps its last configuration`);
       failed = e instanceof AgentError ? e : new AgentError('coordinator', errorMessage(e));
     }
+    await forgetting;
   }
   if (failed !== null) throw failed;
 }
