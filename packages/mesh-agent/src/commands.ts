@@ -598,6 +598,12 @@ export async function daemonCommand(ctx: CommandContext, o: DaemonOptions = {}):
       }
     }
     for (const n of wanted) {
+      // A join again with --dns off (it already removed the host's configuration).
+      const running = dnses.get(n);
+      if (running && meshDns.loadDnsSetting(ctx.store.dir, n)?.enabled !== true) {
+        dnses.delete(n);
+        await running.stop();
+      }
       if (agents.has(n)) continue;
       try {
         await startOne(n);
