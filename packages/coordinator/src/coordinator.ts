@@ -4,6 +4,7 @@
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import type { InjectOptions, LightMyRequestResponse } from 'fastify';
 import pino, { type Logger } from 'pino';
 import {
   DEFAULT_DATA_DIR,
@@ -23,7 +24,7 @@ import { startReflector, type Reflector } from './reflector.js';
 import { RelayFallback } from './relay-fallback.js';
 import { DEFAULT_WEB_ROOT, buildServer } from './server.js';
 import { openSqlite } from './sqlite.js';
-import { Store } from './store.js';
+import { Store } from './store/index.js';
 
 /** The coordinator's version string, reported at /api/v1/info. */
 export const COORDINATOR_VERSION = '0.1.0';
@@ -75,6 +76,8 @@ export interface Coordinator {
   readonly hub: Hub;
   /** The automatic relay fallback, or null when turned off. */
   readonly relayFallback: RelayFallback | null;
+  /** Answers one HTTP request in process, without a socket (fastify's inject; soak tests). */
+  inject(request: InjectOptions): Promise<LightMyRequestResponse>;
   close(): Promise<void>;
 }
 
@@ -129,7 +132,7 @@ export async function startCoordinator(opts: CoordinatorOptions = {}): Promise<C
   try {
     await migrate(db, Date.now());
     const store = new Store(db, opts.clock);
-    const adminToken = await store.ensureAdminToken();
+    const adminToken = await store.adminToken.ensure();
     if (adminToken !== null && opts.adminTokenFile !== undefined) {
       writeFileSync(opts.adminTokenFile, `${adminToken}\n`, { mode: SECRET_FILE_MODE });
     }
@@ -193,6 +196,7 @@ export async function startCoordinator(opts: CoordinatorOptions = {}): Promise<C
       store,
       hub,
       relayFallback,
+      inject: (request) => app.inject(request),
       async close() {
         relayFallback?.close();
         hub.close();

@@ -1,5 +1,5 @@
 /**
- * The admin routes of DNS names (dns-names.ts): a network's domain and names, custom records,
+ * The admin routes of DNS names (store/dns.ts): a network's domain and names, custom records,
  * node renames. Registered inside the admin scope of server.ts, so they need the admin token.
  */
 import type { FastifyInstance } from 'fastify';
@@ -12,8 +12,7 @@ import {
   SetDnsDomainRequest,
 } from '@wiremesh/protocol';
 import { parseBody } from './api-error.js';
-import { DnsNames } from './dns-names.js';
-import type { Store } from './store.js';
+import type { Store } from './store/index.js';
 
 const NetworkParam = z.object({ network: Id });
 const RecordParam = z.object({ network: Id, record: Id });
@@ -21,7 +20,7 @@ const IdParam = z.object({ id: Id });
 
 /** Adds the DNS routes to `admin` (a scope whose hook already checked the admin token). */
 export function dnsRoutes(admin: FastifyInstance, store: Store): void {
-  const dns = new DnsNames(store);
+  const dns = store.dns;
   const network = (params: unknown): string => parseBody(NetworkParam, params, 'path').network;
 
   admin.get(`${API_PREFIX}/networks/:network/dns`, async (req) => dns.get(network(req.params)));

@@ -102,9 +102,25 @@ CREATE TABLE pair_relays (
 `,
   },
   {
-    // DNS names (dns-names.ts): a network's domain when the admin set one (else the default), and
-    // the admin's custom records. Names are one namespace with nodes and external clients.
+    // Relay fallback: pairs waiting for a direct handshake since `since` (unix ms) with endpoint
+    // candidates `endpoints`, so a restarted coordinator (or another replica) relays a pair when
+    // its wait runs out instead of starting the wait again. node_a < node_b.
     version: 3,
+    sql: `
+CREATE TABLE pair_waits (
+  network_id TEXT NOT NULL REFERENCES networks(id) ON DELETE CASCADE,
+  node_a TEXT NOT NULL,
+  node_b TEXT NOT NULL,
+  since BIGINT NOT NULL,
+  endpoints TEXT NOT NULL,
+  PRIMARY KEY (network_id, node_a, node_b)
+);
+`,
+  },
+  {
+    // DNS names (store/dns.ts): a network's domain when the admin set one (else the default), and
+    // the admin's custom records. Names are one namespace with nodes and external clients.
+    version: 4,
     sql: `
 CREATE TABLE dns_domains (
   network_id TEXT PRIMARY KEY REFERENCES networks(id) ON DELETE CASCADE,

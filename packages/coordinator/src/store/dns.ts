@@ -1,12 +1,13 @@
 /**
- * DNS names of a network: its domain (`dns_domains`, migration 3), the admin's custom records
- * (`dns_records`), one namespace shared by nodes, external clients and records (RFC 1035 labels,
- * unique per network), and node renames. Each change bumps the network's revision, so the new
- * names reach every agent's resolver like any other map change.
+ * The DNS aggregate: a network's domain (`dns_domains`, migration 4), the admin's custom records
+ * (`dns_records`), and node renames. Names are one namespace with nodes and external clients
+ * (`names.ts`). Each change bumps the network's revision, so the new names reach every agent's
+ * resolver like any other map change.
  */
-import { randomBytes } from 'node:crypto';
 import { createRequire } from 'node:module';
 import {
+  DnsDomain,
+  IpAddress,
   type CreateDnsRecordRequest,
   type DnsRecord,
   type MapDnsRecord,
@@ -14,23 +15,19 @@ import {
   type Node,
   type SetDnsDomainRequest,
 } from '@wiremesh/protocol';
-import { ApiError } from './api-error.js';
-import { UniqueViolation, type Queryable } from './db.js';
-import {
-  addressesOf,
-  rangesOf,
-  type NetworkRow,
-  type NetworkState,
-  type NodeRow,
-  type Store,
-} from './store.js';
+import { ApiError } from '../api-error.js';
+import { UniqueViolation, type Queryable } from '../db.js';
+import { newId, type StoreContext } from './context.js';
+import { extClientsOf, type ExtClientRecord } from './ext-clients.js';
+import { parseValue } from './json.js';
+import { assertNameFree } from './names.js';
+import { addressesOf, networkByName, rangesOf, type NetworkRecord } from './networks.js';
+import { findNode, nodeById, nodeRecordsOf, nodeView, type NodeRecord } from './nodes.js';
 
-const ID_BYTES = 8;
 /** The suffix of a default domain whose network name is itself a public TLD (RFC 9476 style). */
 const PRIVATE_SUFFIX = 'internal';
 
-/** A custom record row. */
-export interface DnsRecordRow {
+interface DnsRecordRow {
   id: string;
   network_id: string;
   name: string;
@@ -38,11 +35,31 @@ export interface DnsRecordRow {
   created_at: number;
 }
 
+/** A stored custom record, parsed. */
+export interface DnsRecordRecord {
+  readonly id: string;
+  readonly networkId: string;
+  readonly name: string;
+  /** One IPv4 or IPv6 address. */
+  readonly ip: string;
+  readonly createdAt: number;
+}
+
 /** What a network's maps need of its DNS settings. */
 export interface NetworkDnsState {
   /** The admin's domain, or null for the default. */
-  domain: string | null;
-  records: DnsRecordRow[];
+  readonly domain: string | null;
+  readonly records: readonly DnsRecordRecord[];
+}
+
+function recordOf(r: DnsRecordRow): DnsRecordRecord {
+  return {
+    id: r.id,
+    networkId: r.network_id,
+    name: r.name,
+    ip: parseValue(IpAddress, r.ip, 'ip', `DNS record ${r.id}`),
+    createdAt: Number(r.created_at),
+  };
 }
 
 const TLDS: ReadonlySet<string> = new Set(
@@ -60,68 +77,46 @@ export function defaultDomain(networkName: string): string {
 }
 
 /** The domain a network's names live in. */
-export function domainOf(network: NetworkRow, dns: NetworkDnsState | undefined): string {
+export function domainOf(network: NetworkRecord, dns: NetworkDnsState | undefined): string {
   return dns?.domain ?? defaultDomain(network.name);
 }
 
-/** Reads a network's DNS settings (inside the caller's transaction). */
-export async function loadDns(q: Queryable, networkId: string): Promise<NetworkDnsState> {
+/** The DNS settings of network `networkId` (inside the caller's transaction, if any). */
+export async function dnsOf(q: Queryable, networkId: string): Promise<NetworkDnsState> {
   const d = await q.get<{ domain: string }>('SELECT domain FROM dns_domains WHERE network_id = ?', [
     networkId,
   ]);
-  const records = await q.all<DnsRecordRow>(
+  const rows = await q.all<DnsRecordRow>(
     'SELECT * FROM dns_records WHERE network_id = ? ORDER BY name',
     [networkId],
   );
-  return { domain: d?.domain ?? null, records };
+  return {
+    domain:
+      d === undefined ? null : parseValue(DnsDomain, d.domain, 'domain', `network ${networkId}`),
+    records: rows.map(recordOf),
+  };
 }
 
-/**
- * Throws name_taken unless `name` is free in the network: no pending or approved node, external
- * client or custom record has it (`exceptId` is the one renamed). Callers hold the network lock.
- */
-export async function assertNameFree(
-  q: Queryable,
-  networkId: string,
-  name: string,
-  exceptId: string | null = null,
-): Promise<void> {
-  const other = exceptId ?? '';
-  const node = await q.get<{ id: string }>(
-    "SELECT id FROM nodes WHERE network_id = ? AND name = ? AND state IN ('pending', 'approved') AND id <> ?",
-    [networkId, name, other],
-  );
-  if (node !== undefined)
-    throw new ApiError('name_taken', `a node named ${name} is already in the network`);
-  const client = await q.get<{ id: string }>(
-    'SELECT id FROM ext_clients WHERE network_id = ? AND name = ? AND id <> ?',
-    [networkId, name, other],
-  );
-  if (client !== undefined)
-    throw new ApiError('name_taken', `an external client is named ${name} in the network`);
-  const record = await q.get<{ id: string }>(
-    'SELECT id FROM dns_records WHERE network_id = ? AND name = ? AND id <> ?',
-    [networkId, name, other],
-  );
-  if (record !== undefined)
-    throw new ApiError(
-      'name_taken',
-      `the DNS record ${name} exists in the network; remove it first (dns remove ${name})`,
-    );
+/** What `mapRecordsOf` reads of a network. */
+export interface DnsSource {
+  readonly network: NetworkRecord;
+  readonly nodes: readonly NodeRecord[];
+  readonly extClients: readonly ExtClientRecord[];
+  readonly dns?: NetworkDnsState | undefined;
 }
 
 /**
  * The external clients and custom records of a network as map records. A name an approved node
  * also has (left from before names were one namespace) is the node's and is skipped here.
  */
-export function mapRecordsOf(state: NetworkState, domain: string): MapDnsRecord[] {
+export function mapRecordsOf(state: DnsSource, domain: string): MapDnsRecord[] {
   const ranges = rangesOf(state.network);
   const taken = new Set(state.nodes.filter((n) => n.state === 'approved').map((n) => n.name));
   const out: MapDnsRecord[] = [];
   for (const c of state.extClients) {
     if (taken.has(c.name)) continue;
     taken.add(c.name);
-    const a = addressesOf(ranges, c.host_index);
+    const a = addressesOf(ranges, c.hostIndex);
     out.push({
       name: c.name,
       dnsName: `${c.name}.${domain}`,
@@ -150,12 +145,12 @@ export function mapRecordsOf(state: NetworkState, domain: string): MapDnsRecord[
  */
 export function meshDnsList(
   req: { dns?: string[] | undefined; meshDns?: boolean | undefined },
-  ingress: NodeRow,
-  network: NetworkRow,
+  ingress: NodeRecord,
+  network: NetworkRecord,
 ): string[] {
   const given = req.dns ?? [];
   if (req.meshDns !== true) return given;
-  const own = addressesOf(rangesOf(network), ingress.host_index).v4;
+  const own = addressesOf(rangesOf(network), ingress.hostIndex).v4;
   return [own, ...given.filter((d) => d !== own)];
 }
 
@@ -165,46 +160,46 @@ export function meshDnsList(
  */
 export function wgQuickDns(
   dns: readonly string[],
-  ingress: NodeRow,
-  network: NetworkRow,
+  ingress: NodeRecord,
+  network: NetworkRecord,
   domain: string,
 ): string[] {
-  const own = addressesOf(rangesOf(network), ingress.host_index).v4;
+  const own = addressesOf(rangesOf(network), ingress.hostIndex).v4;
   return dns.includes(own) ? [...dns, domain] : [...dns];
 }
 
-function toRecord(r: DnsRecordRow, network: NetworkRow, domain: string): DnsRecord {
+function toDnsRecord(r: DnsRecordRecord, network: NetworkRecord, domain: string): DnsRecord {
   return {
     id: r.id,
     network: network.name,
     name: r.name,
     dnsName: `${r.name}.${domain}`,
     ip: r.ip,
-    createdAt: Number(r.created_at),
+    createdAt: r.createdAt,
   };
 }
 
-/** The DNS aggregate: reads and changes go through the store's network lock and change feed. */
-export class DnsNames {
-  constructor(private readonly store: Store) {}
-
-  private async network(name: string): Promise<NetworkRow> {
-    const n = await this.store.db.get<NetworkRow>('SELECT * FROM networks WHERE name = ?', [name]);
-    if (n === undefined) throw new ApiError('not_found', `no network named ${name}`);
-    return n;
-  }
+/** DNS names: the domain per network, custom records, node renames. */
+export class Dns {
+  constructor(private readonly s: StoreContext) {}
 
   /** The domain and every name of a network. Throws not_found. */
   async get(network: string): Promise<NetworkDns> {
-    const net = await this.network(network);
-    const state = await this.store.networkState(net.id);
-    if (state === null) throw new ApiError('not_found', `no network named ${network}`);
+    const state = await this.s.db.tx(async (q) => {
+      const net = await networkByName(q, network);
+      return {
+        network: net,
+        nodes: await nodeRecordsOf(q, net.id),
+        extClients: await extClientsOf(q, net.id),
+        dns: await dnsOf(q, net.id),
+      };
+    });
     const domain = domainOf(state.network, state.dns);
     const ranges = rangesOf(state.network);
     const names: NetworkDns['names'] = [];
     for (const n of state.nodes) {
       if (n.state !== 'approved') continue;
-      const a = addressesOf(ranges, n.host_index);
+      const a = addressesOf(ranges, n.hostIndex);
       names.push({
         name: n.name,
         dnsName: `${n.name}.${domain}`,
@@ -215,7 +210,7 @@ export class DnsNames {
     }
     const ids = new Map<string, string>([
       ...state.extClients.map((c) => [c.name, c.id] as const),
-      ...(state.dns?.records ?? []).map((r) => [r.name, r.id] as const),
+      ...state.dns.records.map((r) => [r.name, r.id] as const),
     ]);
     for (const r of mapRecordsOf(state, domain))
       names.push({
@@ -225,7 +220,7 @@ export class DnsNames {
         addresses: [r.addressV4, r.addressV6].filter((x): x is string => x !== null),
         id: ids.get(r.name) ?? r.name,
       });
-    return { network: net.name, domain, names };
+    return { network: state.network.name, domain, names };
   }
 
   /**
@@ -233,63 +228,61 @@ export class DnsNames {
    * `force`, not_found for an unknown network.
    */
   async setDomain(network: string, req: SetDnsDomainRequest): Promise<NetworkDns> {
-    const net = await this.network(network);
-    if (req.force !== true && shadowsPublicTld(req.domain)) {
-      const tld = req.domain.slice(req.domain.lastIndexOf('.') + 1);
+    const net = await networkByName(this.s.db, network);
+    const domain = req.domain;
+    if (req.force !== true && shadowsPublicTld(domain)) {
+      const tld = domain.slice(domain.lastIndexOf('.') + 1);
       throw new ApiError(
         'public_domain',
-        `${req.domain} ends in the public top-level domain .${tld}: real names under it would stop resolving on the mesh; pick e.g. ${req.domain}.${PRIVATE_SUFFIX}, or confirm with --force`,
+        `${domain} ends in the public top-level domain .${tld}: real names under it would stop resolving on the mesh; pick e.g. ${domain}.${PRIVATE_SUFFIX}, or confirm with --force`,
       );
     }
-    await this.store.change(net.id, async (q) => {
+    await this.s.change(net.id, async (q) => {
       await q.run('DELETE FROM dns_domains WHERE network_id = ?', [net.id]);
-      await q.run('INSERT INTO dns_domains (network_id, domain) VALUES (?, ?)', [
-        net.id,
-        req.domain,
-      ]);
+      await q.run('INSERT INTO dns_domains (network_id, domain) VALUES (?, ?)', [net.id, domain]);
     });
     return this.get(network);
   }
 
   /** Adds a custom record. Throws name_taken when the name is used, not_found. */
   async addRecord(network: string, req: CreateDnsRecordRequest): Promise<DnsRecord> {
-    const net = await this.network(network);
-    const row: DnsRecordRow = {
-      id: randomBytes(ID_BYTES).toString('hex'),
-      network_id: net.id,
+    const net = await networkByName(this.s.db, network);
+    const rec: DnsRecordRecord = {
+      id: newId(),
+      networkId: net.id,
       name: req.name,
       ip: req.ip,
-      created_at: Date.now(),
+      createdAt: this.s.clock(),
     };
-    const domain = await this.store.change(net.id, async (q) => {
+    const domain = await this.s.change(net.id, async (q) => {
       await assertNameFree(q, net.id, req.name);
       try {
         await q.run(
           'INSERT INTO dns_records (id, network_id, name, ip, created_at) VALUES (?, ?, ?, ?, ?)',
-          [row.id, row.network_id, row.name, row.ip, row.created_at],
+          [rec.id, rec.networkId, rec.name, rec.ip, rec.createdAt],
         );
       } catch (e) {
         if (e instanceof UniqueViolation)
           throw new ApiError('name_taken', `the DNS record ${req.name} exists in the network`);
         throw e;
       }
-      return domainOf(net, await loadDns(q, net.id));
+      return domainOf(net, await dnsOf(q, net.id));
     });
-    return toRecord(row, net, domain);
+    return toDnsRecord(rec, net, domain);
   }
 
-  /** A network's custom records by name. */
+  /** A network's custom records by name. Throws not_found. */
   async listRecords(network: string): Promise<DnsRecord[]> {
-    const net = await this.network(network);
-    const dns = await loadDns(this.store.db, net.id);
+    const net = await networkByName(this.s.db, network);
+    const dns = await dnsOf(this.s.db, net.id);
     const domain = domainOf(net, dns);
-    return dns.records.map((r) => toRecord(r, net, domain));
+    return dns.records.map((r) => toDnsRecord(r, net, domain));
   }
 
   /** Removes a custom record by id or name. Throws not_found. */
   async removeRecord(network: string, idOrName: string): Promise<void> {
-    const net = await this.network(network);
-    await this.store.change(net.id, async (q) => {
+    const net = await networkByName(this.s.db, network);
+    await this.s.change(net.id, async (q) => {
       const n = await q.run(
         'DELETE FROM dns_records WHERE network_id = ? AND (id = ? OR name = ?)',
         [net.id, idOrName, idOrName],
@@ -301,15 +294,14 @@ export class DnsNames {
 
   /** Renames a node; its DNS name follows on every node. Throws not_found, conflict, name_taken. */
   async renameNode(id: string, name: string): Promise<Node> {
-    const before = await this.store.nodeById(id);
-    if (before === undefined) throw new ApiError('not_found', `no node with id ${id}`);
-    await this.store.change(before.network_id, async (q) => {
-      const n = await q.get<NodeRow>('SELECT * FROM nodes WHERE id = ?', [id]);
+    const before = await nodeById(this.s.db, id);
+    await this.s.change(before.networkId, async (q) => {
+      const n = await findNode(q, id);
       if (n === undefined) throw new ApiError('not_found', `no node with id ${id}`);
       if (n.state === 'removed' || n.state === 'rejected')
         throw new ApiError('conflict', `the node is ${n.state}; only active nodes can be renamed`);
       if (n.name === name) return;
-      await assertNameFree(q, n.network_id, name, id);
+      await assertNameFree(q, n.networkId, name, id);
       try {
         await q.run('UPDATE nodes SET name = ? WHERE id = ?', [name, id]);
       } catch (e) {
@@ -318,6 +310,6 @@ export class DnsNames {
         throw e;
       }
     });
-    return this.store.getNode(id);
+    return nodeView(this.s.db, id);
   }
 }
