@@ -9,7 +9,7 @@ import {
   type SpawnOptions,
 } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { readdirSync, rmSync } from 'node:fs';
+import { copyFileSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
 
 /** Namespaces made here are named `<tag>-<owner pid>-<hex>`; the default tag. */
 export const DEFAULT_NS_TAG = 'wgts';
@@ -67,6 +67,19 @@ function destroyNamespace(ns: string): void {
     // No such namespace.
   }
   quiet(['ip', 'netns', 'del', ns]);
+  rmSync(`${ETC_NETNS_DIR}/${ns}`, { recursive: true, force: true });
+}
+
+/** Where `ip netns exec NS` finds files it bind-mounts over /etc (ip-netns(8)). */
+const ETC_NETNS_DIR = '/etc/netns';
+/**
+ * Gives `ns` its own /etc/hosts and /etc/resolv.conf (copies, bind-mounted by `ip netns exec`),
+ * so nothing run inside (an agent's mesh DNS) can change the host's, which every namespace shares.
+ */
+function privateEtc(ns: string): void {
+  mkdirSync(`${ETC_NETNS_DIR}/${ns}`, { recursive: true });
+  for (const f of ['hosts', 'resolv.conf'])
+    copyFileSync(`/etc/${f}`, `${ETC_NETNS_DIR}/${ns}/${f}`);
 }
 
 /**
@@ -87,6 +100,13 @@ export function removeStaleNamespaces(tag = DEFAULT_NS_TAG): void {
     return;
   }
   for (const name of names) if (isStaleName(name, tag)) destroyNamespace(name);
+  try {
+    for (const name of readdirSync(ETC_NETNS_DIR))
+      if (isStaleName(name, tag))
+        rmSync(`${ETC_NETNS_DIR}/${name}`, { recursive: true, force: true });
+  } catch {
+    // No /etc/netns.
+  }
 }
 
 /** Runs every registered cleanup, stops every tracked process, deletes every namespace. Sync; never throws. */
@@ -142,13 +162,17 @@ export function trackFile(path: string): () => void {
   };
 }
 
-/** Creates namespace `<tag>-<pid>-<hex>` with loopback up, registered for cleanup. Returns its name. */
+/**
+ * Creates namespace `<tag>-<pid>-<hex>` with loopback up and its own /etc/hosts and
+ * /etc/resolv.conf, registered for cleanup. Returns its name.
+ */
 export function createNamespace(tag = DEFAULT_NS_TAG): string {
   hook();
   removeStaleNamespaces(tag);
   const ns = `${tag}-${process.pid}-${uniqueId()}`;
   execFileSync('ip', ['netns', 'add', ns], { stdio: ['ignore', 'ignore', 'pipe'] });
   namespaces.add(ns);
+  privateEtc(ns);
   execFileSync('ip', ['-n', ns, 'link', 'set', 'lo', 'up'], {
     stdio: ['ignore', 'ignore', 'pipe'],
   });

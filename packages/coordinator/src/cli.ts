@@ -12,9 +12,11 @@ import {
   ADMIN_ROUTES,
   PROTOCOL_VERSION,
   formatEndpoint,
+  type DnsRecord,
   type EnrollmentKey,
   type ExtClient,
   type Network,
+  type NetworkDns,
   type Node,
 } from '@wiremesh/protocol';
 import { DEFAULT_DATA_DIR, DEFAULT_LISTEN, SQLITE_FILE_NAME } from './constants.js';
@@ -54,13 +56,15 @@ Admin commands (over the REST API; --server URL or $WIREMESH_SERVER, default ${D
   key list --network NET | revoke --network NET ID
   key create --network NET [--uses N] [--expires 24h] [--auto-approve] [--name NAME]
   node list [--network NET] [--state pending|approved|rejected|removed] | show ID | map ID
-  node approve ID | reject ID | remove ID | release ID
+  node approve ID | reject ID | remove ID | release ID | rename ID NAME
   gateway egress ID --ranges CIDR[,CIDR...] [--interface IFACE] | egress-off ID
   gateway ingress ID [--endpoint HOST:PORT] | ingress-off ID
   gateway relay ID [--nodes ID[,ID...]] | relay-off ID
   extclient list --network NET | show ID | delete ID | config ID [--out FILE]
-  extclient create --network NET --name NAME [--ingress ID] [--public-key KEY] [--dns IP[,IP]]
+  extclient create --network NET --name NAME [--ingress ID] [--public-key KEY] [--dns IP[,IP]] [--mesh-dns]
   extclient qr ID [--png FILE]
+  dns show --network NET | domain --network NET DOMAIN [--force]
+  dns add --network NET NAME IP | list --network NET | remove --network NET NAME|ID
 `;
 
 class CliError extends Error {}
@@ -103,6 +107,8 @@ const OPTIONS = {
   out: { type: 'string' },
   png: { type: 'string' },
   print: { type: 'boolean' },
+  'mesh-dns': { type: 'boolean' },
+  force: { type: 'boolean' },
 } as const;
 
 type Values = ReturnType<
@@ -268,6 +274,20 @@ function showExtClients(cs: ExtClient[]): string {
   );
 }
 
+function showDns(d: NetworkDns): string {
+  return `domain ${d.domain} (network ${d.network})\n${table(
+    ['NAME', 'KIND', 'ADDRESSES', 'ID'],
+    d.names.map((n) => [n.dnsName, n.kind, n.addresses.join(', '), n.id]),
+  )}`;
+}
+
+function showRecords(rs: DnsRecord[]): string {
+  return table(
+    ['ID', 'NETWORK', 'NAME', 'IP'],
+    rs.map((r) => [r.id, r.network, r.dnsName, r.ip]),
+  );
+}
+
 async function serve(v: Values): Promise<void> {
   const reflect = int(v['reflect-port'], 'reflect-port');
   const relayAfterS = int(v['relay-after'], 'relay-after');
@@ -340,7 +360,7 @@ async function adminCommand(group: string, args: string[], v: Values): Promise<v
   if (token === undefined || token === '')
     throw new CliError('no admin token: pass --token or set WIREMESH_ADMIN_TOKEN');
   const c = new Client(v.server ?? process.env.WIREMESH_SERVER ?? DEFAULT_SERVER, token);
-  const [verb, arg] = args;
+  const [verb, arg, arg2] = args;
   const print = (value: unknown, human: () => string): void =>
     out(v.json ? JSON.stringify(value, null, 2) : human());
   const id = (): string => need(arg, 'an ID argument');
@@ -452,6 +472,44 @@ async function adminCommand(group: string, args: string[], v: Values): Promise<v
       const n = await c.json<Node>('DELETE', ADMIN_ROUTES.node(id()));
       return print(n, () => showNodes([n]));
     }
+    case 'node rename': {
+      const n = await c.json<Node>('PUT', ADMIN_ROUTES.nodeName(id()), {
+        name: need(arg2, 'the new NAME'),
+      });
+      return print(n, () => showNodes([n]));
+    }
+    case 'dns show': {
+      const d = await c.json<NetworkDns>('GET', ADMIN_ROUTES.dns(need(v.network, '--network')));
+      return print(d, () => showDns(d));
+    }
+    case 'dns domain': {
+      const d = await c.json<NetworkDns>('PUT', ADMIN_ROUTES.dns(need(v.network, '--network')), {
+        domain: need(arg, 'the DOMAIN argument'),
+        force: v.force === true,
+      });
+      return print(d, () => showDns(d));
+    }
+    case 'dns add': {
+      const r = await c.json<DnsRecord>(
+        'POST',
+        ADMIN_ROUTES.dnsRecords(need(v.network, '--network')),
+        { name: need(arg, 'the NAME argument'), ip: need(arg2, 'the IP argument') },
+      );
+      return print(r, () => showRecords([r]));
+    }
+    case 'dns list': {
+      const rs = await c.json<DnsRecord[]>(
+        'GET',
+        ADMIN_ROUTES.dnsRecords(need(v.network, '--network')),
+      );
+      return print(rs, () => showRecords(rs));
+    }
+    case 'dns remove':
+      await c.call(
+        'DELETE',
+        ADMIN_ROUTES.dnsRecord(need(v.network, '--network'), need(arg, 'a NAME or ID argument')),
+      );
+      return print({ removed: arg }, () => `DNS record ${arg} removed`);
     case 'node release':
       await c.call('POST', ADMIN_ROUTES.release(id()));
       return print({ released: arg }, () => `node ${arg} released; its address is free`);
@@ -508,6 +566,7 @@ async function adminCommand(group: string, args: string[], v: Values): Promise<v
           ingressNodeId: v.ingress,
           publicKey: v['public-key'],
           dns: list(v.dns),
+          meshDns: v['mesh-dns'] === true ? true : undefined,
         },
       );
       return print(
@@ -561,7 +620,7 @@ async function main(argv: string[]): Promise<void> {
     return rotate(v);
   }
   if (cmd === 'install-service') return installService(v);
-  if (['network', 'key', 'node', 'gateway', 'extclient'].includes(cmd))
+  if (['network', 'key', 'node', 'gateway', 'extclient', 'dns'].includes(cmd))
     return adminCommand(cmd, rest, v);
   throw new CliError(`unknown command ${cmd}\n\n${USAGE}`);
 }

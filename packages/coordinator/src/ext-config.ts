@@ -12,6 +12,7 @@ import {
   type ExtClientRecord,
   type NetworkRecord,
   type NodeRecord,
+  wgQuickDns,
 } from './store/index.js';
 
 const HOST_PREFIX_V4 = 32;
@@ -21,7 +22,8 @@ export const PRIVATE_KEY_PLACEHOLDER = '<the private key of this client>';
 
 /**
  * Renders the wg-quick config of `client`. `gateways` are the network's approved egress
- * gateways (their ranges become AllowedIPs). Throws ApiError(conflict) when the ingress gateway
+ * gateways (their ranges become AllowedIPs); `dnsDomain` the network's domain (the search domain
+ * when the ingress gateway's resolver is among the client's DNS servers). Throws ApiError(conflict) when the ingress gateway
  * is not usable or has no endpoint to dial.
  */
 export function renderWgQuick(
@@ -29,6 +31,7 @@ export function renderWgQuick(
   network: NetworkRecord,
   ingress: NodeRecord | undefined,
   gateways: readonly NodeRecord[],
+  dnsDomain: string = network.name,
 ): string {
   if (ingress === undefined || ingress.state !== 'approved' || !ingress.isIngress) {
     throw new ApiError(
@@ -51,11 +54,12 @@ export function renderWgQuick(
   const allowed = [network.ipv4Cidr, ...(network.ipv6Cidr === null ? [] : [network.ipv6Cidr])];
   for (const g of gateways)
     for (const r of g.egress?.ranges ?? []) if (!allowed.includes(r)) allowed.push(r);
+  const dns = wgQuickDns(client.dns, ingress, network, dnsDomain);
   const lines = [
     '[Interface]',
     `PrivateKey = ${client.privateKey ?? PRIVATE_KEY_PLACEHOLDER}`,
     `Address = ${addresses.join(', ')}`,
-    ...(client.dns.length > 0 ? [`DNS = ${client.dns.join(', ')}`] : []),
+    ...(dns.length > 0 ? [`DNS = ${dns.join(', ')}`] : []),
     `MTU = ${network.mtu}`,
     '',
     '[Peer]',

@@ -117,6 +117,25 @@ CREATE TABLE pair_waits (
 );
 `,
   },
+  {
+    // DNS names (store/dns.ts): a network's domain when the admin set one (else the default), and
+    // the admin's custom records. Names are one namespace with nodes and external clients.
+    version: 4,
+    sql: `
+CREATE TABLE dns_domains (
+  network_id TEXT PRIMARY KEY REFERENCES networks(id) ON DELETE CASCADE,
+  domain TEXT NOT NULL
+);
+CREATE TABLE dns_records (
+  id TEXT PRIMARY KEY,
+  network_id TEXT NOT NULL REFERENCES networks(id) ON DELETE CASCADE,
+  name TEXT NOT NULL,
+  ip TEXT NOT NULL,
+  created_at BIGINT NOT NULL,
+  UNIQUE (network_id, name)
+);
+`,
+  },
 ];
 
 /** The newest schema version this build knows. */

@@ -41,12 +41,13 @@ import {
 } from '@wiremesh/protocol';
 import { ApiError, parseBody } from './api-error.js';
 import { BODY_LIMIT_BYTES, MAX_PATH_PARAM_LENGTH } from './constants.js';
+import { dnsRoutes } from './dns-routes.js';
 import { qrPng, qrText, renderWgQuick } from './ext-config.js';
 import type { Hub } from './hub.js';
 import type { Metrics } from './metrics.js';
 import { RateLimiter } from './rate-limit.js';
 import { mapJsonFor } from './snapshot.js';
-import type { NodeRecord, Store } from './store/index.js';
+import { domainOf, type NodeRecord, type Store } from './store/index.js';
 
 /** What the HTTP layer needs from the rest of the coordinator. */
 export interface ServerDeps {
@@ -550,7 +551,8 @@ export function buildServer(d: ServerDeps): FastifyInstance {
       const nodes = state?.nodes ?? [];
       const ingress = nodes.find((n) => n.id === client.ingressNodeId);
       const gateways = nodes.filter((n) => n.state === 'approved' && n.egress !== null);
-      return { name: client.name, text: renderWgQuick(client, network, ingress, gateways) };
+      const domain = domainOf(network, state?.dns);
+      return { name: client.name, text: renderWgQuick(client, network, ingress, gateways, domain) };
     };
     admin.get(`${API_PREFIX}/extclients/:id/config`, async (req, reply) => {
       const c = await configOf(req);
@@ -572,6 +574,8 @@ export function buildServer(d: ServerDeps): FastifyInstance {
         .header('cache-control', 'no-store')
         .send(await qrText((await configOf(req)).text)),
     );
+
+    dnsRoutes(admin, store);
 
     admin.post(ADMIN_ROUTES.rotateToken, async (req) => {
       const token = await store.adminToken.rotate();

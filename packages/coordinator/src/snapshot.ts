@@ -14,7 +14,14 @@ import {
   type PeerRelay,
 } from '@wiremesh/protocol';
 import { resolveEndpoints, type ResolvedEndpoint } from './observed-endpoints.js';
-import { addressesOf, rangesOf, type NetworkState, type NodeRecord } from './store/index.js';
+import {
+  addressesOf,
+  domainOf,
+  mapRecordsOf,
+  rangesOf,
+  type NetworkState,
+  type NodeRecord,
+} from './store/index.js';
 
 const HOST_PREFIX_V4 = 32;
 const HOST_PREFIX_V6 = 128;
@@ -104,11 +111,14 @@ export function buildSnapshot(state: NetworkState, reflectPort: number | null): 
     });
     clientsOf.set(c.ingressNodeId, list);
   }
+  const dnsDomain = domainOf(net, state.dns);
+  const dnsRecords = mapRecordsOf(state, dnsDomain);
   const network: MapNetwork = {
     name: net.name,
     ipv4Cidr: net.ipv4Cidr,
     ipv6Cidr: net.ipv6Cidr,
-    dnsDomain: net.name,
+    dnsDomain,
+    ...(dnsRecords.length > 0 ? { dnsRecords } : {}),
   };
   const prefix = (cidr: string): string => cidr.slice(cidr.indexOf('/'));
   const networkCidrs = net.ipv6Cidr === null ? [net.ipv4Cidr] : [net.ipv4Cidr, net.ipv6Cidr];

@@ -10,6 +10,7 @@ import { connect, type Socket } from 'node:net';
 import type { z } from 'zod';
 import {
   CheckinRequest,
+  CreateDnsRecordRequest,
   CreateExtClientRequest,
   CreateKeyRequest,
   CreateNetworkRequest,
@@ -17,6 +18,8 @@ import {
   PROBE_LENGTH,
   REPLY_LENGTH,
   RegisterRequest,
+  RenameNodeRequest,
+  SetDnsDomainRequest,
   SetEgressRequest,
   SetIngressRequest,
   SetRelayRequest,
@@ -505,6 +508,37 @@ const ROUTES: RouteSpec[] = [
   { method: 'GET', path: (p) => `${P}/extclients/${p('ext')}/config`, auth: 'admin', read: true },
   { method: 'GET', path: (p) => `${P}/extclients/${p('ext')}/qr.png`, auth: 'admin', read: true },
   { method: 'GET', path: (p) => `${P}/extclients/${p('ext')}/qr.txt`, auth: 'admin', read: true },
+  { method: 'GET', path: (p) => `${P}/networks/${p('network')}/dns`, auth: 'admin', read: true },
+  {
+    method: 'PUT',
+    path: (p) => `${P}/networks/${p('network')}/dns`,
+    auth: 'admin',
+    body: { schema: SetDnsDomainRequest, valid: () => ({ domain: 'fuzz.internal' }) },
+  },
+  {
+    method: 'GET',
+    path: (p) => `${P}/networks/${p('network')}/dns/records`,
+    auth: 'admin',
+    read: true,
+  },
+  {
+    method: 'POST',
+    path: (p) => `${P}/networks/${p('network')}/dns/records`,
+    auth: 'admin',
+    body: { schema: CreateDnsRecordRequest, valid: () => ({ name: 'printer', ip: '10.0.0.9' }) },
+  },
+  {
+    method: 'DELETE',
+    path: (p) => `${P}/networks/${p('network')}/dns/records/${p('key')}`,
+    auth: 'admin',
+    mutates: true,
+  },
+  {
+    method: 'PUT',
+    path: (p) => `${P}/nodes/${p('node')}/name`,
+    auth: 'admin',
+    body: { schema: RenameNodeRequest, valid: () => ({ name: 'renamed' }) },
+  },
   { method: 'POST', path: () => `${P}/admin/token/rotate`, auth: 'admin', mutates: true },
 ];
 

@@ -54,4 +54,21 @@ describe('the store with a damaged column', () => {
       await db.close();
     }
   });
+
+  it('refuses to read a DNS record whose address column is not an IP address', async () => {
+    const db = openSqlite(':memory:');
+    try {
+      await migrate(db, 0);
+      const store = new Store(db);
+      const net = await store.networks.create({ name: 'dmg', ipv4Cidr: '10.60.0.0/24' });
+      const rec = await store.dns.addRecord('dmg', { name: 'printer', ip: '192.168.1.9' });
+      expect((await store.dns.listRecords('dmg')).map((r) => r.ip)).toEqual(['192.168.1.9']);
+      await db.run("UPDATE dns_records SET ip = 'printer.lan'");
+      const message = `stored DNS record ${rec.id} has a bad column ip`;
+      await expect(store.dns.listRecords('dmg')).rejects.toThrow(message);
+      await expect(store.networkState(net.id)).rejects.toThrow(message);
+    } finally {
+      await db.close();
+    }
+  });
 });

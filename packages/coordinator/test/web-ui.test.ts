@@ -118,6 +118,30 @@ it('manages a network end to end from the browser', { timeout: 60_000 }, async (
   expect(conf).toContain('Endpoint = 198.51.100.20:51820');
   expect(conf).toContain('AllowedIPs = 10.60.0.0/24, 192.168.100.0/24');
   expect(await page.getAttribute('#qr-download', 'download')).toBe('phone.conf');
+
+  // DNS: a public TLD needs the confirmation, a custom record and a rename show in the names.
+  await page.fill('#dns-domain-form [name=domain]', 'home.dev');
+  await page.click('#dns-domain-form button');
+  await page.waitForSelector('#error:has-text("public top-level domain .dev")');
+  await page.fill('#dns-domain-form [name=domain]', 'home.internal');
+  await page.click('#dns-domain-form button');
+  await page.waitForSelector('#dns-names tr[data-dns="alpha.home.internal"]');
+  await page.fill('#dns-record-form [name=name]', 'printer');
+  await page.fill('#dns-record-form [name=ip]', '192.168.100.9');
+  await page.click('#dns-record-form button');
+  expect(
+    await page.textContent('#dns-names tr[data-dns="printer.home.internal"]', { timeout: 5000 }),
+  ).toContain('192.168.100.9');
+  expect(await page.textContent('#dns-names tr[data-dns="phone.home.internal"]')).toContain(
+    'external',
+  );
+  page.once('dialog', (d) => void d.accept('nas'));
+  await page.click('#nodes tr[data-node=alpha] button:has-text("Rename")');
+  await page.waitForSelector('#dns-names tr[data-dns="nas.home.internal"]');
+  await page.click('#dns-names tr[data-dns="printer.home.internal"] button:has-text("Remove")');
+  await page.waitForSelector('#dns-names tr[data-dns="printer.home.internal"]', {
+    state: 'detached',
+  });
   await page.screenshot({ path: `${c.dir}/ui.png`, fullPage: true });
 
   await page.click('#signout');

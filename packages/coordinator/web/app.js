@@ -140,10 +140,11 @@ async function refresh() {
   $('network').hidden = current === null;
   if (current === null) return;
   const net = networks.find((n) => n.name === current);
-  const [nodes, keys, clients] = await Promise.all([
+  const [nodes, keys, clients, dns] = await Promise.all([
     call('GET', `/networks/${current}/nodes`),
     call('GET', `/networks/${current}/keys`),
     call('GET', `/networks/${current}/extclients`),
+    call('GET', `/networks/${current}/dns`),
   ]);
   $('network-title').textContent = `Network ${net.name}`;
   $('network-info').textContent =
@@ -254,6 +255,18 @@ async function refresh() {
                 {
                   onclick: () =>
                     act(async () => {
+                      const name = prompt(`New name of ${n.name} (a DNS label)`, n.name);
+                      if (name && name !== n.name)
+                        await call('PUT', `/nodes/${n.id}/name`, { name });
+                    }),
+                },
+                'Rename',
+              ),
+              h(
+                'button',
+                {
+                  onclick: () =>
+                    act(async () => {
                       if (confirm(`Remove node ${n.name}?`)) await call('DELETE', `/nodes/${n.id}`);
                     }),
                 },
@@ -301,6 +314,29 @@ async function refresh() {
             'Delete',
           ),
         ],
+      ],
+    })),
+  );
+  $('dns-domain-form').elements.domain.placeholder = `domain (now ${dns.domain})`;
+  table(
+    $('dns-names'),
+    ['Name', 'Kind', 'Addresses', ''],
+    dns.names.map((r) => ({
+      attrs: { 'data-dns': r.dnsName },
+      cells: [
+        r.dnsName,
+        r.kind,
+        r.addresses.join(' '),
+        r.kind === 'custom'
+          ? h(
+              'button',
+              {
+                onclick: () =>
+                  act(() => call('DELETE', `/networks/${current}/dns/records/${r.id}`)),
+              },
+              'Remove',
+            )
+          : '',
       ],
     })),
   );
@@ -371,9 +407,30 @@ $('ext-form').addEventListener('submit', (e) => {
           .map((s) => s.trim())
           .filter(Boolean)
       : undefined;
-    const c = await call('POST', `/networks/${current}/extclients`, { name: f.name, dns });
+    const c = await call('POST', `/networks/${current}/extclients`, {
+      name: f.name,
+      dns,
+      meshDns: f.meshDns === 'on' || undefined,
+    });
     e.target.reset();
     await showQr(c);
+  });
+});
+
+$('dns-domain-form').addEventListener('submit', (e) => {
+  e.preventDefault();
+  const f = fields(e.target);
+  void act(async () => {
+    await call('PUT', `/networks/${current}/dns`, { domain: f.domain, force: f.force === 'on' });
+    e.target.reset();
+  });
+});
+$('dns-record-form').addEventListener('submit', (e) => {
+  e.preventDefault();
+  const f = fields(e.target);
+  void act(async () => {
+    await call('POST', `/networks/${current}/dns/records`, { name: f.name, ip: f.ip });
+    e.target.reset();
   });
 });
 

@@ -83,6 +83,14 @@ export function buildProgram(): Command {
         .choices(['auto', 'kernel', 'userspace'])
         .default('auto'),
     )
+    .addOption(
+      new Option(
+        '--dns <mode>',
+        "on: the mesh names resolve on this host (for the mesh domain only); off: the host's resolver configuration is left alone",
+      )
+        .choices(['on', 'off'])
+        .default('on'),
+    )
     .option('--port <n>', "WireGuard listen port (default: the network's)", port)
     .option(
       '--interface <name>',
@@ -96,6 +104,7 @@ export function buildProgram(): Command {
         key?: string;
         name?: string;
         daemon: 'on' | 'off';
+        dns: 'on' | 'off';
         backend: 'auto' | 'kernel' | 'userspace';
         port?: number;
         interface?: string;
@@ -105,6 +114,7 @@ export function buildProgram(): Command {
           server: o.server,
           network: o.network,
           daemon: o.daemon,
+          dns: o.dns,
           backend: o.backend,
           ...(o.key !== undefined ? { key: o.key } : {}),
           ...(o.name !== undefined ? { name: o.name } : {}),

@@ -55,6 +55,8 @@ export interface NetworkAgentDeps {
   reportIntervalMs?: number;
   /** Create the interface while the node waits for approval (the daemon does; one-shot commands do not). */
   prepareWhilePending?: boolean;
+  /** Called after every successful apply with the map applied (mesh DNS follows it). */
+  onApplied?: (map: NetworkMap) => void;
   /** Called once when the coordinator removed or rejected the node (after local teardown). */
   onGone?: (reason: GoneReason) => void;
   /** Wall clock in unix ms (tests move it). Default Date.now. */
@@ -214,6 +216,7 @@ export class NetworkAgent {
       }
       throw e;
     }
+    this.d.onApplied?.(map);
     const actions = this.discovery.handle(this.now(), {
       type: 'applied',
       reflectPort: map.reflectPort,

@@ -25,14 +25,18 @@ function joined(store: StateStore, network: string): void {
   store.saveKey(network, new Uint8Array(32).fill(1));
 }
 
-/** `failing`: networks whose dataplane cannot be opened. */
-function setup(failing: ReadonlySet<string> = new Set()) {
+/**
+ * `failing`: networks whose dataplane cannot be opened; `dnsOff`: networks joined again with
+ * --dns off (each network gets a mesh DNS stand-in that records its stops in `dnsStopped`).
+ */
+function setup(failing: ReadonlySet<string> = new Set(), dnsOff: ReadonlySet<string> = new Set()) {
   const store = new StateStore(dir);
   store.ensureDir();
   const { log, lines } = memoryLogger();
   const clock = new FakeClock();
   const apis = new Map<string, FakeCoordinator>();
   const closed: string[] = [];
+  const dnsStopped: string[] = [];
   const supervisor = new Supervisor({
     store,
     log,
@@ -56,10 +60,12 @@ function setup(failing: ReadonlySet<string> = new Set()) {
         now: clock.now,
         onGone,
       });
-      return { agent, dataplane };
+      const dns = { stop: async () => void dnsStopped.push(state.network) };
+      return { agent, dataplane, dns };
     },
+    dnsWanted: (n) => !dnsOff.has(n),
   });
-  return { store, lines, apis, closed, supervisor };
+  return { store, lines, apis, closed, dnsStopped, supervisor };
 }
 
 describe('Supervisor', () => {
@@ -79,10 +85,12 @@ describe('Supervisor', () => {
     await t.supervisor.rescan();
     expect(t.supervisor.networks).toEqual(['beta']);
     expect(t.closed).toEqual(['alpha']);
+    expect(t.dnsStopped).toEqual(['alpha']);
     expect(t.lines.some((l) => l.includes('alpha: no longer joined; stopping'))).toBe(true);
 
     expect(await t.supervisor.stop()).toBe(1);
     expect(t.closed).toEqual(['alpha', 'beta']);
+    expect(t.dnsStopped).toEqual(['alpha', 'beta']);
     expect(existsSync(join(dir, DAEMON_PID_FILE))).toBe(false);
     // No longer listening for rescans.
     expect(process.listenerCount('SIGHUP')).toBe(0);
@@ -98,5 +106,20 @@ describe('Supervisor', () => {
     expect(t.supervisor.networks).toEqual(['beta']);
     expect(t.lines.some((l) => l.includes('alpha: cannot start: no TUN device'))).toBe(true);
     await t.supervisor.stop();
+  });
+
+  it('stops the mesh DNS of a network joined again with --dns off, once, and keeps its agent', async () => {
+    const dnsOff = new Set<string>();
+    const t = setup(new Set(), dnsOff);
+    joined(t.store, 'alpha');
+    joined(t.store, 'beta');
+    await t.supervisor.start();
+    dnsOff.add('alpha');
+    await t.supervisor.rescan();
+    await t.supervisor.rescan();
+    expect(t.dnsStopped).toEqual(['alpha']);
+    expect(t.supervisor.networks).toEqual(['alpha', 'beta']);
+    await t.supervisor.stop();
+    expect(t.dnsStopped).toEqual(['alpha', 'beta']);
   });
 });

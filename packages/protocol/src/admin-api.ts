@@ -15,6 +15,7 @@ import { Backend, EgressRole, Keepalive, Mtu, NodeState } from './map.js';
 import { PeerStatus } from './node-api.js';
 import {
   Cidr,
+  DnsDomain,
   Endpoint,
   HostPort,
   Id,
@@ -164,6 +165,11 @@ export const CreateExtClientRequest = z.object({
   publicKey: WgKey.optional(),
   /** DNS servers for the client's wg-quick `DNS =` line. */
   dns: z.array(IpAddress).max(4).optional(),
+  /**
+   * Put the ingress gateway's mesh address first in `dns` (its agent's resolver answers for the
+   * network's domain) and the domain as the search domain of the wg-quick file.
+   */
+  meshDns: z.boolean().optional(),
 });
 /** Body of an external-client creation. */
 export type CreateExtClientRequest = z.infer<typeof CreateExtClientRequest>;
@@ -189,3 +195,53 @@ export type ExtClient = z.infer<typeof ExtClient>;
 export const RotateTokenResponse = z.object({ token: z.string() });
 /** Response of an admin-token rotation. */
 export type RotateTokenResponse = z.infer<typeof RotateTokenResponse>;
+
+/** Body of `PUT /api/v1/nodes/:id/name`: a new name (the node's DNS name follows). */
+export const RenameNodeRequest = z.object({ name: Name });
+/** Body of a node rename. */
+export type RenameNodeRequest = z.infer<typeof RenameNodeRequest>;
+
+/** Body of `PUT /api/v1/networks/:network/dns`: the network's DNS domain. */
+export const SetDnsDomainRequest = z.object({
+  domain: DnsDomain,
+  /** Confirms a domain that ends in a public top-level domain (its real names stop resolving). */
+  force: z.boolean().optional(),
+});
+/** Body of a DNS domain change. */
+export type SetDnsDomainRequest = z.infer<typeof SetDnsDomainRequest>;
+
+/** Body of `POST /api/v1/networks/:network/dns/records`: `<name>.<domain>` answers with `ip`. */
+export const CreateDnsRecordRequest = z.object({ name: Name, ip: IpAddress });
+/** Body of a custom DNS record creation. */
+export type CreateDnsRecordRequest = z.infer<typeof CreateDnsRecordRequest>;
+
+/** A custom DNS record an admin added. */
+export const DnsRecord = z.object({
+  id: Id,
+  network: Name,
+  name: Name,
+  dnsName: z.string(),
+  ip: IpAddress,
+  createdAt: UnixMs,
+});
+/** A custom DNS record. */
+export type DnsRecord = z.infer<typeof DnsRecord>;
+
+/** Response of `GET /api/v1/networks/:network/dns`: the domain and every name in it. */
+export const NetworkDns = z.object({
+  network: Name,
+  domain: DnsDomain,
+  /** Every name of the domain: nodes (approved), external clients and custom records. */
+  names: z.array(
+    z.object({
+      name: Name,
+      dnsName: z.string(),
+      kind: z.enum(['node', 'external', 'custom']),
+      addresses: z.array(IpAddress),
+      /** The record's id (custom records), the node's or the client's id otherwise. */
+      id: Id,
+    }),
+  ),
+});
+/** A network's DNS names. */
+export type NetworkDns = z.infer<typeof NetworkDns>;

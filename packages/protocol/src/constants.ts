@@ -7,6 +7,12 @@
 
 /** Longest node, network, enrollment-key or external-client name (a DNS label, RFC 1035 §2.3.4). */
 export const MAX_NAME_LENGTH = 63;
+/** Longest DNS name (RFC 1035 §3.1: 255 octets on the wire, 253 as text). */
+export const MAX_DNS_NAME_LENGTH = 253;
+/** Longest network DNS domain: room is left for one name label and its dot. */
+export const MAX_DNS_DOMAIN_LENGTH = MAX_DNS_NAME_LENGTH - MAX_NAME_LENGTH - 1;
+/** Most custom and external-client DNS records one network's map may carry. */
+export const MAX_DNS_RECORDS = 4096;
 /** Longest free-text field (OS, agent version). */
 export const MAX_TEXT_LENGTH = 128;
 /** Longest network interface name (Linux IFNAMSIZ 16 minus the terminating NUL). */

@@ -34,6 +34,10 @@ export const ERRORS = {
   request_timeout: { status: 408, hint: 'the request did not arrive in time; send it again' },
   name_taken: { status: 409, hint: 'choose another name' },
   node_exists: { status: 409, hint: 'a node with this public key is already in the network' },
+  public_domain: {
+    status: 409,
+    hint: 'the DNS domain ends in a public top-level domain; pick another or confirm it (--force)',
+  },
   conflict: { status: 409, hint: 'the resource is in a state that does not allow this' },
   address_space_exhausted: {
     status: 409,

@@ -5,6 +5,7 @@
  */
 import { z } from 'zod';
 import {
+  MAX_DNS_RECORDS,
   MAX_EGRESS_RANGES,
   MAX_MTU,
   MAX_PERSISTENT_KEEPALIVE_S,
@@ -42,6 +43,21 @@ export const Keepalive = z.int().min(0).max(MAX_PERSISTENT_KEEPALIVE_S);
 /** Tunnel MTU in bytes. */
 export const Mtu = z.int().min(MIN_MTU).max(MAX_MTU);
 
+/**
+ * A name in the network's domain that is not a node: an external client (its overlay addresses)
+ * or a record an admin added (`dns add NAME IP`, e.g. a printer on an egress LAN).
+ */
+export const MapDnsRecord = z.object({
+  name: Name,
+  /** `<name>.<dnsDomain>`. */
+  dnsName: z.string(),
+  kind: z.enum(['external', 'custom']),
+  addressV4: Ipv4.nullable(),
+  addressV6: Ipv6.nullable(),
+});
+/** A name in the network's domain that is not a node. */
+export type MapDnsRecord = z.infer<typeof MapDnsRecord>;
+
 /** Network-wide settings as one node sees them. */
 export const MapNetwork = z.object({
   name: Name,
@@ -49,6 +65,11 @@ export const MapNetwork = z.object({
   ipv6Cidr: Ipv6Cidr.nullable(),
   /** DNS suffix of the network's names: `<node>.<dnsDomain>`. */
   dnsDomain: z.string(),
+  /**
+   * Names of the domain besides the nodes' own (`dnsName` of self and peers): external clients
+   * and custom records. Absent from coordinators before it existed, which means none.
+   */
+  dnsRecords: z.array(MapDnsRecord).max(MAX_DNS_RECORDS).optional(),
 });
 /** Network-wide settings as one node sees them. */
 export type MapNetwork = z.infer<typeof MapNetwork>;

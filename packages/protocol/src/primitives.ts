@@ -4,6 +4,7 @@
  */
 import { z } from 'zod';
 import {
+  MAX_DNS_DOMAIN_LENGTH,
   MAX_HOST_PORT_LENGTH,
   MAX_INTERFACE_NAME_LENGTH,
   MAX_NAME_LENGTH,
@@ -15,6 +16,10 @@ import {
 const WG_KEY_RE = /^[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=$/;
 /** A DNS label in lower case: letters, digits, inner hyphens. */
 const NAME_RE = /^[a-z0-9](?:[a-z0-9-]*[a-z0-9])?$/;
+/** A DNS domain: one or more lower-case labels joined by dots, no trailing dot. */
+const DNS_DOMAIN_RE = /^[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)*$/;
+/** Longest label of a domain (RFC 1035 §2.3.4). */
+const DNS_LABEL_MAX = 63;
 /**
  * What interface names are made of. The kernel allows more (anything but '/', ':' and
  * whitespace), but the name reaches iptables arguments and nft scripts, where quotes, semicolons
@@ -38,6 +43,22 @@ export const Name = z
   .min(1)
   .max(MAX_NAME_LENGTH)
   .regex(NAME_RE, 'must be lower-case letters, digits and inner hyphens (a DNS label)');
+/**
+ * A network's DNS domain (`demo`, `corp.internal`): lower-case labels of at most 63 characters
+ * joined by dots, at most MAX_DNS_DOMAIN_LENGTH in all.
+ */
+export const DnsDomain = z
+  .string()
+  .min(1)
+  .max(MAX_DNS_DOMAIN_LENGTH)
+  .regex(
+    DNS_DOMAIN_RE,
+    'must be DNS labels (lower-case letters, digits, inner hyphens) joined by dots, e.g. demo or corp.internal',
+  )
+  .refine(
+    (s) => s.split('.').every((l) => l.length <= DNS_LABEL_MAX),
+    'each label of the domain must be at most 63 characters',
+  );
 /** Free text of bounded length (OS name, agent version). */
 export const Text = z.string().max(MAX_TEXT_LENGTH).regex(PRINTABLE_RE, PRINTABLE_MESSAGE);
 /** A network interface name of the host (`eth0`), or '' for none. */

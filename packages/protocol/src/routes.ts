@@ -39,5 +39,13 @@ export const ADMIN_ROUTES = {
   extClientConfig: (id: string) => `${API_PREFIX}/extclients/${e(id)}/config`,
   extClientQrPng: (id: string) => `${API_PREFIX}/extclients/${e(id)}/qr.png`,
   extClientQrText: (id: string) => `${API_PREFIX}/extclients/${e(id)}/qr.txt`,
+  /** PUT `{name}`: rename a node (its DNS name follows). */
+  nodeName: (id: string) => `${API_PREFIX}/nodes/${e(id)}/name`,
+  /** GET: the domain and every name; PUT `{domain, force?}`: set the domain. */
+  dns: (network: string) => `${API_PREFIX}/networks/${e(network)}/dns`,
+  dnsRecords: (network: string) => `${API_PREFIX}/networks/${e(network)}/dns/records`,
+  /** DELETE: remove a custom record by id or name. */
+  dnsRecord: (network: string, idOrName: string) =>
+    `${API_PREFIX}/networks/${e(network)}/dns/records/${e(idOrName)}`,
   rotateToken: `${API_PREFIX}/admin/token/rotate`,
 } as const;

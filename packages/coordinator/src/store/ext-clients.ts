@@ -11,7 +11,9 @@ import { ApiError } from '../api-error.js';
 import { UniqueViolation, type Queryable } from '../db.js';
 import { allocateAddress, freeAddress } from './addresses.js';
 import { newId, type StoreContext } from './context.js';
+import { meshDnsList } from './dns.js';
 import { jsonText, parseColumn } from './json.js';
+import { assertNameFree } from './names.js';
 import {
   addressesOf,
   networkById,
@@ -136,6 +138,7 @@ export class ExtClients {
         publicKey = keyToBase64(publicKeyOf(nobleCrypto, priv));
         wipe(priv);
       }
+      await assertNameFree(q, net.id, req.name);
       const hostIndex = await allocateAddress(q, net, id);
       try {
         await q.run(
@@ -149,7 +152,7 @@ export class ExtClients {
             privateKey,
             ingress.id,
             hostIndex,
-            jsonText(req.dns ?? []),
+            jsonText(meshDnsList(req, ingress, net)),
             this.s.clock(),
           ],
         );

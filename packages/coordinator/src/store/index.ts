@@ -1,6 +1,6 @@
 /**
  * The coordinator's state and every rule about changing it, one module per aggregate (networks,
- * enrollment keys, nodes, gateways and relays, external clients, the admin token). Rows never
+ * enrollment keys, nodes, gateways and relays, external clients, DNS names, the admin token). Rows never
  * leave the store: each module parses its rows, JSON columns through a zod schema, into records.
  * Each change runs in one transaction that first bumps the network's revision (which also locks
  * the network row, serialising its writers) and then publishes the change.
@@ -9,6 +9,7 @@ import type { PeerStatus } from '@wiremesh/protocol';
 import type { Db, Queryable } from '../db.js';
 import { AdminToken } from './admin-token.js';
 import type { StoreContext } from './context.js';
+import { Dns, dnsOf, type NetworkDnsState } from './dns.js';
 import { EnrollmentKeys } from './enrollment-keys.js';
 import { ExtClients, extClientsOf, type ExtClientRecord } from './ext-clients.js';
 import { Gateways } from './gateways.js';
@@ -24,6 +25,13 @@ import {
 export { addressesOf, rangesOf, type NetworkRecord, type Ranges } from './networks.js';
 export type { NodeCount, NodeRecord } from './nodes.js';
 export type { ExtClientRecord } from './ext-clients.js';
+export {
+  domainOf,
+  mapRecordsOf,
+  wgQuickDns,
+  type DnsRecordRecord,
+  type NetworkDnsState,
+} from './dns.js';
 export type { PairRelayRecord, PairWaitRecord } from './pair-relays.js';
 
 /** Everything a network's maps are computed from. */
@@ -35,6 +43,8 @@ export interface NetworkState {
   pairRelays?: PairRelayRecord[];
   /** What each node (by id) last reported about its peers (observed endpoints); absent: none. */
   peerStatus?: ReadonlyMap<string, readonly PeerStatus[]>;
+  /** The domain and custom records (dns.ts); absent means the default domain, none. */
+  dns?: NetworkDnsState;
 }
 
 /** Everything the relay fallback decides from. */
@@ -55,6 +65,7 @@ export class Store {
   readonly nodes: Nodes;
   readonly gateways: Gateways;
   readonly extClients: ExtClients;
+  readonly dns: Dns;
   private readonly localListeners: ((networkId: string) => void)[] = [];
 
   constructor(
@@ -84,6 +95,7 @@ export class Store {
     this.nodes = new Nodes(ctx);
     this.gateways = new Gateways(ctx);
     this.extClients = new ExtClients(ctx);
+    this.dns = new Dns(ctx);
   }
 
   /**
@@ -106,6 +118,7 @@ export class Store {
         extClients: await extClientsOf(q, networkId),
         pairRelays: await pairRelaysOf(q, networkId),
         peerStatus,
+        dns: await dnsOf(q, networkId),
       };
     });
   }

@@ -23,6 +23,7 @@ import { allocateAddress, freeAddress } from './addresses.js';
 import { newId, type StoreContext } from './context.js';
 import { useEnrollmentKey } from './enrollment-keys.js';
 import { jsonText, parseColumn, parseValue } from './json.js';
+import { assertNameFree } from './names.js';
 import { forgetPairsOf } from './pair-relays.js';
 import {
   addressesOf,
@@ -293,6 +294,7 @@ export class Nodes {
           `a node named ${req.name} is already in network ${req.network}; choose another --name`,
         );
       }
+      await assertNameFree(q, net.id, req.name);
       const hostIndex = await allocateAddress(q, cur, id);
       const node: NodeRecord = {
         id,

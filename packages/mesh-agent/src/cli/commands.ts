@@ -38,6 +38,7 @@ import {
 import { systemDataplane, type Dataplane } from '../dataplane/dataplane.js';
 import { cryptoLabel, cryptoStatus } from './crypto-status.js';
 import { CRON_SECOND_CHECKIN_DELAY_S, cronLines } from './openwrt.js';
+import * as meshDns from '../dns/index.js';
 import { AgentError, errorMessage } from '../errors.js';
 import { createFirewall } from '../dataplane/firewall.js';
 import { interfaceName, isInterfaceName } from '../dataplane/iface-name.js';
@@ -204,6 +205,7 @@ function agentFor(
   dataplane: Dataplane,
   onGone?: () => void,
   prepareWhilePending = false,
+  dns: meshDns.MeshDns | null = null,
 ): NetworkAgent {
   const exclude = ownInterfaces(ctx.store);
   exclude.add(state.interface);
@@ -215,6 +217,7 @@ function agentFor(
     log: ctx.log,
     localAddresses: () => localAddresses(exclude),
     ...(onGone !== undefined ? { onGone } : {}),
+    ...(dns !== null ? { onApplied: (map: NetworkMap) => void dns.update(map) } : {}),
     prepareWhilePending,
     probePort: probeFromPort,
   });
@@ -227,6 +230,8 @@ export interface JoinOptions {
   key?: string;
   name?: string;
   daemon: 'on' | 'off';
+  /** Mesh DNS on this host (default on). */
+  dns?: 'on' | 'off';
   backend: BackendChoice;
   port?: number;
   interface?: string;
@@ -373,6 +378,15 @@ export async function joinCommand(ctx: CommandContext, o: JoinOptions): Promise<
     }
   }
 
+  ctx.out(
+    await meshDns.setDnsAtJoin(
+      meshDns.dnsContext(ctx),
+      o.network,
+      state.interface,
+      o.dns !== 'off',
+    ),
+  );
+
   if (daemonPid !== null) {
     await handOver(ctx, state, dataplane, fresh, firstMap, daemonPid);
     if (o.daemon === 'off') {
@@ -383,7 +397,12 @@ export async function joinCommand(ctx: CommandContext, o: JoinOptions): Promise<
   }
 
   // One round: apply the map we have (or get one), rolling back a fresh join that cannot come up.
-  const agent = agentFor(ctx, state, dataplane);
+  // Without a daemon nothing would run the resolver: the host gets the names themselves.
+  const dns =
+    o.daemon === 'off'
+      ? meshDns.meshDnsFor(meshDns.dnsContext(ctx), o.network, state.interface, false, ctx.out)
+      : null;
+  const agent = agentFor(ctx, state, dataplane, undefined, false, dns);
   try {
     if (firstMap !== null) await agent.acceptMap(firstMap, 'registration');
     else await agent.restore();
@@ -410,6 +429,7 @@ export async function joinCommand(ctx: CommandContext, o: JoinOptions): Promise<
       );
     }
     if (map !== null) ctx.out(upLine(state, map, dataplane.backend));
+    await dns?.stop();
   } catch (e) {
     if (fresh) await rollbackJoin(ctx, state, dataplane);
     if (e instanceof AgentError) {
@@ -511,6 +531,9 @@ async function rollbackJoin(
   } catch {
     // The coordinator may be the reason the join failed; the node stays listed there.
   }
+  await meshDns
+    .forgetMeshDns(ctx.store.dir, state.network, state.interface, meshDns.dnsContext(ctx).env)
+    .catch(() => undefined);
   ctx.store.remove(state.network);
 }
 
@@ -532,8 +555,21 @@ export async function daemonCommand(ctx: CommandContext, o: DaemonOptions = {}):
     log: ctx.log,
     async open(state, onGone) {
       const dataplane = await dataplaneFor(ctx, state.backend, state.interface, true);
-      return { dataplane, agent: agentFor(ctx, state, dataplane, onGone, true) };
+      const dns = meshDns.meshDnsFor(
+        meshDns.dnsContext(ctx),
+        state.network,
+        state.interface,
+        true,
+        ctx.out,
+      );
+      const gone = () => {
+        onGone();
+        void dns?.remove().catch(() => undefined);
+      };
+      return { dataplane, agent: agentFor(ctx, state, dataplane, gone, true, dns), dns };
     },
+    // A join again with --dns off (it already removed the host's configuration).
+    dnsWanted: (n) => meshDns.loadDnsSetting(ctx.store.dir, n)?.enabled === true,
   });
   await supervisor.start();
 
@@ -593,7 +629,20 @@ export async function checkinCommand(
     const state = ctx.store.load(n);
     if (state === null) continue;
     const dataplane = await dataplaneFor(ctx, state.backend, state.interface);
-    const agent = agentFor(ctx, state, dataplane);
+    // A running daemon serves the names itself; a cron check-in writes them for the host.
+    const dnsCtx = meshDns.dnsContext(ctx);
+    const dns =
+      runningDaemon(ctx.store) === null
+        ? meshDns.meshDnsFor(dnsCtx, n, state.interface, false, ctx.out)
+        : null;
+    // Removed or rejected: the mesh DNS goes with the interface (awaited below, before exit).
+    let forgetting: Promise<void> = Promise.resolve();
+    const forget = () => {
+      forgetting = meshDns
+        .forgetMeshDns(ctx.store.dir, n, state.interface, dnsCtx.env)
+        .catch(() => undefined);
+    };
+    const agent = agentFor(ctx, state, dataplane, forget, false, dns);
     try {
       await agent.restore();
     } catch {
@@ -608,10 +657,12 @@ export async function checkinCommand(
         ctx.out(
           `${n}: map v${agent.currentMap.version}, ${agent.history.at(-1)?.summary ?? 'no changes'}`,
         );
+      await dns?.stop();
     } catch (e) {
       ctx.out(`${n}: check-in failed (${errorMessage(e)}); the mesh keeps its last configuration`);
       failed = e instanceof AgentError ? e : new AgentError('coordinator', errorMessage(e));
     }
+    await forgetting;
   }
   if (failed !== null) throw failed;
 }
@@ -652,6 +703,8 @@ export interface NetworkStatusView {
   addresses: string[];
   mapVersion: number | null;
   peers: PeerStatusView[];
+  /** What answers for the mesh domain on this host (mesh DNS), or that it is off. */
+  dns?: string;
 }
 
 /** Where `endpoint` (wg's, `ip:port`) of map peer `peer` came from (PeerStatusView.endpointSource). */
@@ -751,6 +804,10 @@ export async function collectStatus(
       addresses: [...(info?.addresses ?? [])],
       mapVersion: map?.version ?? null,
       peers,
+      dns: meshDns.describeDnsSetting(
+        meshDns.loadDnsSetting(ctx.store.dir, n),
+        meshDns.dnsContext(ctx).env,
+      ),
     });
   }
   return out;
@@ -786,6 +843,7 @@ export function formatStatus(views: readonly NetworkStatusView[], now = Date.now
     lines.push(
       `  node ${v.node.name} (${v.node.id}), coordinator ${v.server}, map ${v.mapVersion === null ? '(none yet)' : `v${v.mapVersion}`}`,
     );
+    if (v.dns !== undefined) lines.push(`  ${v.dns}`);
     const rows = [
       ['PEER', 'ENDPOINT', 'LATEST HANDSHAKE', 'TRANSFER (RX / TX)', 'PATH', 'ENDPOINT FROM'],
     ];
@@ -874,6 +932,14 @@ export async function leaveCommand(
     } catch (e) {
       failures.push(
         `${n}: could not remove ${state.interface} (${errorMessage(e)}); remove it with "ip link del ${state.interface}"`,
+      );
+    }
+    try {
+      const env = meshDns.dnsContext(ctx).env;
+      await meshDns.forgetMeshDns(ctx.store.dir, n, state.interface, env);
+    } catch (e) {
+      failures.push(
+        `${n}: could not remove the mesh DNS configuration (${errorMessage(e)}); remove the "# BEGIN wiremesh ${n}" block from /etc/hosts, or run "resolvectl revert ${state.interface}"`,
       );
     }
     for (const f of ['pid', 'log'])

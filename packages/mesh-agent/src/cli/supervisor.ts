@@ -45,6 +45,8 @@ export function signalDaemon(store: StateStore): number | null {
 export interface Supervised {
   readonly agent: NetworkAgent;
   readonly dataplane: Dataplane;
+  /** The network's mesh DNS (dns/), stopped with the agent; absent when off. */
+  dns?: { stop(): Promise<void> } | null | undefined;
 }
 
 /** What a Supervisor needs. */
@@ -56,6 +58,8 @@ export interface SupervisorOptions {
    * called when the coordinator removed or rejected the node. Throws when it cannot.
    */
   open(state: NetworkState, onGone: () => void): Promise<Supervised>;
+  /** Whether a running network still wants its mesh DNS (a join again with --dns off); default yes. */
+  dnsWanted?(network: string): boolean;
 }
 
 /** Runs every joined network of a state directory until stopped. */
@@ -117,12 +121,16 @@ export class Supervisor {
         log.info(`${n}: no longer joined; stopping`);
         this.running.delete(n);
         await s.agent.stop();
+        await s.dns?.stop();
         await s.dataplane.close?.();
         this.dataplanes.delete(n);
       }
     }
     for (const n of wanted) {
-      if (this.running.has(n)) continue;
+      const s = this.running.get(n);
+      if (s?.dns && this.o.dnsWanted?.(n) === false)
+        await s.dns.stop().finally(() => (s.dns = null));
+      if (s !== undefined) continue;
       try {
         await this.startOne(n);
       } catch (e) {
@@ -162,6 +170,7 @@ export class Supervisor {
     clearInterval(this.keepAlive);
     await this.busy;
     await Promise.allSettled([...this.running.values()].map((s) => s.agent.stop()));
+    await Promise.allSettled([...this.running.values()].map((s) => s.dns?.stop()));
     // Devices run inside the daemon go with it; kernel and detached ones stay as they are.
     const owned = [...this.dataplanes.values()].filter((d) => d.close !== undefined);
     await Promise.allSettled(owned.map((d) => d.close?.()));
