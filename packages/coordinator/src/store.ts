@@ -614,6 +614,23 @@ export class Store {
           `a node named ${req.name} is already in network ${req.network}; choose another --name`,
         );
       }
+      // External clients share the network's peers and names (item 1 and 6 of the probe): a node
+      // with a client's key would make every map carry one key twice.
+      const ext = await q.get<{ name: string; public_key: string }>(
+        'SELECT name, public_key FROM ext_clients WHERE network_id = ? AND (name = ? OR public_key = ?)',
+        [net.id, req.name, req.publicKey],
+      );
+      if (ext !== undefined) {
+        if (ext.public_key === req.publicKey)
+          throw new ApiError(
+            'node_exists',
+            `external client ${ext.name} already uses this public key in network ${req.network}; generate a new key pair`,
+          );
+        throw new ApiError(
+          'name_taken',
+          `an external client named ${req.name} is in network ${req.network}; choose another --name`,
+        );
+      }
       const hostIndex = await this.allocate(q, cur, id);
       const row: NodeRow = {
         id,
@@ -991,6 +1008,27 @@ export class Store {
         publicKey = keyToBase64(publicKeyOf(nobleCrypto, priv));
         wipe(priv);
       }
+      // One public key and one name per peer of the network, nodes and external clients alike.
+      const node = await q.get<{ name: string; public_key: string }>(
+        "SELECT name, public_key FROM nodes WHERE network_id = ? AND state IN ('pending', 'approved') AND (name = ? OR public_key = ?)",
+        [net.id, req.name, publicKey],
+      );
+      if (node !== undefined)
+        throw node.public_key === publicKey
+          ? new ApiError('conflict', `node ${node.name} already uses this public key in ${network}`)
+          : new ApiError(
+              'name_taken',
+              `a node named ${req.name} is in ${network}; choose another name`,
+            );
+      const sameKey = await q.get<{ name: string }>(
+        'SELECT name FROM ext_clients WHERE network_id = ? AND public_key = ?',
+        [net.id, publicKey],
+      );
+      if (sameKey !== undefined)
+        throw new ApiError(
+          'conflict',
+          `external client ${sameKey.name} already uses this public key in ${network}`,
+        );
       const hostIndex = await this.allocate(q, net, id);
       try {
         await q.run(
