@@ -11,6 +11,8 @@ export const DEFAULT_LISTEN = '127.0.0.1:8080';
 export const DEFAULT_DATA_DIR = './wiremesh-data';
 /** File name of the SQLite database inside the data directory. */
 export const SQLITE_FILE_NAME = 'coordinator.db';
+/** File name of the seal key (key-seal.ts) inside the data directory. */
+export const SEAL_KEY_FILE_NAME = 'seal.key';
 /** Port of the HTTP listen address when only a host is given. */
 export const DEFAULT_HTTP_PORT = 8080;
 

@@ -2,7 +2,7 @@
  * Assembles a running coordinator: storage (SQLite in a data directory, or PostgreSQL), schema
  * migrations, the first admin token, the push hub, the UDP reflector and the HTTP server.
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, openSync, closeSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import pino, { type Logger } from 'pino';
 import {
@@ -11,10 +11,12 @@ import {
   DEFAULT_LISTEN,
   REGISTER_BURST,
   REGISTER_REFILL_PER_S,
+  SEAL_KEY_FILE_NAME,
   SQLITE_FILE_NAME,
 } from './constants.js';
 import type { Db } from './db.js';
 import { Hub } from './hub.js';
+import { loadSealKey, sealStoredKeys } from './key-seal.js';
 import { Metrics } from './metrics.js';
 import { migrate } from './migrations.js';
 import { openPostgres } from './postgres.js';
@@ -35,8 +37,13 @@ const SECRET_FILE_MODE = 0o600;
 export interface CoordinatorOptions {
   /** `host:port` or `[v6]:port` to listen on; port 0 picks one. Default 127.0.0.1:8080. */
   listen?: string;
-  /** Directory of the SQLite database (created 0700). Ignored with `database`. */
+  /** Directory of the SQLite database and the seal key (created 0700, database files 0600). */
   dataDir?: string;
+  /**
+   * The key that seals generated private keys in the database (created 0600 if missing); default
+   * `DATA_DIR/seal.key`. Replicas on one PostgreSQL need the same file.
+   */
+  sealKeyFile?: string;
   /** A postgres:// URL: use PostgreSQL instead of SQLite. */
   database?: string;
   /** UDP reflector port on the listen host (0 picks one); undefined or null turns it off. */
@@ -109,9 +116,26 @@ export async function openDatabase(
       logger.error({ err: e }, 'postgres connection error'),
     );
   }
+  const dir = dataDirOf(opts);
+  const file = join(dir, SQLITE_FILE_NAME);
+  // The file exists 0600 before SQLite opens it; its -wal and -shm take the same mode.
+  if (!existsSync(file)) closeSync(openSync(file, 'a', SECRET_FILE_MODE));
+  restrictDatabaseFiles(file);
+  return openSqlite(file);
+}
+
+/** Creates the data directory if needed and makes it 0700 whatever the umask; returns its path. */
+function dataDirOf(opts: Pick<CoordinatorOptions, 'dataDir'>): string {
   const dir = opts.dataDir ?? DEFAULT_DATA_DIR;
   mkdirSync(dir, { recursive: true, mode: DATA_DIR_MODE });
-  return openSqlite(join(dir, SQLITE_FILE_NAME));
+  chmodSync(dir, DATA_DIR_MODE);
+  return dir;
+}
+
+/** Makes the SQLite database and its WAL files 0600 (they hold generated client keys). */
+function restrictDatabaseFiles(file: string): void {
+  for (const f of [file, `${file}-wal`, `${file}-shm`])
+    if (existsSync(f)) chmodSync(f, SECRET_FILE_MODE);
 }
 
 /** Starts a coordinator. Rejects when the database or a port cannot be opened. */
@@ -128,10 +152,15 @@ export async function startCoordinator(opts: CoordinatorOptions = {}): Promise<C
   let reflector: Reflector | null = null;
   try {
     await migrate(db, Date.now());
-    const store = new Store(db, opts.clock);
+    if (db.dialect === 'sqlite') restrictDatabaseFiles(join(dataDirOf(opts), SQLITE_FILE_NAME));
+    const seal = loadSealKey(opts.sealKeyFile ?? join(dataDirOf(opts), SEAL_KEY_FILE_NAME));
+    const sealed = await sealStoredKeys(db, seal);
+    if (sealed > 0) logger.info({ count: sealed }, 'sealed stored private keys');
+    const store = new Store(db, opts.clock, seal);
     const adminToken = await store.ensureAdminToken();
     if (adminToken !== null && opts.adminTokenFile !== undefined) {
       writeFileSync(opts.adminTokenFile, `${adminToken}\n`, { mode: SECRET_FILE_MODE });
+      chmodSync(opts.adminTokenFile, SECRET_FILE_MODE);
     }
     const metrics = new Metrics();
     if (opts.reflectPort !== undefined && opts.reflectPort !== null)

@@ -30,6 +30,7 @@ import {
 import { generatePrivateKey, keyToBase64, nobleCrypto, publicKeyOf, wipe } from '@wiremesh/wg-core';
 import { ApiError } from './api-error.js';
 import { UniqueViolation, type Db, type Queryable } from './db.js';
+import type { KeySeal } from './key-seal.js';
 import {
   canonicalCidr,
   ipv4At,
@@ -265,6 +266,8 @@ export class Store {
   constructor(
     readonly db: Db,
     private readonly clock: () => number = Date.now,
+    /** Seals generated private keys at rest (key-seal.ts); null stores them as they are. */
+    private readonly seal: KeySeal | null = null,
   ) {}
 
   /**
@@ -1039,7 +1042,7 @@ export class Store {
             net.id,
             req.name,
             publicKey,
-            privateKey,
+            privateKey === null || this.seal === null ? privateKey : this.seal.seal(privateKey, id),
             (ingress as NodeRow).id,
             hostIndex,
             json(req.dns ?? []),
@@ -1078,6 +1081,8 @@ export class Store {
   async extClientRow(id: string): Promise<{ row: ExtClientRow; network: NetworkRow }> {
     const row = await this.db.get<ExtClientRow>('SELECT * FROM ext_clients WHERE id = ?', [id]);
     if (row === undefined) throw new ApiError('not_found', `no external client with id ${id}`);
+    if (row.private_key !== null && this.seal !== null)
+      row.private_key = this.seal.open(row.private_key, row.id);
     return { row, network: await this.networkById(this.db, row.network_id) };
   }
 

@@ -1,6 +1,10 @@
 // The defects a probe of the coordinator found (issue 17, "Fix"), each as a test, run against
 // each storage backend (probe-sqlite.test.ts, probe-postgres.test.ts).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join as joinPath } from 'node:path';
+import pino from 'pino';
 import { ErrorBody, ExtClient, RegisterResponse } from '@wiremesh/protocol';
 import {
   api,
@@ -9,14 +13,16 @@ import {
   startTestCoordinator,
   type TestCoordinator,
 } from './helpers.js';
-import type { CoordinatorOptions } from '../src/index.js';
+import { startCoordinator, type CoordinatorOptions } from '../src/index.js';
 
 /** Registers the probe tests; `backend` gives the storage options (called once, before the suite). */
 export function probeCases(backend: () => Promise<Pick<CoordinatorOptions, 'database'>>): void {
   let c: TestCoordinator;
+  let storage: Pick<CoordinatorOptions, 'database'>;
   let nextNet = 0;
   beforeAll(async () => {
-    c = await startTestCoordinator({ ...(await backend()) });
+    storage = await backend();
+    c = await startTestCoordinator({ ...storage });
   });
   afterAll(async () => c.close());
 
@@ -95,6 +101,122 @@ export function probeCases(backend: () => Promise<Pick<CoordinatorOptions, 'data
       // The same key in another network is fine.
       const otherKey = await network('pk2');
       await join('pk2', 'n1', otherKey, { publicKey: phoneKey });
+    });
+  });
+
+  describe('2: the data directory and what it holds', () => {
+    const mode = (f: string) => statSync(f).mode & 0o777;
+
+    it('makes the directory 0700 and the database, WAL and seal key 0600 whatever the umask', async () => {
+      const dir = mkdtempSync(joinPath(tmpdir(), 'wm-probe-umask-'));
+      const old = process.umask(0);
+      let d;
+      try {
+        d = await startCoordinator({
+          ...storage,
+          listen: '127.0.0.1:0',
+          dataDir: joinPath(dir, 'data'),
+          adminTokenFile: joinPath(dir, 'admin-token'),
+          logger: pino({ level: 'silent' }),
+        });
+      } finally {
+        process.umask(old);
+      }
+      try {
+        const token = d.adminToken ?? '';
+        if (storage.database === undefined) {
+          // A write, so the WAL exists too.
+          expect(
+            (
+              await api(d.url, 'POST', '/api/v1/networks', {
+                token,
+                body: { name: 'm', ipv4Cidr: '10.59.0.0/24' },
+              })
+            ).status,
+          ).toBe(201);
+        }
+        expect(mode(joinPath(dir, 'data'))).toBe(0o700);
+        const files = readdirSync(joinPath(dir, 'data'));
+        expect(files).toContain('seal.key');
+        if (storage.database === undefined) expect(files).toContain('coordinator.db-wal');
+        for (const f of files) expect([f, mode(joinPath(dir, 'data', f))]).toEqual([f, 0o600]);
+      } finally {
+        await d.close();
+        rmSync(dir, { recursive: true, force: true });
+      }
+    });
+
+    it('stores generated client keys sealed, seals keys stored before, and says which file opens them', async () => {
+      await ingressNetwork('seal');
+      const made = await admin('POST', '/api/v1/networks/seal/extclients', { name: 'phone' });
+      expect(made.status, made.text).toBe(201);
+      const conf = await admin('GET', `/api/v1/extclients/${made.body.id}/config`);
+      const priv = /^PrivateKey = (\S+)$/m.exec(conf.text)?.[1] ?? '';
+      expect(priv).toMatch(/^[A-Za-z0-9+/]{43}=$/);
+      const stored = await c.store.db.get<{ private_key: string }>(
+        'SELECT private_key FROM ext_clients WHERE id = ?',
+        [made.body.id],
+      );
+      expect(stored?.private_key).toMatch(/^wmseal1:/);
+      expect(stored?.private_key).not.toContain(priv);
+      if (storage.database === undefined) {
+        const bytes = ['coordinator.db', 'coordinator.db-wal']
+          .map((f) => readFileSync(joinPath(c.dir, f)).toString('latin1'))
+          .join('');
+        expect(bytes).not.toContain(priv);
+      }
+    });
+
+    it('seals a key stored in the clear at the next start, and refuses to open it with another key file', async () => {
+      const dir = mkdtempSync(joinPath(tmpdir(), 'wm-probe-seal-'));
+      const opts = {
+        ...storage,
+        listen: '127.0.0.1:0',
+        dataDir: dir,
+        logger: pino({ level: 'silent' }),
+      };
+      let d = await startCoordinator(opts);
+      const token = d.adminToken ?? c.admin;
+      const call = (m: string, p: string, body?: unknown) => api(d.url, m, p, { token, body });
+      try {
+        expect(
+          (await call('POST', '/api/v1/networks', { name: 'old', ipv4Cidr: '10.58.0.0/24' }))
+            .status,
+        ).toBe(201);
+        const key = (await call('POST', '/api/v1/networks/old/keys', { autoApprove: true })).body
+          .key;
+        const gw = await api(d.url, 'POST', '/api/v1/register', {
+          body: registration('old', 'gw', { enrollmentKey: key }),
+        });
+        await call('PUT', `/api/v1/nodes/${gw.body.nodeId}/ingress`, {});
+        const made = await call('POST', '/api/v1/networks/old/extclients', { name: 'phone' });
+        expect(made.status, made.text).toBe(201);
+        // As an older coordinator left it: the private key in the clear.
+        const plain = keyPair().privateKey;
+        await d.store.db.run('UPDATE ext_clients SET private_key = ? WHERE id = ?', [
+          plain,
+          made.body.id,
+        ]);
+        await d.close();
+        d = await startCoordinator(opts);
+        const row = await d.store.db.get<{ private_key: string }>(
+          'SELECT private_key FROM ext_clients WHERE id = ?',
+          [made.body.id],
+        );
+        expect(row?.private_key).toMatch(/^wmseal1:/);
+        expect((await call('GET', `/api/v1/extclients/${made.body.id}/config`)).text).toContain(
+          `PrivateKey = ${plain}`,
+        );
+        await d.close();
+        d = await startCoordinator({ ...opts, sealKeyFile: joinPath(dir, 'other.key') });
+        const wrong = await call('GET', `/api/v1/extclients/${made.body.id}/config`);
+        expectError(wrong, 500, 'internal');
+        expect(wrong.body.message).toContain('--seal-key-file');
+        expect(wrong.text).not.toContain(plain);
+      } finally {
+        await d.close();
+        rmSync(dir, { recursive: true, force: true });
+      }
     });
   });
 }
