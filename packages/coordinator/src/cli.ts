@@ -40,6 +40,7 @@ Admin commands (over the REST API; --server URL or $WIREMESH_SERVER, default ${D
 --token TOKEN or $WIREMESH_ADMIN_TOKEN; --json for machine output):
   network list | show NAME | delete NAME
   network create NAME --cidr 10.8.0.0/16 [--ipv6 fd00:8::/64] [--port N] [--keepalive S] [--mtu N] [--allow-without-key]
+                 [--allow-public-range] [--allow-overlap]
   network update NAME [--port N] [--keepalive S] [--mtu N] [--allow-without-key | --require-key]
   key list --network NET | revoke --network NET ID
   key create --network NET [--uses N] [--expires 24h] [--auto-approve] [--name NAME]
@@ -77,6 +78,8 @@ const OPTIONS = {
   keepalive: { type: 'string' },
   mtu: { type: 'string' },
   'allow-without-key': { type: 'boolean' },
+  'allow-public-range': { type: 'boolean' },
+  'allow-overlap': { type: 'boolean' },
   'require-key': { type: 'boolean' },
   network: { type: 'string' },
   uses: { type: 'string' },
@@ -338,6 +341,8 @@ async function adminCommand(group: string, args: string[], v: Values): Promise<v
         persistentKeepalive: int(v.keepalive, 'keepalive'),
         mtu: int(v.mtu, 'mtu'),
         allowJoinWithoutKey: v['allow-without-key'] === true,
+        ...(v['allow-public-range'] === true ? { allowPublicRange: true } : {}),
+        ...(v['allow-overlap'] === true ? { allowOverlap: true } : {}),
       });
       return print(n, () => showNetworks([n]));
     }

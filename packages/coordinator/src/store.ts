@@ -31,6 +31,7 @@ import { generatePrivateKey, keyToBase64, nobleCrypto, publicKeyOf, wipe } from 
 import { ApiError } from './api-error.js';
 import { UniqueViolation, type Db, type Queryable } from './db.js';
 import type { KeySeal } from './key-seal.js';
+import { egressRangeProblem, networkRangeProblem, overlaps4, overlaps6 } from './range-policy.js';
 import {
   canonicalCidr,
   ipv4At,
@@ -399,9 +400,13 @@ export class Store {
   async createNetwork(req: CreateNetworkRequest): Promise<Network> {
     const v4 = parseNetworkIpv4(req.ipv4Cidr);
     if (isProblem(v4)) throw new ApiError('validation_failed', v4);
+    const problem = networkRangeProblem(req.ipv4Cidr, v4, req.allowPublicRange === true);
+    if (problem !== null) throw new ApiError('validation_failed', problem);
+    let v6: Ipv6Range | null = null;
     if (req.ipv6Cidr !== undefined) {
-      const v6 = parseNetworkIpv6(req.ipv6Cidr);
-      if (isProblem(v6)) throw new ApiError('validation_failed', v6);
+      const p6 = parseNetworkIpv6(req.ipv6Cidr);
+      if (isProblem(p6)) throw new ApiError('validation_failed', p6);
+      v6 = p6;
     }
     const row: NetworkRow = {
       id: newId(),
@@ -417,8 +422,17 @@ export class Store {
     };
     if (row.ipv6_cidr !== null) row.ipv6_cidr = canonicalCidr(row.ipv6_cidr) ?? row.ipv6_cidr;
     try {
-      await this.db.tx((q) =>
-        q.run(
+      await this.db.tx(async (q) => {
+        if (req.allowOverlap !== true)
+          for (const o of await q.all<NetworkRow>('SELECT * FROM networks ORDER BY name')) {
+            const r = rangesOf(o);
+            if (overlaps4(v4, r.v4) || (v6 !== null && r.v6 !== null && overlaps6(v6, r.v6)))
+              throw new ApiError(
+                'conflict',
+                `the range overlaps network ${o.name} (${o.ipv4_cidr}${o.ipv6_cidr === null ? '' : `, ${o.ipv6_cidr}`}); choose another range, or allow it with --allow-overlap (allowOverlap)`,
+              );
+          }
+        await q.run(
           `INSERT INTO networks (id, name, ipv4_cidr, ipv6_cidr, listen_port, persistent_keepalive, mtu, allow_without_key, revision, created_at)
            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
           [
@@ -433,8 +447,8 @@ export class Store {
             row.revision,
             row.created_at,
           ],
-        ),
-      );
+        );
+      });
     } catch (e) {
       if (e instanceof UniqueViolation)
         throw new ApiError('name_taken', `a network named ${req.name} exists`);
@@ -802,6 +816,12 @@ export class Store {
       if ('problem' in c) throw new ApiError('validation_failed', c.problem);
       if (!ranges.includes(c.cidr)) ranges.push(c.cidr);
     }
+    const node = await this.nodeRow(this.db, id);
+    const problem = egressRangeProblem(
+      ranges,
+      rangesOf(await this.networkById(this.db, node.network_id)),
+    );
+    if (problem !== null) throw new ApiError('validation_failed', problem);
     return this.updateRole(
       id,
       'UPDATE nodes SET egress_ranges = ?, egress_interface = ? WHERE id = ?',

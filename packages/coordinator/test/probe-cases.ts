@@ -219,4 +219,78 @@ export function probeCases(backend: () => Promise<Pick<CoordinatorOptions, 'data
       }
     });
   });
+
+  describe('3: network and egress ranges', () => {
+    const create = (name: string, ipv4Cidr: string, extra: Record<string, unknown> = {}) =>
+      admin('POST', '/api/v1/networks', { name, ipv4Cidr, ...extra });
+
+    it('refuses special and public ranges, public ones unless allowed', async () => {
+      for (const [cidr, what] of [
+        ['0.0.0.0/0', '0.0.0.0/8'],
+        ['127.0.0.0/16', 'loopback'],
+        ['169.254.0.0/16', 'link-local'],
+        ['224.1.0.0/16', 'multicast'],
+        ['240.0.0.0/24', 'reserved'],
+      ] as const) {
+        const r = await create('special', cidr, { allowPublicRange: true });
+        expectError(r, 400, 'validation_failed');
+        expect(r.body.message).toContain(what);
+      }
+      const pub = await create('pub', '8.8.0.0/16');
+      expectError(pub, 400, 'validation_failed');
+      expect(pub.body.message).toContain('--allow-public-range');
+      // A range straddling private and public space is public.
+      expectError(await create('pub', '172.0.0.0/8'), 400, 'validation_failed');
+      expect((await create('pub', '8.8.0.0/16', { allowPublicRange: true })).status).toBe(201);
+      expect((await create('cgnat', '100.64.10.0/24')).status).toBe(201);
+      expect((await create('rfc1918', '192.168.77.0/24')).status).toBe(201);
+      const names = ((await admin('GET', '/api/v1/networks')).body as { name: string }[]).map(
+        (n) => n.name,
+      );
+      expect(names).not.toContain('special');
+    });
+
+    it('refuses a range overlapping another network’s unless asked', async () => {
+      expect((await create('ov-a', '172.20.0.0/16', { ipv6Cidr: 'fd00:77::/64' })).status).toBe(
+        201,
+      );
+      const inner = await create('ov-b', '172.20.5.0/24');
+      expectError(inner, 409, 'conflict');
+      expect(inner.body.message).toContain('ov-a');
+      expect(inner.body.message).toContain('--allow-overlap');
+      expectError(await create('ov-b', '172.16.0.0/12'), 409, 'conflict');
+      expectError(
+        await create('ov-b', '172.21.0.0/16', { ipv6Cidr: 'fd00:77::/80' }),
+        409,
+        'conflict',
+      );
+      expect((await create('ov-b', '172.21.0.0/16', { ipv6Cidr: 'fd00:78::/64' })).status).toBe(
+        201,
+      );
+      expect((await create('ov-c', '172.20.5.0/24', { allowOverlap: true })).status).toBe(201);
+    });
+
+    it('refuses egress ranges overlapping the mesh’s own range', async () => {
+      const key = await network('eg');
+      const g = await join('eg', 'g', key);
+      const net = (await admin('GET', '/api/v1/networks/eg')).body as { ipv4Cidr: string };
+      const octets = net.ipv4Cidr.split('.');
+      for (const range of [
+        net.ipv4Cidr,
+        `${octets[0]}.0.0.0/8`,
+        `${octets[0]}.${octets[1]}.0.128/25`,
+      ]) {
+        const r = await admin('PUT', `/api/v1/nodes/${g.nodeId}/egress`, {
+          ranges: ['192.168.100.0/24', range],
+        });
+        expectError(r, 400, 'validation_failed');
+        expect(r.body.message).toContain('overlaps the mesh');
+      }
+      expect((await admin('GET', `/api/v1/nodes/${g.nodeId}`)).body.egress).toBeNull();
+      const ok = await admin('PUT', `/api/v1/nodes/${g.nodeId}/egress`, {
+        ranges: ['192.168.100.0/24', '0.0.0.0/0'],
+      });
+      expect(ok.status, ok.text).toBe(200);
+    });
+  });
 }

@@ -41,6 +41,10 @@ export const CreateNetworkRequest = z.object({
   mtu: Mtu.optional(),
   /** Let nodes register without an enrollment key; they then wait for approval. */
   allowJoinWithoutKey: z.boolean().optional(),
+  /** Allow an IPv4 range outside private space (RFC 1918, 100.64.0.0/10): it hides real hosts. */
+  allowPublicRange: z.boolean().optional(),
+  /** Allow ranges that overlap another network's on this coordinator. */
+  allowOverlap: z.boolean().optional(),
 });
 /** Body of a network creation. */
 export type CreateNetworkRequest = z.infer<typeof CreateNetworkRequest>;
