@@ -39,6 +39,19 @@ export const MAX_IPV6_PREFIX = 120;
 
 // --- Timings ---
 
+/**
+ * Longest time a request may take to arrive, headers and body (a body that trickles is cut off
+ * with 408, as slow headers are by Node's headersTimeout). The push stream's response is not bound.
+ */
+export const REQUEST_TIMEOUT_MS = 30_000;
+/**
+ * A connection with no I/O for this long is closed: four push-stream keepalives
+ * (STREAM_KEEPALIVE_MS), so a live stream never is, while a client that stopped reading is.
+ */
+export const CONNECTION_IDLE_TIMEOUT_MS = 60_000;
+/** How often Node checks connections against REQUEST_TIMEOUT_MS (its default is 30 s). */
+export const TIMEOUT_CHECK_INTERVAL_MS = 1_000;
+
 /** How long the hub waits to coalesce a burst of changes into one map push. */
 export const PUSH_COALESCE_MS = 5;
 /** Busy timeout of SQLite when another connection holds the write lock. */

@@ -67,6 +67,8 @@ export interface CoordinatorOptions {
   relayAfterMs?: number | null;
   /** A push stream whose unsent bytes exceed this is closed (default STREAM_MAX_BUFFER_BYTES). */
   streamMaxBufferBytes?: number;
+  /** Longest time a request (headers and body) may take to arrive (default REQUEST_TIMEOUT_MS). */
+  requestTimeoutMs?: number;
 }
 
 /** A running coordinator. */
@@ -203,6 +205,7 @@ export async function startCoordinator(opts: CoordinatorOptions = {}): Promise<C
         opts.registerRefillPerS ?? REGISTER_REFILL_PER_S,
       ),
       webRoot: opts.webRoot ?? DEFAULT_WEB_ROOT,
+      ...(opts.requestTimeoutMs !== undefined ? { requestTimeoutMs: opts.requestTimeoutMs } : {}),
     });
     await app.listen({ host, port });
     const addr = app.server.address();

@@ -6,6 +6,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import { STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { Duplex } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import Fastify, {
   type FastifyBaseLogger,
@@ -40,7 +41,13 @@ import {
   type InfoResponse,
 } from '@wiremesh/protocol';
 import { ApiError, parseBody } from './api-error.js';
-import { BODY_LIMIT_BYTES, MAX_PATH_PARAM_LENGTH } from './constants.js';
+import {
+  BODY_LIMIT_BYTES,
+  CONNECTION_IDLE_TIMEOUT_MS,
+  MAX_PATH_PARAM_LENGTH,
+  REQUEST_TIMEOUT_MS,
+  TIMEOUT_CHECK_INTERVAL_MS,
+} from './constants.js';
 import { qrPng, qrText, renderWgQuick } from './ext-config.js';
 import type { Hub } from './hub.js';
 import type { Metrics } from './metrics.js';
@@ -61,6 +68,8 @@ export interface ServerDeps {
   webRoot: string;
   /** Told about check-ins that carry peer status (automatic relay fallback); null when off. */
   relayFallback?: { poke(networkId: string): void } | null;
+  /** Longest time a request may take to arrive (default REQUEST_TIMEOUT_MS). */
+  requestTimeoutMs?: number;
 }
 
 const WEB_FILES: Record<string, string> = {
@@ -109,12 +118,31 @@ function checkAlive(node: NodeRow): void {
     throw new ApiError('node_removed', 'this node was removed from the network; join again');
 }
 
+const REQUEST_TIMEOUT_MESSAGE = 'the request did not arrive in time; send it again';
+
+/** Writes a registry error straight onto a connection no reply can use, and closes it. */
+function answerAndClose(socket: Duplex, code: ErrorCode, message: string): void {
+  const status = statusOf(code);
+  const body = JSON.stringify({ code, message });
+  if (socket.writable)
+    socket.write(
+      `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\nContent-Type: application/json\r\n` +
+        `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+    );
+  socket.destroy();
+}
+
 /** Builds the fastify app (not yet listening). */
 export function buildServer(d: ServerDeps): FastifyInstance {
   const { store, hub, metrics } = d;
+  const requestTimeoutMs = d.requestTimeoutMs ?? REQUEST_TIMEOUT_MS;
   const app = Fastify({
     loggerInstance: d.logger as FastifyBaseLogger,
     bodyLimit: BODY_LIMIT_BYTES,
+    // Node's requestTimeout (off in fastify's defaults) bounds the headers; bodies are bound below.
+    requestTimeout: requestTimeoutMs,
+    connectionTimeout: CONNECTION_IDLE_TIMEOUT_MS,
+    http: { connectionsCheckingInterval: Math.min(TIMEOUT_CHECK_INTERVAL_MS, requestTimeoutMs) },
     forceCloseConnections: true,
     routerOptions: { maxParamLength: MAX_PATH_PARAM_LENGTH },
     // Requests the router cannot even look up still get a registry error, never fastify's own body.
@@ -134,19 +162,27 @@ export function buildServer(d: ServerDeps): FastifyInstance {
       if (err.code === 'ECONNRESET' || socket.destroyed) return;
       const [code, message]: [ErrorCode, string] =
         err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
-          ? ['request_timeout', 'the request did not arrive in time; send it again']
+          ? ['request_timeout', REQUEST_TIMEOUT_MESSAGE]
           : err.code === 'HPE_HEADER_OVERFLOW'
             ? ['headers_too_large', 'the request line and headers are too large']
             : ['bad_request', 'the request is not valid HTTP/1.1'];
-      const status = statusOf(code);
-      const body = JSON.stringify({ code, message });
-      if (socket.writable)
-        socket.write(
-          `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\nContent-Type: application/json\r\n` +
-            `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
-        );
-      socket.destroy();
+      answerAndClose(socket, code, message);
     },
+  });
+  // Node's requestTimeout stops counting once the headers are in: a body that trickles is cut
+  // off here, as slow headers are there.
+  app.addHook('onRequest', async (req) => {
+    const raw = req.raw;
+    const hasBody =
+      raw.headers['transfer-encoding'] !== undefined ||
+      Number(raw.headers['content-length'] ?? 0) > 0;
+    if (!hasBody || raw.complete) return;
+    const timer = setTimeout(() => {
+      if (!raw.complete) answerAndClose(raw.socket, 'request_timeout', REQUEST_TIMEOUT_MESSAGE);
+    }, requestTimeoutMs);
+    const clear = (): void => clearTimeout(timer);
+    raw.once('end', clear);
+    raw.once('close', clear);
   });
   // Node answers an Expect other than 100-continue itself (417, empty body) unless told otherwise.
   app.server.on('checkExpectation', (_req: IncomingMessage, res: ServerResponse) => {

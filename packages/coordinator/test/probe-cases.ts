@@ -4,6 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join as joinPath } from 'node:path';
+import { connect } from 'node:net';
 import pino from 'pino';
 import { ErrorBody, ExtClient, RegisterResponse } from '@wiremesh/protocol';
 import {
@@ -291,6 +292,83 @@ export function probeCases(backend: () => Promise<Pick<CoordinatorOptions, 'data
         ranges: ['192.168.100.0/24', '0.0.0.0/0'],
       });
       expect(ok.status, ok.text).toBe(200);
+    });
+  });
+
+  describe('4: a body that trickles', () => {
+    it('is cut off with 408 after the request bound, and the connection closes', async () => {
+      const d = await startTestCoordinator({ ...storage, requestTimeoutMs: 1_000 });
+      const sock = connect(d.port, '127.0.0.1');
+      let timer: NodeJS.Timeout | undefined;
+      try {
+        await new Promise<void>((resolve, reject) => {
+          sock.once('connect', resolve);
+          sock.once('error', reject);
+        });
+        const body = JSON.stringify(registration('none', 'slow'));
+        sock.write(
+          `POST /api/v1/register HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n`,
+        );
+        // One byte every 100 ms: the whole body would take far longer than the bound.
+        let sent = 0;
+        timer = setInterval(() => {
+          if (sent < body.length && sock.writable) sock.write(body[sent++] ?? '');
+        }, 100);
+        const started = Date.now();
+        const answer = await new Promise<string>((resolve) => {
+          let buf = '';
+          sock.on('data', (b: Buffer) => (buf += b.toString('latin1')));
+          sock.on('close', () => resolve(buf));
+          sock.on('error', () => undefined);
+        });
+        const elapsed = Date.now() - started;
+        expect(answer).toMatch(/^HTTP\/1\.1 408 /);
+        expect(answer).toContain('"code":"request_timeout"');
+        // Closed long before the body could have arrived (about 100 ms per byte).
+        expect(sent).toBeLessThan(body.length);
+        expect(elapsed).toBeLessThan(body.length * 100);
+      } finally {
+        clearInterval(timer);
+        sock.destroy();
+        await d.close();
+      }
+    });
+  });
+
+  describe('5: unknown fields', () => {
+    it('are a 400 that names the field on every admin PATCH, POST and PUT, and change nothing', async () => {
+      const key = await network('strict');
+      const before = (await admin('GET', '/api/v1/networks/strict')).body;
+      const patch = await admin('PATCH', '/api/v1/networks/strict', {
+        ipv4Cidr: '10.99.0.0/16',
+        mtu: 1300,
+      });
+      expectError(patch, 400, 'validation_failed');
+      expect(patch.body.message).toContain('unknown field ipv4Cidr');
+      expect(patch.body.message).toContain('mtu');
+      expect((await admin('GET', '/api/v1/networks/strict')).body).toEqual(before);
+      const n = await join('strict', 'n1', key);
+      const cases: [string, string, Record<string, unknown>][] = [
+        ['POST', '/api/v1/networks', { name: 'strict2', ipv4Cidr: '10.98.0.0/24', mtuu: 1400 }],
+        ['POST', '/api/v1/networks/strict/keys', { autoApprove: true, autoapprove: true }],
+        ['PUT', `/api/v1/nodes/${n.nodeId}/egress`, { ranges: ['192.168.5.0/24'], iface: 'eth0' }],
+        ['PUT', `/api/v1/nodes/${n.nodeId}/ingress`, { endpoint: '192.0.2.1:51820', port: 1 }],
+        ['PUT', `/api/v1/nodes/${n.nodeId}/relay`, { relayedNodeIds: [], nodes: [] }],
+        ['POST', '/api/v1/networks/strict/extclients', { name: 'p', dnsServers: ['10.0.0.1'] }],
+      ];
+      for (const [method, path, body] of cases) {
+        const r = await admin(method, path, body);
+        expectError(r, 400, 'validation_failed');
+        const unknown = Object.keys(body).at(-1) ?? '';
+        expect(r.body.message).toContain(`unknown field ${unknown}`);
+      }
+      expect((await admin('GET', '/api/v1/networks/strict2')).status).toBe(404);
+      expect((await admin('GET', '/api/v1/networks/strict/keys')).body).toHaveLength(1);
+      expect((await admin('GET', `/api/v1/nodes/${n.nodeId}`)).body).toMatchObject({
+        egress: null,
+        isIngressGateway: false,
+        isRelay: false,
+      });
     });
   });
 }

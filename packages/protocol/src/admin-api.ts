@@ -2,6 +2,7 @@
  * The admin side of the REST API (used by the CLI, the web UI and tests): networks, enrollment
  * keys, nodes, gateway roles, relays and external clients. Admin routes need
  * `Authorization: Bearer wma_...`. Secrets (enrollment keys, generated private keys) appear once.
+ * Request bodies are strict: an unknown field is refused, never silently ignored.
  */
 import { z } from 'zod';
 import {
@@ -31,7 +32,7 @@ import {
 } from './primitives.js';
 
 /** Body of `POST /api/v1/networks`. */
-export const CreateNetworkRequest = z.object({
+export const CreateNetworkRequest = z.strictObject({
   name: Name,
   ipv4Cidr: Ipv4Cidr,
   /** An IPv6 ULA prefix (fc00::/7) of length 64-120, or omitted for IPv4 only. */
@@ -50,7 +51,7 @@ export const CreateNetworkRequest = z.object({
 export type CreateNetworkRequest = z.infer<typeof CreateNetworkRequest>;
 
 /** Body of `PATCH /api/v1/networks/:network`: the settings that can change without renumbering. */
-export const UpdateNetworkRequest = z.object({
+export const UpdateNetworkRequest = z.strictObject({
   listenPort: Port.optional(),
   persistentKeepalive: Keepalive.optional(),
   mtu: Mtu.optional(),
@@ -77,7 +78,7 @@ export const Network = z.object({
 export type Network = z.infer<typeof Network>;
 
 /** Body of `POST /api/v1/networks/:network/keys`. */
-export const CreateKeyRequest = z.object({
+export const CreateKeyRequest = z.strictObject({
   name: Name.optional(),
   /** How many registrations the key admits; omitted means unlimited (reusable). */
   maxUses: z.int().min(1).max(MAX_KEY_USES).optional(),
@@ -134,7 +135,7 @@ export const Node = z.object({
 export type Node = z.infer<typeof Node>;
 
 /** Body of `PUT /api/v1/nodes/:id/egress`. */
-export const SetEgressRequest = z.object({
+export const SetEgressRequest = z.strictObject({
   ranges: z.array(Cidr).min(1).max(MAX_EGRESS_RANGES),
   interface: InterfaceName.optional(),
 });
@@ -142,7 +143,7 @@ export const SetEgressRequest = z.object({
 export type SetEgressRequest = z.infer<typeof SetEgressRequest>;
 
 /** Body of `PUT /api/v1/nodes/:id/ingress`. */
-export const SetIngressRequest = z.object({
+export const SetIngressRequest = z.strictObject({
   /**
    * The `host:port` external clients dial (written into their config). Omitted means the node's
    * reflected public endpoint, else its first local endpoint.
@@ -153,14 +154,14 @@ export const SetIngressRequest = z.object({
 export type SetIngressRequest = z.infer<typeof SetIngressRequest>;
 
 /** Body of `PUT /api/v1/nodes/:id/relay`: the node relays for these nodes (ids or names) of its network. */
-export const SetRelayRequest = z.object({
+export const SetRelayRequest = z.strictObject({
   relayedNodeIds: z.array(Id).max(MAX_RELAYED_NODES),
 });
 /** Body of a relay change. */
 export type SetRelayRequest = z.infer<typeof SetRelayRequest>;
 
 /** Body of `POST /api/v1/networks/:network/extclients`. */
-export const CreateExtClientRequest = z.object({
+export const CreateExtClientRequest = z.strictObject({
   name: Name,
   /** The ingress gateway node; omitted means the network's only ingress gateway. */
   ingressNodeId: Id.optional(),
