@@ -52,6 +52,7 @@ import { qrPng, qrText, renderWgQuick } from './ext-config.js';
 import type { Hub } from './hub.js';
 import type { Metrics } from './metrics.js';
 import { RateLimiter } from './rate-limit.js';
+import { localEndpointProblem, weakKeyProblem } from './registration-policy.js';
 import { mapJsonFor } from './snapshot.js';
 import type { NodeRow, Store } from './store.js';
 
@@ -348,6 +349,8 @@ export function buildServer(d: ServerDeps): FastifyInstance {
     }
     const body = parseBody(RegisterRequest, req.body);
     checkProtocol(body.protocolVersion);
+    const claim = weakKeyProblem(body.publicKey) ?? localEndpointProblem(body.localEndpoints);
+    if (claim !== null) throw new ApiError('validation_failed', `invalid body: ${claim}`);
     let out;
     try {
       out = await store.register(body);
@@ -380,6 +383,8 @@ export function buildServer(d: ServerDeps): FastifyInstance {
     const node = await requireNode(req);
     const body = parseBody(CheckinRequest, req.body);
     checkProtocol(body.protocolVersion);
+    const local = localEndpointProblem(body.localEndpoints);
+    if (local !== null) throw new ApiError('validation_failed', `invalid body: ${local}`);
     checkAlive(node);
     await store.checkin(node, body);
     if (body.peers !== undefined && node.state === 'approved')
@@ -562,16 +567,13 @@ export function buildServer(d: ServerDeps): FastifyInstance {
     admin.get(`${API_PREFIX}/networks/:network/extclients`, async (req) =>
       store.listExtClients(parseBody(NetworkParam, req.params, 'path').network),
     );
-    admin.post(`${API_PREFIX}/networks/:network/extclients`, async (req, reply) =>
-      reply
-        .code(201)
-        .send(
-          await store.createExtClient(
-            parseBody(NetworkParam, req.params, 'path').network,
-            parseBody(CreateExtClientRequest, req.body),
-          ),
-        ),
-    );
+    admin.post(`${API_PREFIX}/networks/:network/extclients`, async (req, reply) => {
+      const network = parseBody(NetworkParam, req.params, 'path').network;
+      const body = parseBody(CreateExtClientRequest, req.body);
+      const weak = body.publicKey === undefined ? null : weakKeyProblem(body.publicKey);
+      if (weak !== null) throw new ApiError('validation_failed', `invalid body: ${weak}`);
+      return reply.code(201).send(await store.createExtClient(network, body));
+    });
     admin.get(`${API_PREFIX}/extclients/:id`, async (req) =>
       store.getExtClient(parseBody(IdParam, req.params, 'path').id),
     );

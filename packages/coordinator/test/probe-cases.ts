@@ -371,4 +371,114 @@ export function probeCases(backend: () => Promise<Pick<CoordinatorOptions, 'data
       });
     });
   });
+
+  describe('6: what a node may claim', () => {
+    // Low-order points of Curve25519 (and the same with the ignored top bit set).
+    const LOW_ORDER_HEX = [
+      '0000000000000000000000000000000000000000000000000000000000000000',
+      '0100000000000000000000000000000000000000000000000000000000000000',
+      'e0eb7a7c3b41b8ae1656e3faf19fc46ada098deb9c32b1fd866205165f49b800',
+      '5f9c95bca3508c24b1d0b1559c83ef5b04445cc4581c8e86d8224eddd09f1157',
+      'ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f',
+      'edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f',
+      'eeffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f',
+      'e0eb7a7c3b41b8ae1656e3faf19fc46ada098deb9c32b1fd866205165f49b880',
+    ];
+    const b64 = (hex: string) => Buffer.from(hex, 'hex').toString('base64');
+
+    it('refuses all-zero and low-order public keys, for nodes and external clients', async () => {
+      const key = await ingressNetwork('weak');
+      for (const hex of LOW_ORDER_HEX) {
+        const r = await register('weak', 'n1', { enrollmentKey: key.key, publicKey: b64(hex) });
+        expectError(r, 400, 'validation_failed');
+        expect(r.body.message).toMatch(/all-zero|low-order/);
+        expectError(
+          await admin('POST', '/api/v1/networks/weak/extclients', {
+            name: 'p',
+            publicKey: b64(hex),
+          }),
+          400,
+          'validation_failed',
+        );
+      }
+      expect((await admin('GET', '/api/v1/networks/weak/nodes')).body).toHaveLength(1);
+      expect((await admin('GET', '/api/v1/networks/weak/extclients')).body).toHaveLength(0);
+    });
+
+    it('refuses loopback, unspecified, multicast and broadcast local endpoints at registration and check-in', async () => {
+      const key = await network('ep');
+      for (const ip of [
+        '127.0.0.1',
+        '0.0.0.0',
+        '224.0.0.251',
+        '255.255.255.255',
+        '::1',
+        '::',
+        'ff02::1',
+        '::ffff:127.0.0.1',
+      ]) {
+        const r = await register('ep', 'n1', {
+          enrollmentKey: key,
+          localEndpoints: [
+            { ip: '192.168.1.2', port: 51820 },
+            { ip, port: 51820 },
+          ],
+        });
+        expectError(r, 400, 'validation_failed');
+        expect(r.body.message).toContain('localEndpoints.1');
+      }
+      const n = await join('ep', 'n1', key);
+      const bad = await api(c.url, 'POST', '/api/v1/node/checkin', {
+        token: n.nodeSecret,
+        body: { protocolVersion: 1, localEndpoints: [{ ip: '127.0.0.1', port: 51820 }] },
+      });
+      expectError(bad, 400, 'validation_failed');
+      const node = (await admin('GET', `/api/v1/nodes/${n.nodeId}`)).body;
+      expect(node.localEndpoints).toEqual([{ ip: '192.168.1.10', port: 51820 }]);
+      // LAN and public addresses are fine.
+      const ok = await api(c.url, 'POST', '/api/v1/node/checkin', {
+        token: n.nodeSecret,
+        body: {
+          protocolVersion: 1,
+          localEndpoints: [
+            { ip: '10.1.2.3', port: 51820 },
+            { ip: 'fd00::5', port: 1 },
+          ],
+        },
+      });
+      expect(ok.status, ok.text).toBe(200);
+    });
+
+    it('refuses bidirectional controls in free text', async () => {
+      const key = await network('bidi');
+      for (const ch of ['\u202e', '\u2066', '\u200f', '\u061c']) {
+        const r = await register('bidi', 'n1', {
+          enrollmentKey: key,
+          version: `wiremesh 1.0${ch}evil`,
+        });
+        expectError(r, 400, 'validation_failed');
+        expect(r.body.message).toContain('version');
+      }
+      expect(
+        (await register('bidi', 'n1', { enrollmentKey: key, os: 'Linux · Debian 13 – Straße' }))
+          .status,
+      ).toBe(201);
+    });
+
+    it('keeps node and external-client names apart in a network', async () => {
+      const { key } = await ingressNetwork('names');
+      await join('names', 'laptop', key);
+      expectError(
+        await admin('POST', '/api/v1/networks/names/extclients', { name: 'laptop' }),
+        409,
+        'name_taken',
+      );
+      expect(
+        (await admin('POST', '/api/v1/networks/names/extclients', { name: 'phone' })).status,
+      ).toBe(201);
+      const r = await register('names', 'phone', { enrollmentKey: key });
+      expectError(r, 409, 'name_taken');
+      expect(r.body.message).toContain('external client');
+    });
+  });
 }
