@@ -3,22 +3,24 @@
  * point (not all-zero, not of low order: whitepaper §5.4, such a key makes every DH output zero),
  * and local endpoints that peers can actually dial (never loopback, unspecified or multicast).
  */
+import { createPublicKey, diffieHellman, generateKeyPairSync } from 'node:crypto';
 import type { Endpoint } from '@wiremesh/protocol';
-import { isZeroKey, keyFromBase64, nobleCrypto } from '@wiremesh/wg-core';
+import { isZeroKey, keyFromBase64 } from '@wiremesh/wg-core';
 import { ipv4ToInt, ipv6ToBigInt } from './ip-pool.js';
 
-/** Any clamped scalar: a low-order point times a multiple of the cofactor (8) is the identity. */
-const PROBE_SCALAR = new Uint8Array(32).fill(0x42);
-PROBE_SCALAR[0] = (PROBE_SCALAR[0] ?? 0) & 0xf8;
-PROBE_SCALAR[31] = ((PROBE_SCALAR[31] ?? 0) & 0x7f) | 0x40;
+/** Any private key: a low-order point times a clamped scalar (a multiple of 8) is the identity. */
+const PROBE = generateKeyPairSync('x25519').privateKey;
 
 /** Why `publicKey` (base64, already schema-valid) cannot be a WireGuard peer's key, or null. */
 export function weakKeyProblem(publicKey: string): string | null {
-  const key = keyFromBase64(publicKey);
-  if (isZeroKey(key)) return 'publicKey: the all-zero key is not a public key; generate a key pair';
-  let shared: Uint8Array | null;
+  if (isZeroKey(keyFromBase64(publicKey)))
+    return 'publicKey: the all-zero key is not a public key; generate a key pair';
+  let shared: Buffer | null;
   try {
-    shared = nobleCrypto.x25519(PROBE_SCALAR, key);
+    const x = Buffer.from(publicKey, 'base64').toString('base64url');
+    const key = createPublicKey({ key: { kty: 'OKP', crv: 'X25519', x }, format: 'jwk' });
+    // OpenSSL refuses an all-zero result itself (RFC 7748 §6.1); the check covers either way.
+    shared = diffieHellman({ privateKey: PROBE, publicKey: key });
   } catch {
     shared = null;
   }
