@@ -33,6 +33,7 @@ const USAGE = `usage: ${PROG} <command> [options]
   serve [--listen HOST:PORT] [--data-dir DIR] [--database postgres://...] [--reflect-port N]
         [--admin-token-file FILE] [--log-level LEVEL] [--register-burst N] [--register-rate PER_S]
         [--seal-key-file FILE]   (seals generated client keys; default DIR/seal.key, 0600)
+        [--metrics-public]       (network names at /metrics without the admin token)
         [--relay-after S]   (seconds without a direct handshake before a pair is relayed; 0 = never)
   admin-token rotate [--data-dir DIR | --database URL]
 
@@ -63,6 +64,7 @@ const OPTIONS = {
   'reflect-port': { type: 'string' },
   'admin-token-file': { type: 'string' },
   'seal-key-file': { type: 'string' },
+  'metrics-public': { type: 'boolean' },
   'log-level': { type: 'string' },
   'register-burst': { type: 'string' },
   'register-rate': { type: 'string' },
@@ -274,6 +276,7 @@ async function serve(v: Values): Promise<void> {
     reflectPort: reflect ?? null,
     adminTokenFile: v['admin-token-file'],
     sealKeyFile: v['seal-key-file'],
+    metricsPublic: v['metrics-public'] === true,
     registerBurst: int(v['register-burst'], 'register-burst'),
     registerRefillPerS: int(v['register-rate'], 'register-rate'),
     logger: pino({ level: v['log-level'] ?? 'info', base: { service: PROG } }, pino.destination(2)),

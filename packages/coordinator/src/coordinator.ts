@@ -69,6 +69,8 @@ export interface CoordinatorOptions {
   streamMaxBufferBytes?: number;
   /** Longest time a request (headers and body) may take to arrive (default REQUEST_TIMEOUT_MS). */
   requestTimeoutMs?: number;
+  /** Show network names at /metrics without authentication (behind a private scraper). */
+  metricsPublic?: boolean;
 }
 
 /** A running coordinator. */
@@ -206,6 +208,7 @@ export async function startCoordinator(opts: CoordinatorOptions = {}): Promise<C
       ),
       webRoot: opts.webRoot ?? DEFAULT_WEB_ROOT,
       ...(opts.requestTimeoutMs !== undefined ? { requestTimeoutMs: opts.requestTimeoutMs } : {}),
+      metricsPublic: opts.metricsPublic === true,
     });
     await app.listen({ host, port });
     const addr = app.server.address();

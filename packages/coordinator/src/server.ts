@@ -71,6 +71,8 @@ export interface ServerDeps {
   relayFallback?: { poke(networkId: string): void } | null;
   /** Longest time a request may take to arrive (default REQUEST_TIMEOUT_MS). */
   requestTimeoutMs?: number;
+  /** Show network names at /metrics to unauthenticated scrapes too. */
+  metricsPublic?: boolean;
 }
 
 const WEB_FILES: Record<string, string> = {
@@ -131,6 +133,26 @@ function answerAndClose(socket: Duplex, code: ErrorCode, message: string): void 
         `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
     );
   socket.destroy();
+}
+
+/** `wiremesh_nodes` summed over networks, for scrapes that may not see network names. */
+export function withoutNetworks(text: string): string {
+  const byState = new Map<string, number>();
+  const out: string[] = [];
+  for (const line of text.split('\n')) {
+    const m = /^wiremesh_nodes\{network="(?:[^"\\]|\\.)*",state="([a-z]+)"\} (\d+)$/.exec(line);
+    if (m === null) {
+      out.push(line);
+      continue;
+    }
+    if (!byState.has(m[1] ?? '')) out.push(`\0${m[1]}`);
+    byState.set(m[1] ?? '', (byState.get(m[1] ?? '') ?? 0) + Number(m[2]));
+  }
+  return out
+    .map((l) =>
+      l.startsWith('\0') ? `wiremesh_nodes{state="${l.slice(1)}"} ${byState.get(l.slice(1))}` : l,
+    )
+    .join('\n');
 }
 
 /** Builds the fastify app (not yet listening). */
@@ -202,7 +224,12 @@ export function buildServer(d: ServerDeps): FastifyInstance {
 
   metrics.counter('wiremesh_http_requests_total', 'HTTP requests by method, route and status.');
   metrics.counter('wiremesh_registrations_total', 'Node registrations by result.');
-  metrics.gauge('wiremesh_nodes', 'Nodes by network and state.');
+  metrics.gauge(
+    'wiremesh_nodes',
+    d.metricsPublic === true
+      ? 'Nodes by network and state (serve --metrics-public: network names shown to every scrape).'
+      : 'Nodes by state; by network and state when the scrape sends Authorization: Bearer <admin token> (or serve --metrics-public).',
+  );
   metrics.gauge('process_resident_memory_bytes', 'Resident set size of the coordinator.');
   metrics.collect(async () => {
     metrics.reset('wiremesh_nodes');
@@ -308,9 +335,18 @@ export function buildServer(d: ServerDeps): FastifyInstance {
   // --- public ---
 
   app.get('/healthz', async () => ({ ok: true }));
-  app.get('/metrics', async (_req, reply) =>
-    reply.type('text/plain; version=0.0.4; charset=utf-8').send(await metrics.render()),
-  );
+  app.get('/metrics', async (req, reply) => {
+    // Network names tell a stranger what this coordinator serves: only for an admin's scrape.
+    let detailed = d.metricsPublic === true;
+    if (!detailed && bearer(req) !== null) {
+      await requireAdmin(req);
+      detailed = true;
+    }
+    const text = await metrics.render();
+    return reply
+      .type('text/plain; version=0.0.4; charset=utf-8')
+      .send(detailed ? text : withoutNetworks(text));
+  });
   app.get(NODE_ROUTES.info, async (): Promise<InfoResponse> => ({
     name: 'wiremesh-coordinator',
     version: d.version,

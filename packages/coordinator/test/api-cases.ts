@@ -170,7 +170,10 @@ export function apiCases(
       expect(m.status).toBe(200);
       expect(m.headers.get('content-type')).toContain('text/plain');
       expect(m.text).toMatch(/^# TYPE wiremesh_http_requests_total counter$/m);
-      expect(m.text).toMatch(/^wiremesh_nodes\{network="authnet",state="approved"\} 1$/m);
+      // Network names only for an authenticated scrape (probe-cases.ts tests the rest).
+      expect(m.text).not.toContain('authnet');
+      const authed = await api(c.url, 'GET', '/metrics', { token: c.admin });
+      expect(authed.text).toMatch(/^wiremesh_nodes\{network="authnet",state="approved"\} 1$/m);
       expect(m.text).toMatch(/^process_resident_memory_bytes \d+$/m);
     });
   });

@@ -481,4 +481,46 @@ export function probeCases(backend: () => Promise<Pick<CoordinatorOptions, 'data
       expect(r.body.message).toContain('external client');
     });
   });
+
+  describe('7: /metrics and network names', () => {
+    it('names networks only to an authenticated scrape, or to all with metricsPublic', async () => {
+      const key = await network('secretnet');
+      await join('secretnet', 'n1', key);
+      await join('secretnet', 'n2', key);
+      const anon = await api(c.url, 'GET', '/metrics');
+      expect(anon.status).toBe(200);
+      expect(anon.text).not.toContain('secretnet');
+      expect(anon.text).toMatch(/^# HELP wiremesh_nodes .*Authorization: Bearer/m);
+      const approved = Number(/^wiremesh_nodes\{state="approved"\} (\d+)$/m.exec(anon.text)?.[1]);
+      expect(approved).toBeGreaterThanOrEqual(2);
+      const authed = await api(c.url, 'GET', '/metrics', { token: c.admin });
+      expect(authed.text).toMatch(/^wiremesh_nodes\{network="secretnet",state="approved"\} 2$/m);
+      // The per-network series sum to the anonymous one.
+      const sum = [
+        ...authed.text.matchAll(/^wiremesh_nodes\{network="[^"]+",state="approved"\} (\d+)$/gm),
+      ]
+        .map((m) => Number(m[1]))
+        .reduce((a, b) => a + b, 0);
+      expect(sum).toBe(approved);
+      expectError(
+        await api(c.url, 'GET', '/metrics', { token: 'wma_wrong' }),
+        401,
+        'invalid_token',
+      );
+      const pub = await startTestCoordinator({ metricsPublic: true });
+      try {
+        const token = pub.admin;
+        await api(pub.url, 'POST', '/api/v1/networks', {
+          token,
+          body: { name: 'pubnet', ipv4Cidr: '10.57.0.0/24', allowJoinWithoutKey: true },
+        });
+        await api(pub.url, 'POST', '/api/v1/register', { body: registration('pubnet', 'n1') });
+        const m = await api(pub.url, 'GET', '/metrics');
+        expect(m.text).toMatch(/^wiremesh_nodes\{network="pubnet",state="pending"\} 1$/m);
+        expect(m.text).toMatch(/^# HELP wiremesh_nodes .*--metrics-public/m);
+      } finally {
+        await pub.close();
+      }
+    });
+  });
 }
