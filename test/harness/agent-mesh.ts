@@ -120,6 +120,8 @@ export class Hub {
       'serve',
       '--listen',
       `0.0.0.0:${COORDINATOR_PORT}`,
+      // Plain HTTP inside the test's own namespaces (test/tls.test.ts covers TLS).
+      '--insecure-http',
       '--data-dir',
       this.dataDir,
       '--admin-token-file',

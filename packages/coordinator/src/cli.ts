@@ -10,6 +10,7 @@ import pino from 'pino';
 import {
   ADMIN_ROUTES,
   formatEndpoint,
+  formatFingerprint,
   type EnrollmentKey,
   type ExtClient,
   type Network,
@@ -34,6 +35,8 @@ const USAGE = `usage: ${PROG} <command> [options]
         [--admin-token-file FILE] [--log-level LEVEL] [--register-burst N] [--register-rate PER_S]
         [--seal-key-file FILE]   (seals generated client keys; default DIR/seal.key, 0600)
         [--metrics-public]       (network names at /metrics without the admin token)
+        [--tls-cert FILE --tls-key FILE]   (HTTPS; both re-read on SIGHUP)
+        [--insecure-http]        (plain HTTP beyond loopback: only behind a TLS-terminating proxy)
         [--relay-after S]   (seconds without a direct handshake before a pair is relayed; 0 = never)
   admin-token rotate [--data-dir DIR | --database URL]
 
@@ -65,6 +68,9 @@ const OPTIONS = {
   'admin-token-file': { type: 'string' },
   'seal-key-file': { type: 'string' },
   'metrics-public': { type: 'boolean' },
+  'tls-cert': { type: 'string' },
+  'tls-key': { type: 'string' },
+  'insecure-http': { type: 'boolean' },
   'log-level': { type: 'string' },
   'register-burst': { type: 'string' },
   'register-rate': { type: 'string' },
@@ -277,9 +283,15 @@ async function serve(v: Values): Promise<void> {
     adminTokenFile: v['admin-token-file'],
     sealKeyFile: v['seal-key-file'],
     metricsPublic: v['metrics-public'] === true,
+    tlsCert: v['tls-cert'],
+    tlsKey: v['tls-key'],
+    insecureHttp: v['insecure-http'] === true,
     registerBurst: int(v['register-burst'], 'register-burst'),
     registerRefillPerS: int(v['register-rate'], 'register-rate'),
     logger: pino({ level: v['log-level'] ?? 'info', base: { service: PROG } }, pino.destination(2)),
+  }).catch((e: unknown) => {
+    // Refusals (no TLS beyond loopback, bad certificate files, a port in use) as one line.
+    throw new CliError((e as Error).message);
   });
   if (c.adminToken !== null) {
     out(`${PROG}: first start: admin token (shown once; store it now): ${c.adminToken}`);
@@ -291,6 +303,19 @@ async function serve(v: Values): Promise<void> {
   out(
     `${PROG}: listening on ${c.url} (${storage})${c.reflectPort === null ? '' : `, reflect port ${c.reflectPort}/udp`}`,
   );
+  if (c.tlsFingerprint !== null) {
+    out(`${PROG}: TLS certificate SHA-256 ${formatFingerprint(c.tlsFingerprint)}`);
+    // certbot and friends renew the files, then signal: new connections get the new certificate.
+    process.on('SIGHUP', () => {
+      try {
+        out(`${PROG}: TLS certificate reloaded: SHA-256 ${formatFingerprint(c.reloadTls())}`);
+      } catch (e) {
+        process.stderr.write(
+          `${PROG}: TLS reload failed, still serving the old certificate: ${(e as Error).message}\n`,
+        );
+      }
+    });
+  }
   const stop = (): void => {
     c.close().then(
       () => process.exit(0),
@@ -382,7 +407,11 @@ async function adminCommand(group: string, args: string[], v: Values): Promise<v
       return print(
         k,
         () =>
-          `${showKeys([k])}\n\nenrollment key (shown once): ${k.key}\njoin with: wiremesh join --server ${v.server ?? process.env.WIREMESH_SERVER ?? DEFAULT_SERVER} --network ${k.network} --key ${k.key}`,
+          `${showKeys([k])}\n\nenrollment key (shown once): ${k.key}\n` +
+          (k.pinnedKey === undefined
+            ? ''
+            : `the same key pinning this coordinator's TLS certificate (for a self-signed one): ${k.pinnedKey}\n`) +
+          `join with: wiremesh join --server ${v.server ?? process.env.WIREMESH_SERVER ?? DEFAULT_SERVER} --network ${k.network} --key ${k.pinnedKey ?? k.key}`,
       );
     }
     case 'key revoke': {

@@ -15,7 +15,10 @@ import {
   SQLITE_FILE_NAME,
 } from './constants.js';
 import type { Db } from './db.js';
+import type { Server as TlsServer } from 'node:tls';
+import { formatFingerprint } from '@wiremesh/protocol';
 import { Hub } from './hub.js';
+import { isLoopbackHost, loadTlsFiles } from './tls.js';
 import { loadSealKey, sealStoredKeys } from './key-seal.js';
 import { Metrics } from './metrics.js';
 import { migrate } from './migrations.js';
@@ -71,6 +74,11 @@ export interface CoordinatorOptions {
   requestTimeoutMs?: number;
   /** Show network names at /metrics without authentication (behind a private scraper). */
   metricsPublic?: boolean;
+  /** PEM certificate (chain) and key files: serve HTTPS. Re-read by `reloadTls` (SIGHUP). */
+  tlsCert?: string;
+  tlsKey?: string;
+  /** Serve plain HTTP on a non-loopback address (behind a TLS-terminating reverse proxy). */
+  insecureHttp?: boolean;
 }
 
 /** A running coordinator. */
@@ -86,6 +94,13 @@ export interface Coordinator {
   readonly hub: Hub;
   /** The automatic relay fallback, or null when turned off. */
   readonly relayFallback: RelayFallback | null;
+  /** SHA-256 of the served certificate (DER), or null without TLS. */
+  readonly tlsFingerprint: Uint8Array | null;
+  /**
+   * Re-reads the certificate and key files; new connections get the new certificate. Throws (and
+   * keeps serving the old one) when the files are unreadable or do not match.
+   */
+  reloadTls(): Uint8Array;
   close(): Promise<void>;
 }
 
@@ -152,6 +167,13 @@ export async function startCoordinator(opts: CoordinatorOptions = {}): Promise<C
       base: { service: 'wiremesh-coordinator' },
     });
   const { host, port } = parseListen(opts.listen ?? DEFAULT_LISTEN);
+  if ((opts.tlsCert === undefined) !== (opts.tlsKey === undefined))
+    throw new Error('give --tls-cert and --tls-key together');
+  let tls = opts.tlsCert === undefined ? null : loadTlsFiles(opts.tlsCert, opts.tlsKey ?? '');
+  if (tls === null && !isLoopbackHost(host) && opts.insecureHttp !== true)
+    throw new Error(
+      `refusing to serve plain HTTP on ${host}: node secrets and tokens would cross the network in the clear; give --tls-cert FILE --tls-key FILE, or --insecure-http behind a TLS-terminating proxy`,
+    );
   const db = await openDatabase(opts, logger);
   let reflector: Reflector | null = null;
   try {
@@ -209,18 +231,37 @@ export async function startCoordinator(opts: CoordinatorOptions = {}): Promise<C
       webRoot: opts.webRoot ?? DEFAULT_WEB_ROOT,
       ...(opts.requestTimeoutMs !== undefined ? { requestTimeoutMs: opts.requestTimeoutMs } : {}),
       metricsPublic: opts.metricsPublic === true,
+      tls: tls === null ? null : { cert: tls.cert, key: tls.key },
+      fingerprint: () => tls?.fingerprint ?? null,
     });
     await app.listen({ host, port });
     const addr = app.server.address();
     const boundPort = typeof addr === 'object' && addr !== null ? addr.port : port;
     const urlHost = host.includes(':') ? `[${host}]` : host;
     logger.info(
-      { listen: `${urlHost}:${boundPort}`, reflectPort, storage: db.dialect },
+      {
+        listen: `${urlHost}:${boundPort}`,
+        reflectPort,
+        storage: db.dialect,
+        tls: tls === null ? null : formatFingerprint(tls.fingerprint),
+      },
       'coordinator started',
     );
     const r = reflector;
     return {
-      url: `http://${urlHost}:${boundPort}`,
+      url: `${tls === null ? 'http' : 'https'}://${urlHost}:${boundPort}`,
+      get tlsFingerprint() {
+        return tls?.fingerprint ?? null;
+      },
+      reloadTls() {
+        if (tls === null || opts.tlsCert === undefined || opts.tlsKey === undefined)
+          throw new Error('the coordinator serves no TLS; start it with --tls-cert and --tls-key');
+        const next = loadTlsFiles(opts.tlsCert, opts.tlsKey);
+        (app.server as unknown as TlsServer).setSecureContext({ cert: next.cert, key: next.key });
+        tls = next;
+        logger.info({ tls: formatFingerprint(next.fingerprint) }, 'TLS certificate reloaded');
+        return next.fingerprint;
+      },
       host,
       port: boundPort,
       reflectPort,

@@ -36,6 +36,8 @@ import {
   SetIngressRequest,
   SetRelayRequest,
   UpdateNetworkRequest,
+  pinnedKey,
+  splitEnrollmentKey,
   statusOf,
   type ErrorCode,
   type InfoResponse,
@@ -73,6 +75,10 @@ export interface ServerDeps {
   requestTimeoutMs?: number;
   /** Show network names at /metrics to unauthenticated scrapes too. */
   metricsPublic?: boolean;
+  /** Serve HTTPS with this certificate and key (PEM); null or absent for plain HTTP. */
+  tls?: { cert: Buffer; key: Buffer } | null;
+  /** The fingerprint of the certificate served now (pinned keys carry it), or null. */
+  fingerprint?: () => Uint8Array | null;
 }
 
 const WEB_FILES: Record<string, string> = {
@@ -160,6 +166,9 @@ export function buildServer(d: ServerDeps): FastifyInstance {
   const { store, hub, metrics } = d;
   const requestTimeoutMs = d.requestTimeoutMs ?? REQUEST_TIMEOUT_MS;
   const app = Fastify({
+    ...(d.tls === null || d.tls === undefined
+      ? {}
+      : { https: { cert: d.tls.cert, key: d.tls.key } }),
     loggerInstance: d.logger as FastifyBaseLogger,
     bodyLimit: BODY_LIMIT_BYTES,
     // Node's requestTimeout (off in fastify's defaults) bounds the headers; bodies are bound below.
@@ -385,6 +394,12 @@ export function buildServer(d: ServerDeps): FastifyInstance {
     }
     const body = parseBody(RegisterRequest, req.body);
     checkProtocol(body.protocolVersion);
+    // A pinned key's fingerprint is the agent's business; the coordinator checks the key part.
+    if (body.enrollmentKey !== undefined) {
+      const split = splitEnrollmentKey(body.enrollmentKey);
+      if ('problem' in split) throw new ApiError('enrollment_key_invalid', split.problem);
+      body.enrollmentKey = split.key;
+    }
     const claim = weakKeyProblem(body.publicKey) ?? localEndpointProblem(body.localEndpoints);
     if (claim !== null) throw new ApiError('validation_failed', `invalid body: ${claim}`);
     let out;
@@ -517,16 +532,16 @@ export function buildServer(d: ServerDeps): FastifyInstance {
     admin.get(`${API_PREFIX}/networks/:network/keys`, async (req) =>
       store.listKeys(parseBody(NetworkParam, req.params, 'path').network),
     );
-    admin.post(`${API_PREFIX}/networks/:network/keys`, async (req, reply) =>
-      reply
+    admin.post(`${API_PREFIX}/networks/:network/keys`, async (req, reply) => {
+      const k = await store.createKey(
+        parseBody(NetworkParam, req.params, 'path').network,
+        parseBody(CreateKeyRequest, req.body),
+      );
+      const fp = d.fingerprint?.() ?? null;
+      return reply
         .code(201)
-        .send(
-          await store.createKey(
-            parseBody(NetworkParam, req.params, 'path').network,
-            parseBody(CreateKeyRequest, req.body),
-          ),
-        ),
-    );
+        .send(fp === null || k.key === undefined ? k : { ...k, pinnedKey: pinnedKey(k.key, fp) });
+    });
     admin.delete(`${API_PREFIX}/networks/:network/keys/:id`, async (req) => {
       const p = parseBody(NetworkKeyParam, req.params, 'path');
       return store.revokeKey(p.network, p.id);

@@ -7,8 +7,22 @@ import { randomFillSync } from 'node:crypto';
 import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { hostname, release, type as osType } from 'node:os';
 import { join } from 'node:path';
-import { Name, PROTOCOL_VERSION, type NetworkMap } from '@wiremesh/protocol';
-import { generatePrivateKey, keyToBase64, nobleCrypto, publicKeyOf, wipe } from '@wiremesh/wg-core';
+import {
+  Name,
+  PROTOCOL_VERSION,
+  formatFingerprint,
+  parseFingerprint,
+  splitEnrollmentKey,
+  type NetworkMap,
+} from '@wiremesh/protocol';
+import {
+  equalBytes,
+  generatePrivateKey,
+  keyToBase64,
+  nobleCrypto,
+  publicKeyOf,
+  wipe,
+} from '@wiremesh/wg-core';
 import {
   kernelBackend,
   selectBackend,
@@ -195,7 +209,11 @@ function agentFor(
   return new NetworkAgent({
     state,
     store: ctx.store,
-    api: new HttpCoordinator({ server: state.server, nodeSecret: state.nodeSecret }),
+    api: new HttpCoordinator({
+      server: state.server,
+      nodeSecret: state.nodeSecret,
+      serverFingerprint: storedPin(state),
+    }),
     dataplane,
     log: ctx.log,
     localAddresses: () => localAddresses(exclude),
@@ -215,6 +233,45 @@ export interface JoinOptions {
   backend: BackendChoice;
   port?: number;
   interface?: string;
+  /** SHA-256 of the coordinator's certificate to pin (hex or base64). */
+  serverFingerprint?: string;
+}
+
+/**
+ * The enrollment key to send and the certificate fingerprint to pin, from `--key` (which may
+ * carry one: `wmk_....FP`) and `--server-fingerprint`. Throws AgentError('usage') for a bad or
+ * contradicting fingerprint.
+ */
+function joinPin(o: JoinOptions): { key: string | undefined; fingerprint: Uint8Array | null } {
+  let fingerprint: Uint8Array | null = null;
+  if (o.serverFingerprint !== undefined) {
+    fingerprint = parseFingerprint(o.serverFingerprint);
+    if (fingerprint === null)
+      throw new AgentError(
+        'usage',
+        `--server-fingerprint ${o.serverFingerprint} is not a SHA-256 fingerprint: give the 64 hex digits (colons allowed) that the coordinator prints at start`,
+      );
+  }
+  if (o.key === undefined) return { key: undefined, fingerprint };
+  const split = splitEnrollmentKey(o.key);
+  if ('problem' in split) throw new AgentError('usage', `--key: ${split.problem}`);
+  if (
+    split.fingerprint !== null &&
+    fingerprint !== null &&
+    !equalBytes(split.fingerprint, fingerprint)
+  )
+    throw new AgentError(
+      'usage',
+      '--server-fingerprint and the fingerprint inside --key differ: give one of them',
+    );
+  return { key: split.key, fingerprint: fingerprint ?? split.fingerprint };
+}
+
+/** The pinned certificate fingerprint stored with a joined network, or null. */
+export function storedPin(state: NetworkState): Uint8Array | null {
+  return state.serverFingerprint === undefined || state.serverFingerprint === null
+    ? null
+    : parseFingerprint(state.serverFingerprint);
 }
 
 function parseServer(text: string): string {
@@ -257,6 +314,7 @@ export async function joinCommand(ctx: CommandContext, o: JoinOptions): Promise<
       `--name ${name} is not a node name (lower-case letters, digits, inner hyphens, at most 63)`,
     );
   const server = parseServer(o.server);
+  const pin = joinPin(o);
   const iface = o.interface ?? interfaceName(o.network);
   if (!isInterfaceName(iface))
     throw new AgentError(
@@ -287,7 +345,7 @@ export async function joinCommand(ctx: CommandContext, o: JoinOptions): Promise<
           `interface ${iface} already serves network ${other}: pick another with --interface`,
         );
     }
-    const api = new HttpCoordinator({ server });
+    const api = new HttpCoordinator({ server, serverFingerprint: pin.fingerprint });
     const info = await api.info().catch((e: unknown) => {
       if (e instanceof AgentError && e.code === 'unreachable')
         throw new AgentError(
@@ -313,7 +371,7 @@ export async function joinCommand(ctx: CommandContext, o: JoinOptions): Promise<
       reg = await api.register({
         protocolVersion: PROTOCOL_VERSION,
         network: o.network,
-        ...(o.key !== undefined ? { enrollmentKey: o.key } : {}),
+        ...(pin.key !== undefined ? { enrollmentKey: pin.key } : {}),
         name,
         publicKey,
         os: `${osType()} ${release()}`,
@@ -343,6 +401,9 @@ export async function joinCommand(ctx: CommandContext, o: JoinOptions): Promise<
       listenPort: o.port ?? null,
       publicKey,
       joinedAt: Date.now(),
+      ...(pin.fingerprint === null
+        ? {}
+        : { serverFingerprint: formatFingerprint(pin.fingerprint) }),
     };
     try {
       ctx.store.saveKey(o.network, priv);
@@ -497,7 +558,11 @@ async function rollbackJoin(
     ctx.log.error(`${state.network}: could not remove ${state.interface}: ${errorMessage(e)}`);
   }
   try {
-    await new HttpCoordinator({ server: state.server, nodeSecret: state.nodeSecret }).leave();
+    await new HttpCoordinator({
+      server: state.server,
+      nodeSecret: state.nodeSecret,
+      serverFingerprint: storedPin(state),
+    }).leave();
   } catch {
     // The coordinator may be the reason the join failed; the node stays listed there.
   }
@@ -864,7 +929,11 @@ export async function leaveCommand(
     ctx.store.remove(n);
     signalDaemon(ctx.store);
     try {
-      await new HttpCoordinator({ server: state.server, nodeSecret: state.nodeSecret }).leave();
+      await new HttpCoordinator({
+        server: state.server,
+        nodeSecret: state.nodeSecret,
+        serverFingerprint: storedPin(state),
+      }).leave();
     } catch (e) {
       if (!(
         e instanceof CoordinatorError &&

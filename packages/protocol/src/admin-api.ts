@@ -102,6 +102,11 @@ export const EnrollmentKey = z.object({
   revoked: z.boolean(),
   createdAt: UnixMs,
   key: z.string().optional(),
+  /**
+   * The key carrying the fingerprint of the coordinator's TLS certificate (pinning.ts): present
+   * in the creation response when the coordinator serves TLS. For self-signed certificates.
+   */
+  pinnedKey: z.string().optional(),
 });
 /** An enrollment key. */
 export type EnrollmentKey = z.infer<typeof EnrollmentKey>;
