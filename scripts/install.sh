@@ -9,7 +9,7 @@ APT_PACKAGES=(
   wireguard-tools wireguard-go iproute2 iptables nftables conntrack iperf3 iputils-ping
   qemu-system-x86 busybox-static cpio kmod
   python3 make g++
-  postgresql chromium
+  postgresql chromium openssl
 )
 
 need=()
