@@ -11,6 +11,8 @@ import {
   ADMIN_ROUTES,
   formatEndpoint,
   formatFingerprint,
+  type AdminToken,
+  type AuditEntry,
   type EnrollmentKey,
   type ExtClient,
   type Network,
@@ -56,6 +58,9 @@ Admin commands (over the REST API; --server URL or $WIREMESH_SERVER, default ${D
   extclient list --network NET | show ID | delete ID | config ID [--out FILE]
   extclient create --network NET --name NAME [--ingress ID] [--public-key KEY] [--dns IP[,IP]]
   extclient qr ID [--png FILE]
+  token list | create NAME --scope read|approve|full | revoke ID|NAME
+        (named admin tokens: read = every GET and /metrics, approve = also approve/reject, full)
+  audit list [--limit N]   (mutating admin calls: who, what, when, from where)
 `;
 
 class CliError extends Error {}
@@ -104,6 +109,8 @@ const OPTIONS = {
   dns: { type: 'string' },
   out: { type: 'string' },
   png: { type: 'string' },
+  scope: { type: 'string' },
+  limit: { type: 'string' },
 } as const;
 
 type Values = ReturnType<
@@ -223,6 +230,33 @@ function showKeys(ks: EnrollmentKey[]): string {
       k.expiresAt === null ? 'never' : new Date(k.expiresAt).toISOString(),
       k.autoApprove ? 'yes' : 'no',
       k.revoked ? 'yes' : 'no',
+    ]),
+  );
+}
+
+function showTokens(ts: AdminToken[]): string {
+  return table(
+    ['ID', 'NAME', 'SCOPE', 'CREATED', 'LAST USED', 'REVOKED'],
+    ts.map((t) => [
+      t.id,
+      t.name,
+      t.scope,
+      new Date(t.createdAt).toISOString(),
+      t.lastUsedAt === null ? 'never' : ago(t.lastUsedAt),
+      t.revoked ? 'yes' : 'no',
+    ]),
+  );
+}
+
+function showAudit(es: AuditEntry[]): string {
+  return table(
+    ['WHEN', 'WHO', 'FROM', 'WHAT', 'STATUS'],
+    es.map((e) => [
+      new Date(e.at).toISOString(),
+      e.actor,
+      e.ip,
+      `${e.method} ${e.path}`,
+      String(e.status),
     ]),
   );
 }
@@ -414,6 +448,29 @@ async function adminCommand(group: string, args: string[], v: Values): Promise<v
           `join with: wiremesh join --server ${v.server ?? process.env.WIREMESH_SERVER ?? DEFAULT_SERVER} --network ${k.network} --key ${k.pinnedKey ?? k.key}`,
       );
     }
+    case 'token list': {
+      const ts = await c.json<AdminToken[]>('GET', ADMIN_ROUTES.tokens);
+      return print(ts, () => showTokens(ts));
+    }
+    case 'token create': {
+      const t = await c.json<AdminToken>('POST', ADMIN_ROUTES.tokens, {
+        name: id(),
+        scope: need(v.scope, '--scope read|approve|full'),
+      });
+      return print(t, () => `${showTokens([t])}\n\nadmin token ${t.name} (shown once): ${t.token}`);
+    }
+    case 'token revoke': {
+      const t = await c.json<AdminToken>('DELETE', ADMIN_ROUTES.token(id()));
+      return print(t, () => showTokens([t]));
+    }
+    case 'audit list': {
+      const limit = int(v.limit, 'limit');
+      const es = await c.json<AuditEntry[]>(
+        'GET',
+        `${ADMIN_ROUTES.audit}${limit === undefined ? '' : `?limit=${limit}`}`,
+      );
+      return print(es, () => showAudit(es));
+    }
     case 'key revoke': {
       const k = await c.json<EnrollmentKey>(
         'DELETE',
@@ -573,7 +630,7 @@ async function main(argv: string[]): Promise<void> {
       throw new CliError(`usage: ${PROG} admin-token rotate [--data-dir DIR | --database URL]`);
     return rotate(v);
   }
-  if (['network', 'key', 'node', 'gateway', 'extclient'].includes(cmd))
+  if (['network', 'key', 'node', 'gateway', 'extclient', 'token', 'audit'].includes(cmd))
     return adminCommand(cmd, rest, v);
   throw new CliError(`unknown command ${cmd}\n\n${USAGE}`);
 }

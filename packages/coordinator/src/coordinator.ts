@@ -17,6 +17,7 @@ import {
 import type { Db } from './db.js';
 import type { Server as TlsServer } from 'node:tls';
 import { formatFingerprint } from '@wiremesh/protocol';
+import { Admins } from './admin-tokens.js';
 import { Hub } from './hub.js';
 import { isLoopbackHost, loadTlsFiles } from './tls.js';
 import { loadSealKey, sealStoredKeys } from './key-seal.js';
@@ -233,6 +234,7 @@ export async function startCoordinator(opts: CoordinatorOptions = {}): Promise<C
       metricsPublic: opts.metricsPublic === true,
       tls: tls === null ? null : { cert: tls.cert, key: tls.key },
       fingerprint: () => tls?.fingerprint ?? null,
+      admins: new Admins(db, opts.clock),
     });
     await app.listen({ host, port });
     const addr = app.server.address();

@@ -3,6 +3,7 @@
  * once, inside a transaction, recorded in `schema_migrations`; PostgreSQL replicas starting
  * together take an advisory lock so only one applies them.
  */
+import { ADMIN_TOKENS_SQL } from './admin-tokens.js';
 import type { Db } from './db.js';
 
 /** Key of the PostgreSQL advisory lock held while migrating (any fixed number unique to us). */
@@ -100,6 +101,11 @@ CREATE TABLE pair_relays (
   PRIMARY KEY (network_id, node_a, node_b)
 );
 `,
+  },
+  {
+    // Named admin tokens with scopes and the audit log of mutating admin calls (admin-tokens.ts).
+    version: 3,
+    sql: ADMIN_TOKENS_SQL,
   },
 ];
 

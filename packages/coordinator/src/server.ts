@@ -21,6 +21,7 @@ import {
   ADMIN_TOKEN_PREFIX,
   API_PREFIX,
   CheckinRequest,
+  CreateAdminTokenRequest,
   CreateExtClientRequest,
   CreateKeyRequest,
   CreateNetworkRequest,
@@ -39,9 +40,11 @@ import {
   pinnedKey,
   splitEnrollmentKey,
   statusOf,
+  type AdminScope,
   type ErrorCode,
   type InfoResponse,
 } from '@wiremesh/protocol';
+import { allows, type Admins, type Principal } from './admin-tokens.js';
 import { ApiError, parseBody } from './api-error.js';
 import {
   BODY_LIMIT_BYTES,
@@ -79,6 +82,8 @@ export interface ServerDeps {
   tls?: { cert: Buffer; key: Buffer } | null;
   /** The fingerprint of the certificate served now (pinned keys carry it), or null. */
   fingerprint?: () => Uint8Array | null;
+  /** Named admin tokens and the audit log. */
+  admins: Admins;
 }
 
 const WEB_FILES: Record<string, string> = {
@@ -93,6 +98,24 @@ const CONTENT_TYPES: Record<string, string> = {
 };
 
 const IdParam = z.object({ id: Id });
+const DEFAULT_AUDIT_LIMIT = 100;
+const MAX_AUDIT_LIMIT = 10_000;
+const MAX_AUDIT_PATH = 300;
+const AuditQuery = z.object({
+  limit: z.coerce.number().int().min(1).max(MAX_AUDIT_LIMIT).optional(),
+});
+
+/**
+ * The scope a route needs: reads need `read` (but an external client's config, which holds its
+ * private key, `full`), approving and rejecting nodes `approve`, the rest `full`.
+ */
+function scopeOf(method: string, route: string): AdminScope {
+  // An external client's config and QR codes hold its private key.
+  if (/\/extclients\/:id\/(?:config|qr\.png|qr\.txt)$/.test(route)) return 'full';
+  if (method === 'GET' || method === 'HEAD') return 'read';
+  if (method === 'POST' && /\/nodes\/:id\/(?:approve|reject)$/.test(route)) return 'approve';
+  return 'full';
+}
 const NetworkParam = z.object({ network: Id });
 const NetworkKeyParam = z.object({ network: Id, id: Id });
 const NodeQuery = z.object({ network: z.string().optional(), state: NodeState.optional() });
@@ -307,14 +330,23 @@ export function buildServer(d: ServerDeps): FastifyInstance {
     return fail(reply, 'route_not_found', `no route ${req.method} ${shown}`);
   });
 
-  const requireAdmin = async (req: FastifyRequest): Promise<void> => {
+  const principals = new WeakMap<FastifyRequest, Principal>();
+  const requireAdmin = async (req: FastifyRequest): Promise<Principal> => {
     const token = bearer(req);
     if (token === null)
       throw new ApiError(
         'auth_required',
         'this route needs the admin token: Authorization: Bearer wma_...',
       );
-    if (token.startsWith(ADMIN_TOKEN_PREFIX) && (await store.isAdminToken(token))) return;
+    if (token.startsWith(ADMIN_TOKEN_PREFIX)) {
+      const p: Principal | null = (await store.isAdminToken(token))
+        ? { actor: 'admin', scope: 'full' }
+        : await d.admins.authenticate(token);
+      if (p !== null) {
+        principals.set(req, p);
+        return p;
+      }
+    }
     if ((await store.authenticateNode(token)) !== null)
       throw new ApiError('forbidden', 'a node secret cannot use admin routes');
     throw new ApiError('invalid_token', 'the admin token is wrong or was rotated');
@@ -509,7 +541,29 @@ export function buildServer(d: ServerDeps): FastifyInstance {
   // --- admin routes ---
 
   app.register(async (admin) => {
-    admin.addHook('onRequest', async (req) => requireAdmin(req));
+    admin.addHook('onRequest', async (req) => {
+      const p = await requireAdmin(req);
+      const need = scopeOf(req.method, req.routeOptions.url ?? '');
+      if (!allows(p.scope, need))
+        throw new ApiError(
+          'forbidden',
+          `admin token ${p.actor} has scope ${p.scope}; ${req.method} ${req.routeOptions.url ?? ''} needs ${need}`,
+        );
+    });
+    // Every mutating call, refused ones too: who, what, when, from where (never a body).
+    admin.addHook('onResponse', async (req, reply) => {
+      if (req.method === 'GET' || req.method === 'HEAD') return;
+      await d.admins
+        .record({
+          actor: principals.get(req)?.actor ?? '-',
+          method: req.method,
+          route: req.routeOptions.url ?? 'unmatched',
+          path: (req.url.split('?')[0] ?? '').slice(0, MAX_AUDIT_PATH),
+          status: reply.statusCode,
+          ip: req.ip,
+        })
+        .catch((e: unknown) => req.log.error({ err: e }, 'audit log write failed'));
+    });
 
     admin.get(ADMIN_ROUTES.networks, async () => store.listNetworks());
     admin.post(ADMIN_ROUTES.networks, async (req, reply) =>
@@ -659,6 +713,18 @@ export function buildServer(d: ServerDeps): FastifyInstance {
         .type('text/plain; charset=utf-8')
         .header('cache-control', 'no-store')
         .send(await qrText((await configOf(req)).text)),
+    );
+
+    admin.get(ADMIN_ROUTES.tokens, async () => d.admins.list());
+    admin.post(ADMIN_ROUTES.tokens, async (req, reply) => {
+      const body = parseBody(CreateAdminTokenRequest, req.body);
+      return reply.code(201).send(await d.admins.create(body.name, body.scope));
+    });
+    admin.delete(`${API_PREFIX}/admin/tokens/:id`, async (req) =>
+      d.admins.revoke(parseBody(IdParam, req.params, 'path').id),
+    );
+    admin.get(ADMIN_ROUTES.audit, async (req) =>
+      d.admins.audit(parseBody(AuditQuery, req.query, 'query').limit ?? DEFAULT_AUDIT_LIMIT),
     );
 
     admin.post(ADMIN_ROUTES.rotateToken, async (req) => {

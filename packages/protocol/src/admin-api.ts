@@ -199,3 +199,47 @@ export type ExtClient = z.infer<typeof ExtClient>;
 export const RotateTokenResponse = z.object({ token: z.string() });
 /** Response of an admin-token rotation. */
 export type RotateTokenResponse = z.infer<typeof RotateTokenResponse>;
+
+/**
+ * What a named admin token may do: `read` every GET route (and /metrics with network names),
+ * `approve` also approve and reject nodes, `full` everything (the first admin token is `full`).
+ */
+export const AdminScope = z.enum(['read', 'approve', 'full']);
+/** A scope of an admin token. */
+export type AdminScope = z.infer<typeof AdminScope>;
+
+/** Body of `POST /api/v1/admin/tokens`. */
+export const CreateAdminTokenRequest = z.strictObject({ name: Name, scope: AdminScope });
+/** Body of a named-token creation. */
+export type CreateAdminTokenRequest = z.infer<typeof CreateAdminTokenRequest>;
+
+/** A named admin token. `token` is present only in the creation response (shown once). */
+export const AdminToken = z.object({
+  id: Id,
+  name: Name,
+  scope: AdminScope,
+  createdAt: UnixMs,
+  lastUsedAt: UnixMs.nullable(),
+  revoked: z.boolean(),
+  token: z.string().optional(),
+});
+/** A named admin token. */
+export type AdminToken = z.infer<typeof AdminToken>;
+
+/**
+ * One mutating admin call as the audit log keeps it: who (the token's name; `admin` for the first
+ * token, `-` when no valid token was sent), what (method, route pattern, path, status), when, and
+ * from where (client address). Bodies are never kept, so no secret is.
+ */
+export const AuditEntry = z.object({
+  id: Id,
+  at: UnixMs,
+  actor: z.string(),
+  method: z.string(),
+  route: z.string(),
+  path: z.string(),
+  status: z.int(),
+  ip: z.string(),
+});
+/** One audit-log entry. */
+export type AuditEntry = z.infer<typeof AuditEntry>;

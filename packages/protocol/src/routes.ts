@@ -40,4 +40,10 @@ export const ADMIN_ROUTES = {
   extClientQrPng: (id: string) => `${API_PREFIX}/extclients/${e(id)}/qr.png`,
   extClientQrText: (id: string) => `${API_PREFIX}/extclients/${e(id)}/qr.txt`,
   rotateToken: `${API_PREFIX}/admin/token/rotate`,
+  /** GET, POST: named admin tokens with scopes. */
+  tokens: `${API_PREFIX}/admin/tokens`,
+  /** DELETE: revoke a named admin token. */
+  token: (id: string) => `${API_PREFIX}/admin/tokens/${e(id)}`,
+  /** GET `?limit=N&before=ID`: the audit log of mutating admin calls, newest first. */
+  audit: `${API_PREFIX}/admin/audit`,
 } as const;
