@@ -124,3 +124,30 @@ it('manages a network end to end from the browser', { timeout: 60_000 }, async (
   await page.waitForSelector('#signin:not([hidden])');
   expect(await page.evaluate(() => sessionStorage.getItem('wiremesh-admin-token'))).toBeNull();
 });
+
+it('creates and revokes admin tokens and shows the audit log', { timeout: 60_000 }, async () => {
+  await page.goto(c.url);
+  await page.fill('#token', c.admin);
+  await page.click('#signin-form button');
+  await page.waitForSelector('#app:not([hidden])');
+
+  await page.fill('#token-form [name=name]', 'grafana');
+  await page.selectOption('#token-form [name=scope]', 'read');
+  await page.click('#token-form button');
+  await page.waitForSelector('#new-token:not([hidden])');
+  const token = /wma_\S+/.exec((await page.textContent('#new-token')) ?? '')?.[0] ?? '';
+  expect((await api(c.url, 'GET', '/api/v1/networks', { token })).status).toBe(200);
+  expect((await api(c.url, 'DELETE', '/api/v1/networks/ui', { token })).status).toBe(403);
+  await page.waitForSelector('#tokens tr[data-token=grafana]:has-text("active")');
+  expect(await page.textContent('#tokens tr[data-token=grafana]')).toContain('read');
+
+  await page.click('#tokens tr[data-token=grafana] button:has-text("Revoke")');
+  await page.waitForSelector('#tokens tr[data-token=grafana]:has-text("revoked")');
+  expect((await api(c.url, 'GET', '/api/v1/networks', { token })).status).toBe(401);
+  // The log shows the browser's calls and the refused one, never the token.
+  const audit = (await page.textContent('#audit')) ?? '';
+  expect(audit).toMatch(/grafana127\.0\.0\.1DELETE \/api\/v1\/networks\/ui403/);
+  expect(audit).toMatch(/admin127\.0\.0\.1POST \/api\/v1\/admin\/tokens201/);
+  expect(audit).not.toContain(token);
+  await page.screenshot({ path: `${c.dir}/ui-admins.png`, fullPage: true });
+});

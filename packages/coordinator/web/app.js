@@ -117,6 +117,49 @@ function table(el, headers, rows) {
   if (rows.length === 0) el.append(h('tr', {}, h('td', { colspan: headers.length }, 'none')));
 }
 
+/** Named admin tokens and the newest audit entries (every scope may read them). */
+async function refreshAdmins() {
+  const [tokens, audit] = await Promise.all([
+    call('GET', '/admin/tokens'),
+    call('GET', '/admin/audit?limit=50'),
+  ]);
+  table(
+    $('tokens'),
+    ['Name', 'Scope', 'Created', 'Last used', 'State', ''],
+    tokens.map((t) => ({
+      attrs: { 'data-token': t.name },
+      cells: [
+        t.name,
+        t.scope,
+        ago(t.createdAt),
+        t.lastUsedAt === null ? 'never' : ago(t.lastUsedAt),
+        t.revoked ? 'revoked' : 'active',
+        t.revoked
+          ? ''
+          : h(
+              'button',
+              { onclick: () => act(() => call('DELETE', `/admin/tokens/${t.id}`)) },
+              'Revoke',
+            ),
+      ],
+    })),
+  );
+  table(
+    $('audit'),
+    ['When', 'Who', 'From', 'What', 'Status'],
+    audit.map((e) => ({
+      attrs: { 'data-audit': e.id },
+      cells: [
+        new Date(e.at).toISOString(),
+        e.actor,
+        e.ip,
+        `${e.method} ${e.path}`,
+        String(e.status),
+      ],
+    })),
+  );
+}
+
 async function refresh() {
   const networks = await call('GET', '/networks');
   $('networks').replaceChildren(
@@ -136,6 +179,7 @@ async function refresh() {
       ),
     ),
   );
+  await refreshAdmins();
   if (current !== null && !networks.some((n) => n.name === current)) current = null;
   $('network').hidden = current === null;
   if (current === null) return;
@@ -374,6 +418,17 @@ $('ext-form').addEventListener('submit', (e) => {
     const c = await call('POST', `/networks/${current}/extclients`, { name: f.name, dns });
     e.target.reset();
     await showQr(c);
+  });
+});
+
+$('token-form').addEventListener('submit', (e) => {
+  e.preventDefault();
+  const f = fields(e.target);
+  void act(async () => {
+    const t = await call('POST', '/admin/tokens', { name: f.name, scope: f.scope });
+    $('new-token').textContent = `New admin token ${t.name} (shown once): ${t.token}`;
+    $('new-token').hidden = false;
+    e.target.reset();
   });
 });
 
