@@ -550,12 +550,14 @@ export function buildServer(d: ServerDeps): FastifyInstance {
           `admin token ${p.actor} has scope ${p.scope}; ${req.method} ${req.routeOptions.url ?? ''} needs ${need}`,
         );
     });
-    // Every mutating call, refused ones too: who, what, when, from where (never a body).
+    // Every mutating call with a valid token, refused ones too: who, what, when, from where
+    // (never a body). Calls without one are not kept: strangers could grow the table at will.
     admin.addHook('onResponse', async (req, reply) => {
-      if (req.method === 'GET' || req.method === 'HEAD') return;
+      const who = principals.get(req);
+      if (req.method === 'GET' || req.method === 'HEAD' || who === undefined) return;
       await d.admins
         .record({
-          actor: principals.get(req)?.actor ?? '-',
+          actor: who.actor,
           method: req.method,
           route: req.routeOptions.url ?? 'unmatched',
           path: (req.url.split('?')[0] ?? '').slice(0, MAX_AUDIT_PATH),

@@ -107,6 +107,11 @@ export function tokenCases(backend: () => Promise<Pick<CoordinatorOptions, 'data
     const temp = made.body.token as string;
     expect((await admin('DELETE', `/api/v1/admin/tokens/${made.body.id}`)).status).toBe(200);
     expect((await admin('GET', '/api/v1/networks', undefined, temp)).status).toBe(401);
+    // A stranger's mutating calls are refused and not kept.
+    expect((await admin('DELETE', '/api/v1/networks/aud', undefined, 'wma_stranger')).status).toBe(
+      401,
+    );
+    expect((await api(c.url, 'POST', '/api/v1/networks', { body: {} })).status).toBe(401);
     const rotated = (await admin('POST', '/api/v1/admin/token/rotate')).body.token as string;
     c.admin = rotated;
 

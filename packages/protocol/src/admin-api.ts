@@ -228,7 +228,7 @@ export type AdminToken = z.infer<typeof AdminToken>;
 
 /**
  * One mutating admin call as the audit log keeps it: who (the token's name; `admin` for the first
- * token, `-` when no valid token was sent), what (method, route pattern, path, status), when, and
+ * token), what (method, route pattern, path, status), when, and
  * from where (client address). Bodies are never kept, so no secret is.
  */
 export const AuditEntry = z.object({
