@@ -5,6 +5,7 @@ const $ = (id) => document.getElementById(id);
 let token = sessionStorage.getItem('wiremesh-admin-token');
 let current = null;
 let timer = null;
+let settingsOf = null;
 
 function h(tag, attrs = {}, ...children) {
   const el = document.createElement(tag);
@@ -190,6 +191,15 @@ async function refresh() {
     call('GET', `/networks/${current}/extclients`),
   ]);
   $('network-title').textContent = `Network ${net.name}`;
+  if (settingsOf !== net.name) {
+    // Filled when another network is shown, not on every refresh (the admin may be typing).
+    settingsOf = net.name;
+    const form = $('settings-form');
+    form.listenPort.value = net.listenPort;
+    form.persistentKeepalive.value = net.persistentKeepalive;
+    form.mtu.value = net.mtu;
+    form.allowJoinWithoutKey.checked = net.allowJoinWithoutKey;
+  }
   $('network-info').textContent =
     `${net.ipv4Cidr}${net.ipv6Cidr ? `, ${net.ipv6Cidr}` : ''} · port ${net.listenPort} · keepalive ${net.persistentKeepalive}s · MTU ${net.mtu} · ${net.allowJoinWithoutKey ? 'open join (approval needed)' : 'key required'} · map version ${net.revision}`;
   const names = new Map(nodes.map((n) => [n.id, n.name]));
@@ -290,8 +300,49 @@ async function refresh() {
                   )
                 : h(
                     'button',
-                    { onclick: () => act(() => call('PUT', `/nodes/${n.id}/ingress`, {})) },
+                    {
+                      onclick: () =>
+                        act(async () => {
+                          // Empty: the node's reflected public endpoint, else its first LAN one.
+                          const endpoint = prompt(
+                            'Endpoint external clients dial (host:port; empty: the node’s public endpoint)',
+                            '',
+                          );
+                          if (endpoint === null) return;
+                          await call(
+                            'PUT',
+                            `/nodes/${n.id}/ingress`,
+                            endpoint.trim() ? { endpoint: endpoint.trim() } : {},
+                          );
+                        }),
+                    },
                     'Make ingress',
+                  ),
+              n.isRelay
+                ? h(
+                    'button',
+                    { onclick: () => act(() => call('DELETE', `/nodes/${n.id}/relay`)) },
+                    'Unmake relay',
+                  )
+                : h(
+                    'button',
+                    {
+                      onclick: () =>
+                        act(async () => {
+                          const r = prompt(
+                            'Relay for these nodes (comma-separated names; empty: relay-capable only)',
+                            '',
+                          );
+                          if (r === null) return;
+                          await call('PUT', `/nodes/${n.id}/relay`, {
+                            relayedNodeIds: r
+                              .split(',')
+                              .map((s) => s.trim())
+                              .filter(Boolean),
+                          });
+                        }),
+                    },
+                    'Make relay',
                   ),
               h(
                 'button',
@@ -386,6 +437,8 @@ $('network-form').addEventListener('submit', (e) => {
       ipv4Cidr: f.ipv4Cidr,
       ipv6Cidr: f.ipv6Cidr || undefined,
       allowJoinWithoutKey: f.allowJoinWithoutKey === 'on',
+      ...(f.allowPublicRange === 'on' ? { allowPublicRange: true } : {}),
+      ...(f.allowOverlap === 'on' ? { allowOverlap: true } : {}),
     });
     current = f.name;
     e.target.reset();
@@ -421,6 +474,27 @@ $('ext-form').addEventListener('submit', (e) => {
   });
 });
 
+$('settings-form').addEventListener('submit', (e) => {
+  e.preventDefault();
+  const f = fields(e.target);
+  void act(async () => {
+    await call('PATCH', `/networks/${current}`, {
+      listenPort: Number(f.listenPort),
+      persistentKeepalive: Number(f.persistentKeepalive),
+      mtu: Number(f.mtu),
+      allowJoinWithoutKey: f.allowJoinWithoutKey === 'on',
+    });
+  });
+});
+$('network-delete').addEventListener('click', () => {
+  void act(async () => {
+    if (!confirm(`Delete network ${current} with all its nodes, keys and external clients?`))
+      return;
+    await call('DELETE', `/networks/${current}`);
+    current = null;
+    settingsOf = null;
+  });
+});
 $('token-form').addEventListener('submit', (e) => {
   e.preventDefault();
   const f = fields(e.target);
