@@ -23,6 +23,8 @@ export default defineConfig({
           name: 'unit',
           include: ['packages/*/test/**/*.test.ts'],
           testTimeout: 20_000,
+          // The soak tests measure the heap after a real GC (mesh-agent test/soak.test.ts).
+          execArgv: ['--expose-gc'],
         },
       },
       {

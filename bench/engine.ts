@@ -56,8 +56,8 @@ const same = (a: Uint8Array, b: Uint8Array): boolean => Buffer.from(a).equals(Bu
 
 // ---- Two devices in memory ----
 
-const EP_A: Endpoint = { address: '192.0.2.1', port: 51820 };
-const EP_B: Endpoint = { address: '192.0.2.2', port: 51820 };
+const EP_A: Endpoint = { ip: '192.0.2.1', port: 51820 };
+const EP_B: Endpoint = { ip: '192.0.2.2', port: 51820 };
 const IP_A = [10, 0, 0, 1];
 const IP_B = [10, 0, 0, 2];
 

@@ -96,7 +96,7 @@ async function addon(
         if (
           p.length !== size ||
           p[0] !== ((received + i) & 0xff) ||
-          e.address !== HOST ||
+          e.ip !== HOST ||
           e.port !== tx.port
         ) {
           throw new Error(`addon: datagram ${received + i} arrived wrong`);
@@ -107,7 +107,7 @@ async function addon(
     received += batch.count;
     w.poke();
   });
-  const endpoint = { address: HOST, port: rx.port };
+  const endpoint = { ip: HOST, port: rx.port };
   const batches = Array.from({ length: 256 }, (_, b) =>
     Array.from({ length: BATCH }, (_, i): Datagram => ({
       endpoint,
@@ -194,7 +194,7 @@ async function consumeCost(size: number): Promise<Map<string, number>> {
       }
       done.poke();
     });
-    const endpoint = { address: HOST, port: rx.port };
+    const endpoint = { ip: HOST, port: rx.port };
     tx.send(Array.from({ length: BATCH }, (_, i) => ({ endpoint, data: payload(size, i) })));
     await done.until(() => costs.size > 0, 'a full batch');
     return costs;

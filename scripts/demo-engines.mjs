@@ -13,7 +13,7 @@ const now = () => performance.now() - start;
 const mk = (name, ip, address) => {
   const device = new Device({ crypto: provider, random, wallClock: Date.now });
   device.setPrivateKey(generatePrivateKey(random));
-  return { name, ip, device, endpoint: { address, port: 51820 } };
+  return { name, ip, device, endpoint: { ip: address, port: 51820 } };
 };
 const alice = mk('alice', [10, 8, 0, 1], '127.0.0.1');
 const bob = mk('bob', [10, 8, 0, 2], '127.0.0.2');

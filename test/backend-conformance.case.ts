@@ -294,7 +294,7 @@ export function registerBackendConformance(target: () => BackendTarget): void {
       expect(r.diff.updatePeers.filter((u) => u.isNew)).toHaveLength(3);
 
       const d = await dump(runner, iface);
-      expect(d.device).toEqual({ publicKey: id.publicKey, listenPort: 51_831 });
+      expect(d.device).toEqual({ publicKey: id.publicKey, listenPort: 51_831, fwmark: null });
       expect(byKey(d.peers).map(configured)).toEqual(want.peers.map(configured));
       for (const p of d.peers) expect(p.rxBytes).toBe(0);
       // Nothing answered: no peer can claim a handshake.

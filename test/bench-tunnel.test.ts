@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, expect, test } from 'vitest';
 
 const BENCH_DIR = fileURLToPath(new URL('../bench', import.meta.url));
-/** --quick takes about 35-45 s here; past this it is stuck, and is interrupted (it cleans up on SIGINT). */
+/** --quick takes about 55-65 s here under load (five tunnels); past this it is stuck, and is interrupted (it cleans up on SIGINT). */
 const BENCH_LIMIT_MS = 80_000;
 const SIGINT_GRACE_MS = 5_000;
 const THROUGHPUT_ROWS = ['tcp1', 'tcp4'];

@@ -131,6 +131,8 @@ describe('wgts CLI', () => {
     expect(text).toContain('UAPI listener started');
     expect(text).toContain('Received SIGTERM');
     expect(text).toMatch(/INFO: .* Crypto: (native|noble) \(/);
+    // Once, saying what the kernel granted (or why not).
+    expect(text.match(/INFO: .* TUN offloads(: TSO4\/TSO6| off: )/gm)).toHaveLength(1);
   });
 
   test.each(['SIGINT', 'SIGTERM'] as const)(
@@ -253,6 +255,12 @@ describe('wgts cannot start: one clear line, status 1', () => {
     expect(r.stderr).toMatch(/Failed to create TUN device: .*(CAP_NET_ADMIN|EPERM|not permitted)/);
   });
 
+  test('an unknown WGTS_OFFLOAD', async () => {
+    const r = await wgts(createNamespace(), ['-f', uniqueIface('o')], { WGTS_OFFLOAD: 'fast' });
+    expect(r.status).toBe(1);
+    expect(r.stderr).toMatch(/WGTS_OFFLOAD must be auto, udp or off, got 'fast'/);
+  });
+
   test('an unknown WGTS_CRYPTO', async () => {
     const r = await wgts(createNamespace(), ['-f', uniqueIface('k')], { WGTS_CRYPTO: 'fast' });
     expect(r.status).toBe(1);
@@ -268,9 +276,14 @@ describe('WGTS_CRYPTO', () => {
       { ns: nsA, name: 'veth0', ipv4: '192.168.243.1/24' },
       { ns: nsB, name: 'veth0', ipv4: '192.168.243.2/24' },
     );
-    const a = await startDaemon(nsA, 'wgts', uniqueIface('p'), { WGTS_CRYPTO: 'noble' });
+    // offloads off too: the plain packet path interoperates as well
+    const a = await startDaemon(nsA, 'wgts', uniqueIface('p'), {
+      WGTS_CRYPTO: 'noble',
+      WGTS_OFFLOAD: 'off',
+    });
     const b = await startDaemon(nsB, 'wireguard-go', uniqueIface('q'));
     expect(a.proc.output()).toMatch(/INFO: .* Crypto: noble \(noble forced by option\)/);
+    expect(a.proc.output()).toMatch(/INFO: .* TUN offloads turned off \(WGTS_OFFLOAD=off\)/);
     const ka = wgKeypair();
     const kb = wgKeypair();
     await check(nsA, [

@@ -1,7 +1,10 @@
 // wgts against itself and against Debian's wireguard-go, after the kernel's
 // tools/testing/selftests/wireguard/netns.sh: two namespaces joined by a veth, a daemon in each,
 // each side initiating, ping over IPv4 and IPv6 inside and outside the tunnel, roaming to IPv6,
-// a short iperf3 TCP run, and `wg show dump` byte counters that agree with each other and the traffic.
+// short iperf3 TCP runs over IPv4 and IPv6 inside, a burst of UDP GSO datagrams (TUN offloads: TSO and
+// USO super-segments split by wgts, TCP coalesced on its writes), and `wg show dump` byte counters
+// that agree with each other and the traffic.
+import { fileURLToPath } from 'node:url';
 import { afterAll, afterEach, describe, expect, test } from 'vitest';
 
 import {
@@ -31,6 +34,11 @@ const PORT_B = 10002;
 const PING_COUNT = 3;
 const IPERF_SECONDS = 3;
 const IPERF_PORT = 5201;
+const UDP_PORT = 5300;
+/** A UDP GSO burst: equal datagrams to one destination leave as one UDP_SEGMENT send. */
+const UDP_DATAGRAMS = 40;
+const UDP_BYTES = 1200;
+const WG_TUN_UDP = fileURLToPath(new URL('../packages/wg-tun/dist/udp.js', import.meta.url));
 /** Bytes one side may have sent that the other has not (yet) counted: a keepalive or a handshake retry in flight. */
 const COUNTER_SLACK_BYTES = 1024;
 
@@ -125,8 +133,8 @@ async function checkCounters(t: Topology) {
   return { a, b: b2 };
 }
 
-async function iperf(t: Topology): Promise<{ bps: number; bytes: number }> {
-  const server = spawnIn(t.nsB, ['iperf3', '-s', '-1', '-B', INNER.b4, '-p', String(IPERF_PORT)]);
+async function iperf(t: Topology, to = INNER.b4): Promise<{ bps: number; bytes: number }> {
+  const server = spawnIn(t.nsB, ['iperf3', '-s', '-1', '-B', to, '-p', String(IPERF_PORT)]);
   try {
     await pollUntil(
       'iperf3 server to listen',
@@ -138,7 +146,7 @@ async function iperf(t: Topology): Promise<{ bps: number; bytes: number }> {
     );
     const out = await check(
       t.nsA,
-      ['iperf3', '-c', INNER.b4, '-p', String(IPERF_PORT), '-t', String(IPERF_SECONDS), '-J'],
+      ['iperf3', '-c', to, '-p', String(IPERF_PORT), '-t', String(IPERF_SECONDS), '-J'],
       { timeoutMs: (IPERF_SECONDS + 20) * 1000 },
     );
     const result = JSON.parse(out) as {
@@ -147,6 +155,42 @@ async function iperf(t: Topology): Promise<{ bps: number; bytes: number }> {
     return { bps: result.end.sum_received.bits_per_second, bytes: result.end.sum_received.bytes };
   } finally {
     await stopProcess(server, 'SIGKILL', 1000);
+  }
+}
+
+/**
+ * Sends UDP_DATAGRAMS datagrams (datagram i: UDP_BYTES bytes of i) from A to `to` in one batch of
+ * wg-tun's own UDP bind, which leaves as one GSO send (a USO super-segment for A's TUN), and
+ * returns what B's socket received, sorted, each as "length:first byte:all bytes equal".
+ */
+async function udpBurst(t: Topology, to: string): Promise<string[]> {
+  const v6 = to.includes(':');
+  const receiver = spawnIn(t.nsB, [
+    process.execPath,
+    '-e',
+    `const s=require('node:dgram').createSocket('${v6 ? 'udp6' : 'udp4'}');const got=[];` +
+      `s.on('message',(m)=>{got.push(m.length+':'+m[0]+':'+m.every((x)=>x===m[0]));if(got.length===${UDP_DATAGRAMS}){console.log('got '+JSON.stringify(got.sort()));process.exit(0)}});` +
+      `s.bind(${UDP_PORT},'${to}',()=>console.log('ready'));`,
+  ]);
+  try {
+    await pollUntil(
+      'the UDP receiver to bind',
+      async () => receiver.output().includes('ready'),
+      10_000,
+    );
+    await check(t.nsA, [
+      process.execPath,
+      '--input-type=module',
+      '-e',
+      `const {openUdpBind}=await import(${JSON.stringify(WG_TUN_UDP)});const b=openUdpBind();` +
+        `const d=[];for(let i=0;i<${UDP_DATAGRAMS};i++)d.push({data:new Uint8Array(${UDP_BYTES}).fill(i),endpoint:{address:'${to}',port:${UDP_PORT}}});` +
+        `const n=b.send(d);b.close();if(n!==d.length)throw new Error('sent '+n);`,
+    ]);
+    await pollUntil('every datagram to arrive', async () => !receiver.running, 10_000);
+    const m = /got (.*)/.exec(receiver.output());
+    return m === null ? [] : (JSON.parse(m[1]!) as string[]);
+  } finally {
+    await stopProcess(receiver, 'SIGKILL', 1000);
   }
 }
 
@@ -197,6 +241,15 @@ describe.each(PAIRS)('%s initiating to %s', (implA, implB) => {
     const txAfter = (await wgDump(t.nsA, t.a.iface)).peers[0]!.txBytes;
     expect(rxAfter - rxBefore).toBeGreaterThanOrEqual(bytes);
     expect(txAfter).toBeGreaterThanOrEqual(rxAfter);
+    expect(t.a.proc.running && t.b.proc.running).toBe(true);
+
+    // IPv6 inside (TSO6 and coalescing over IPv6), and UDP super-segments both ways round.
+    const v6 = await iperf(t, INNER.b6);
+    figures.push(`${implA} -> ${implB} over IPv6 inside: ${(v6.bps / 1e6).toFixed(0)} Mbit/s`);
+    expect(v6.bytes).toBeGreaterThan(0);
+    const want = Array.from({ length: UDP_DATAGRAMS }, (_, i) => `${UDP_BYTES}:${i}:true`).sort();
+    expect(await udpBurst(t, INNER.b4)).toEqual(want);
+    expect(await udpBurst(t, INNER.b6)).toEqual(want);
     expect(t.a.proc.running && t.b.proc.running).toBe(true);
   });
 

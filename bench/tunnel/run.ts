@@ -51,7 +51,10 @@ const BITS_PER_MBIT = 1e6;
 const TARGET_THROUGHPUT_RATIO = 1.0;
 const TARGET_PING_RATIO = 1.2;
 
-type ColumnKey = 'veth' | 'wgts' | 'wireguard-go' | 'wgts-noble';
+/** Issue 14's target: wgts with TUN offloads over wgts without them (today's data path), one run. */
+const TARGET_OFFLOAD_RATIO = 2.0;
+
+type ColumnKey = 'veth' | 'wgts' | 'wgts-no-tun-offload' | 'wireguard-go' | 'wgts-noble';
 interface Column {
   key: ColumnKey;
   label: string;
@@ -61,10 +64,17 @@ interface Column {
 const COLUMNS: Column[] = [
   { key: 'veth', label: 'veth (ceiling)' },
   { key: 'wgts', label: 'wgts', spec: { impl: 'wgts' } },
+  {
+    key: 'wgts-no-tun-offload',
+    label: 'wgts TUN offloads off',
+    spec: { impl: 'wgts', env: { WGTS_OFFLOAD: 'udp' } },
+  },
   { key: 'wireguard-go', label: 'wireguard-go', spec: { impl: 'wireguard-go' } },
   { key: 'wgts-noble', label: 'wgts noble', spec: { impl: 'wgts', env: { WGTS_CRYPTO: 'noble' } } },
 ];
 const TUNNELS = COLUMNS.filter((c) => c.spec !== undefined);
+/** Offloads change the data path only: memory is measured for the others. */
+const MEMORY_TUNNELS = TUNNELS.filter((c) => c.key !== 'wgts-no-tun-offload');
 
 type RowKey =
   | 'tcp1'
@@ -313,6 +323,9 @@ function render(o: Options, header: string[]): string {
     'figure (median)',
     'veth (ceiling)',
     'wgts',
+    'wgts/veth',
+    'TUN offl. off',
+    'wgts/off',
     'wireguard-go',
     'wgts/wg-go',
     'wgts noble',
@@ -322,23 +335,30 @@ function render(o: Options, header: string[]): string {
   for (const row of ROWS) {
     const show = (col: Column): string => {
       if (col.key === 'veth' && !row.veth) return '-';
+      if (!MEMORY_TUNNELS.includes(col) && !THROUGHPUT_ROW_KEYS.includes(row.key)) return '-';
       const c = cell(row.key, col.key);
       if (c === undefined) return `n/a ${note(`${col.label}: ${row.label} was not measured`)}`;
       if (c.median === undefined) return `n/a ${note(`${col.label}, ${row.label}: ${c.na}`)}`;
       const v = fmt(c.median, row.decimals);
       return c.na === undefined ? v : `${v} ${note(`${col.label}, ${row.label}: ${c.na}`)}`;
     };
-    const r = (num: ColumnKey): string => {
-      const x = ratio(row.key, num, 'wireguard-go');
+    const r = (num: ColumnKey, den: ColumnKey = 'wireguard-go'): string => {
+      if (den === 'veth' && !row.veth) return '-';
+      if (den === 'wgts-no-tun-offload' && !THROUGHPUT_ROW_KEYS.includes(row.key)) return '-';
+      const x = ratio(row.key, num, den);
       return x === undefined ? 'n/a' : `${x.toFixed(2)}x`;
     };
+    const col = (key: ColumnKey): Column => COLUMNS.find((c) => c.key === key)!;
     body.push([
       row.label,
-      show(COLUMNS[0]!),
-      show(COLUMNS[1]!),
-      show(COLUMNS[2]!),
+      show(col('veth')),
+      show(col('wgts')),
+      r('wgts', 'veth'),
+      show(col('wgts-no-tun-offload')),
+      r('wgts', 'wgts-no-tun-offload'),
+      show(col('wireguard-go')),
       r('wgts'),
-      show(COLUMNS[3]!),
+      show(col('wgts-noble')),
       r('wgts-noble'),
     ]);
   }
@@ -360,6 +380,15 @@ function render(o: Options, header: string[]): string {
       verdict('tcp4', '4 streams', TARGET_THROUGHPUT_RATIO, false),
       verdict('ping', 'ping', TARGET_PING_RATIO, true),
     ].join('; ')}`,
+  );
+  const offloadVerdict = (key: RowKey, label: string): string => {
+    const x = ratio(key, 'wgts', 'wgts-no-tun-offload');
+    if (x === undefined) return `${label}: n/a`;
+    return `${label} ${x.toFixed(2)}x (target >= ${TARGET_OFFLOAD_RATIO.toFixed(1)}x): ${x >= TARGET_OFFLOAD_RATIO ? 'met' : 'not met'}`;
+  };
+  const veth = ratio('tcp1', 'wgts', 'veth');
+  out.push(
+    `Issue 14 targets, wgts/wgts TUN offloads off: ${[offloadVerdict('tcp1', '1 stream'), offloadVerdict('tcp4', '4 streams')].join('; ')}; 1 stream at ${veth === undefined ? 'n/a' : `${(veth * 100).toFixed(1)} %`} of the veth ceiling`,
   );
   if (o.rounds > 1) {
     out.push('', 'Per round (configurations alternate in order within each round):');
@@ -465,10 +494,10 @@ async function main(): Promise<number> {
     configPath = tempFile(await memoryConfig(MEMORY_LISTEN_PORT), 'peers.conf');
   } catch (err) {
     const na = { na: `no peer config: ${err instanceof Error ? err.message : String(err)}` };
-    for (const col of TUNNELS)
+    for (const col of MEMORY_TUNNELS)
       for (const row of ['setconf', 'rssPeers'] as const) record(row, col.key, na);
   }
-  for (const col of TUNNELS) {
+  for (const col of MEMORY_TUNNELS) {
     if (configPath !== undefined) await measureMemory(stage, col, configPath);
     else {
       const d = await figure(async () => {
@@ -485,7 +514,7 @@ async function main(): Promise<number> {
   const elapsed = (performance.now() - started) / 1000;
   const header = [
     `bench/tunnel${o.quick ? ' --quick' : ''}: ${o.rounds} round${o.rounds === 1 ? '' : 's'}, iperf3 TCP IPv4 ${o.seconds} s (1 and 4 streams), ${PING_COUNT} pings at ${PING_INTERVAL_S * 1000} ms; veth MTU ${VETH_MTU}, tunnel MTU ${TUNNEL_MTU}; A sends to B`,
-    `node ${process.version}; ${toolVersion(['wireguard-go', '--version'])}; ${toolVersion(['iperf3', '--version'])}; wgts crypto (auto): ${wgtsCryptoLine()}; wgts noble: WGTS_CRYPTO=noble on both ends`,
+    `node ${process.version}; ${toolVersion(['wireguard-go', '--version'])}; ${toolVersion(['iperf3', '--version'])}; wgts crypto (auto): ${wgtsCryptoLine()}; wgts noble: WGTS_CRYPTO=noble on both ends; TUN offloads off: WGTS_OFFLOAD=udp on both ends (one packet per TUN read/write, UDP GSO/GRO kept)`,
     `${cpus().length} CPUs, load average ${load0.toFixed(2)} at start, ${loadavg()[0]!.toFixed(2)} at end; ${elapsed.toFixed(0)} s; CPU s/GB = daemon utime+stime / GB of iperf3 payload received`,
     ...(buildNote === undefined ? [] : [`NOTE: ${buildNote}`]),
   ];
@@ -497,6 +526,8 @@ async function main(): Promise<number> {
       label: row.label,
       cells: Object.fromEntries(COLUMNS.map((col) => [col.key, cell(row.key, col.key) ?? null])),
       wgtsOverWireguardGo: ratio(row.key, 'wgts', 'wireguard-go') ?? null,
+      wgtsOverTunOffloadsOff: ratio(row.key, 'wgts', 'wgts-no-tun-offload') ?? null,
+      wgtsOverVeth: row.veth ? (ratio(row.key, 'wgts', 'veth') ?? null) : null,
       nobleOverWireguardGo: ratio(row.key, 'wgts-noble', 'wireguard-go') ?? null,
     }));
     writeFileSync(o.json, `${JSON.stringify({ header, options: o, rows, table }, null, 2)}\n`);

@@ -9,6 +9,7 @@
             "sources": [
               "src/native/addon.c",
               "src/native/io.c",
+              "src/native/offload.c",
               "src/native/tun.c",
               "src/native/udp.c"
             ]

@@ -245,7 +245,7 @@ async function garbageFlood(config, socket) {
   device.setPrivateKey(keyFromBase64(config.peerPrivateKey));
   const inner = config.victimInner.split('.').map(Number);
   device.addPeer(victim, {
-    endpoint: config.target,
+    endpoint: { ip: config.target.address, port: config.target.port },
     allowedIps: [{ address: Uint8Array.from(inner), cidr: 32 }],
   });
   /** @type {Uint8Array[]} */
@@ -257,7 +257,7 @@ async function garbageFlood(config, socket) {
     for (const a of out) {
       if (a.type === 'send') {
         if (recording) real.push(a.data.slice());
-        socket.send(a.data, a.endpoint.port, a.endpoint.address);
+        socket.send(a.data, a.endpoint.port, a.endpoint.ip);
       } else if (a.type === 'deliver' && isEchoReply(a.data)) {
         echoReplies++;
       }
@@ -268,7 +268,7 @@ async function garbageFlood(config, socket) {
     if (recording) real.push(Uint8Array.from(msg));
     device.receive(
       new Uint8Array(msg),
-      { address: rinfo.address, port: rinfo.port },
+      { ip: rinfo.address, port: rinfo.port },
       performance.now(),
       out,
     );

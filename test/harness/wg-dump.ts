@@ -1,30 +1,38 @@
-// Parser for `wg show IFACE dump` (wireguard-tools wg(8), "dump" output): one tab-separated line
-// for the interface, then one per peer, every field kept as printed (keys included) so that two
-// implementations' dumps can be compared field by field. kernel-vm/wg-dump.ts builds on it.
+// `wg show IFACE dump` for the system tests and the kernel VM harness: the product's parser
+// (mesh-agent dataplane/wg-dump.ts, the one the agent runs) in the shape the tests compare, with
+// wg(8)'s field names. Neither the private nor a preshared key is kept. Unlike the product's
+// parser (total: bad lines are skipped), this one throws on text that is not a whole dump, so a
+// test fails at the command that printed it.
+import { parseWgDump } from '@wiremesh/mesh-agent';
 
 /** `wg show IFACE dump`, parsed: the interface line, then one line per peer. */
 export interface WgDump {
-  privateKey: string;
+  /** Base64, or `(none)` (as wg(8) prints it) when the interface has no private key. */
   publicKey: string;
   listenPort: number;
-  fwmark: string;
+  /** The firewall mark, or null for `off`. */
+  fwmark: number | null;
   peers: WgDumpPeer[];
 }
 
 /** One peer line of `wg show IFACE dump`. */
 export interface WgDumpPeer {
   publicKey: string;
-  presharedKey: string;
-  endpoint: string;
+  /** Whether a preshared key is set; the key itself is not kept. */
+  hasPresharedKey: boolean;
+  /** `host:port` (IPv6 in brackets) or null for `(none)`. */
+  endpoint: string | null;
   allowedIps: string[];
+  /** Seconds since the epoch; 0 when no handshake completed yet. */
   latestHandshake: number;
   rxBytes: number;
   txBytes: number;
-  persistentKeepalive: string;
+  /** Seconds, or 0 for `off`. */
+  persistentKeepalive: number;
 }
 
-const INTERFACE_FIELDS = 4;
 const PEER_FIELDS = 8;
+const NONE = '(none)';
 
 /**
  * Parses the text of `wg show IFACE dump` (single interface form). Throws Error naming the line
@@ -32,29 +40,29 @@ const PEER_FIELDS = 8;
  */
 export function parseDump(text: string): WgDump {
   const lines = text.split('\n').filter((l) => l.length > 0);
-  const head = lines[0]?.split('\t');
-  if (head?.length !== INTERFACE_FIELDS) {
-    throw new Error(`not a wg dump (interface line has ${head?.length ?? 0} fields)`);
+  const dump = parseWgDump(text);
+  if (dump === null) {
+    const fields = lines[0]?.split('\t').length ?? 0;
+    throw new Error(`not a wg dump (interface line has ${fields} fields)`);
   }
+  lines.slice(1).forEach((line, i) => {
+    const fields = line.split('\t').length;
+    if (fields !== PEER_FIELDS)
+      throw new Error(`not a wg dump (peer line ${i + 1} has ${fields} fields)`);
+  });
   return {
-    privateKey: head[0]!,
-    publicKey: head[1]!,
-    listenPort: Number(head[2]),
-    fwmark: head[3]!,
-    peers: lines.slice(1).map((line, i) => {
-      const f = line.split('\t');
-      if (f.length !== PEER_FIELDS)
-        throw new Error(`not a wg dump (peer line ${i + 1} has ${f.length} fields)`);
-      return {
-        publicKey: f[0]!,
-        presharedKey: f[1]!,
-        endpoint: f[2]!,
-        allowedIps: f[3] === '(none)' ? [] : f[3]!.split(','),
-        latestHandshake: Number(f[4]),
-        rxBytes: Number(f[5]),
-        txBytes: Number(f[6]),
-        persistentKeepalive: f[7]!,
-      };
-    }),
+    publicKey: dump.device.publicKey ?? NONE,
+    listenPort: dump.device.listenPort,
+    fwmark: dump.device.fwmark,
+    peers: dump.peers.map((p) => ({
+      publicKey: p.publicKey,
+      hasPresharedKey: p.hasPresharedKey,
+      endpoint: p.endpoint,
+      allowedIps: [...p.allowedIps],
+      latestHandshake: p.latestHandshakeS,
+      rxBytes: p.rxBytes,
+      txBytes: p.txBytes,
+      persistentKeepalive: p.persistentKeepalive,
+    })),
   };
 }

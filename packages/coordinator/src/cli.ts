@@ -21,7 +21,7 @@ import {
 import { DEFAULT_DATA_DIR, DEFAULT_LISTEN, SQLITE_FILE_NAME } from './constants.js';
 import { COORDINATOR_VERSION, openDatabase, startCoordinator } from './coordinator.js';
 import { migrate } from './migrations.js';
-import { Store } from './store.js';
+import { Store } from './store/index.js';
 import { table } from './table.js';
 
 const PROG = 'wiremesh-coordinator';
@@ -368,7 +368,7 @@ async function rotate(v: Values): Promise<void> {
   );
   try {
     await migrate(db, Date.now());
-    const token = await new Store(db).rotateAdminToken();
+    const token = await new Store(db).adminToken.rotate();
     if (v.json) out(JSON.stringify({ token }));
     else out(`${PROG}: new admin token (shown once; the old one no longer works): ${token}`);
   } finally {

@@ -4,6 +4,7 @@
  */
 import { chmodSync, existsSync, mkdirSync, openSync, closeSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import type { InjectOptions, LightMyRequestResponse } from 'fastify';
 import pino, { type Logger } from 'pino';
 import {
   DEFAULT_DATA_DIR,
@@ -17,10 +18,9 @@ import {
 import type { Db } from './db.js';
 import type { Server as TlsServer } from 'node:tls';
 import { formatFingerprint } from '@wiremesh/protocol';
-import { Admins } from './admin-tokens.js';
 import { Hub } from './hub.js';
 import { isLoopbackHost, loadTlsFiles } from './tls.js';
-import { loadSealKey, sealStoredKeys } from './key-seal.js';
+import { loadSealKey } from './key-seal.js';
 import { Metrics } from './metrics.js';
 import { migrate } from './migrations.js';
 import { openPostgres } from './postgres.js';
@@ -29,7 +29,7 @@ import { startReflector, type Reflector } from './reflector.js';
 import { RelayFallback } from './relay-fallback.js';
 import { DEFAULT_WEB_ROOT, buildServer } from './server.js';
 import { openSqlite } from './sqlite.js';
-import { Store } from './store.js';
+import { Store } from './store/index.js';
 
 /** The coordinator's version string, reported at /api/v1/info. */
 export const COORDINATOR_VERSION = '0.1.0';
@@ -102,6 +102,8 @@ export interface Coordinator {
    * keeps serving the old one) when the files are unreadable or do not match.
    */
   reloadTls(): Uint8Array;
+  /** Answers one HTTP request in process, without a socket (fastify's inject; soak tests). */
+  inject(request: InjectOptions): Promise<LightMyRequestResponse>;
   close(): Promise<void>;
 }
 
@@ -181,10 +183,10 @@ export async function startCoordinator(opts: CoordinatorOptions = {}): Promise<C
     await migrate(db, Date.now());
     if (db.dialect === 'sqlite') restrictDatabaseFiles(join(dataDirOf(opts), SQLITE_FILE_NAME));
     const seal = loadSealKey(opts.sealKeyFile ?? join(dataDirOf(opts), SEAL_KEY_FILE_NAME));
-    const sealed = await sealStoredKeys(db, seal);
-    if (sealed > 0) logger.info({ count: sealed }, 'sealed stored private keys');
     const store = new Store(db, opts.clock, seal);
-    const adminToken = await store.ensureAdminToken();
+    const sealed = await store.extClients.sealStored();
+    if (sealed > 0) logger.info({ count: sealed }, 'sealed stored private keys');
+    const adminToken = await store.adminToken.ensure();
     if (adminToken !== null && opts.adminTokenFile !== undefined) {
       writeFileSync(opts.adminTokenFile, `${adminToken}\n`, { mode: SECRET_FILE_MODE });
       chmodSync(opts.adminTokenFile, SECRET_FILE_MODE);
@@ -234,7 +236,6 @@ export async function startCoordinator(opts: CoordinatorOptions = {}): Promise<C
       metricsPublic: opts.metricsPublic === true,
       tls: tls === null ? null : { cert: tls.cert, key: tls.key },
       fingerprint: () => tls?.fingerprint ?? null,
-      admins: new Admins(db, opts.clock),
     });
     await app.listen({ host, port });
     const addr = app.server.address();
@@ -271,6 +272,7 @@ export async function startCoordinator(opts: CoordinatorOptions = {}): Promise<C
       store,
       hub,
       relayFallback,
+      inject: (request) => app.inject(request),
       async close() {
         relayFallback?.close();
         hub.close();

@@ -3,18 +3,16 @@
  * `[Interface]` / `[Peer]`), and its QR code as PNG and as text for a terminal.
  */
 import QRCode from 'qrcode';
-import { formatEndpoint, type Endpoint } from '@wiremesh/protocol';
+import { formatEndpoint } from '@wiremesh/protocol';
 import { ApiError } from './api-error.js';
 import { EXT_CLIENT_KEEPALIVE_S } from './constants.js';
 import {
   addressesOf,
-  egressOf,
-  parseJson,
   rangesOf,
-  type ExtClientRow,
-  type NetworkRow,
-  type NodeRow,
-} from './store.js';
+  type ExtClientRecord,
+  type NetworkRecord,
+  type NodeRecord,
+} from './store/index.js';
 
 const HOST_PREFIX_V4 = 32;
 const HOST_PREFIX_V6 = 128;
@@ -27,42 +25,41 @@ export const PRIVATE_KEY_PLACEHOLDER = '<the private key of this client>';
  * is not usable or has no endpoint to dial.
  */
 export function renderWgQuick(
-  client: ExtClientRow,
-  network: NetworkRow,
-  ingress: NodeRow | undefined,
-  gateways: NodeRow[],
+  client: ExtClientRecord,
+  network: NetworkRecord,
+  ingress: NodeRecord | undefined,
+  gateways: readonly NodeRecord[],
 ): string {
-  if (ingress === undefined || ingress.state !== 'approved' || ingress.is_ingress !== 1) {
+  if (ingress === undefined || ingress.state !== 'approved' || !ingress.isIngress) {
     throw new ApiError(
       'conflict',
       'the external client’s ingress gateway is not an approved ingress gateway',
     );
   }
-  const endpoint = ingress.ingress_endpoint ?? endpointOf(ingress);
+  const endpoint = ingress.ingressEndpoint ?? endpointOf(ingress);
   if (endpoint === null) {
     throw new ApiError(
       'conflict',
       'the ingress gateway has no known public endpoint; set one with `gateway ingress ID --endpoint host:port`',
     );
   }
-  const a = addressesOf(rangesOf(network), client.host_index);
+  const a = addressesOf(rangesOf(network), client.hostIndex);
   const addresses =
     a.v6 === null
       ? [`${a.v4}/${HOST_PREFIX_V4}`]
       : [`${a.v4}/${HOST_PREFIX_V4}`, `${a.v6}/${HOST_PREFIX_V6}`];
-  const allowed = [network.ipv4_cidr, ...(network.ipv6_cidr === null ? [] : [network.ipv6_cidr])];
+  const allowed = [network.ipv4Cidr, ...(network.ipv6Cidr === null ? [] : [network.ipv6Cidr])];
   for (const g of gateways)
-    for (const r of egressOf(g)?.ranges ?? []) if (!allowed.includes(r)) allowed.push(r);
-  const dns = parseJson<string[]>(client.dns, []);
+    for (const r of g.egress?.ranges ?? []) if (!allowed.includes(r)) allowed.push(r);
   const lines = [
     '[Interface]',
-    `PrivateKey = ${client.private_key ?? PRIVATE_KEY_PLACEHOLDER}`,
+    `PrivateKey = ${client.privateKey ?? PRIVATE_KEY_PLACEHOLDER}`,
     `Address = ${addresses.join(', ')}`,
-    ...(dns.length > 0 ? [`DNS = ${dns.join(', ')}`] : []),
+    ...(client.dns.length > 0 ? [`DNS = ${client.dns.join(', ')}`] : []),
     `MTU = ${network.mtu}`,
     '',
     '[Peer]',
-    `PublicKey = ${ingress.public_key}`,
+    `PublicKey = ${ingress.publicKey}`,
     `Endpoint = ${endpoint}`,
     `AllowedIPs = ${allowed.join(', ')}`,
     `PersistentKeepalive = ${EXT_CLIENT_KEEPALIVE_S}`,
@@ -71,11 +68,10 @@ export function renderWgQuick(
   return lines.join('\n');
 }
 
-function endpointOf(n: NodeRow): string | null {
-  const reflected = parseJson<Endpoint | null>(n.reflected_endpoint, null);
-  if (reflected !== null) return formatEndpoint(reflected);
-  const local = parseJson<Endpoint[]>(n.local_endpoints, []);
-  return local[0] === undefined ? null : formatEndpoint(local[0]);
+function endpointOf(n: NodeRecord): string | null {
+  if (n.reflectedEndpoint !== null) return formatEndpoint(n.reflectedEndpoint);
+  const local = n.localEndpoints[0];
+  return local === undefined ? null : formatEndpoint(local);
 }
 
 /** The config as a PNG QR code. */

@@ -15,7 +15,7 @@ import {
   type Snapshot,
   type SnapshotDiff,
 } from './snapshot.js';
-import type { NodeRow, Store } from './store.js';
+import type { NodeRecord, Store } from './store/index.js';
 
 /** Where a stream's bytes go (an HTTP response in production, an array in tests). */
 export interface StreamSink {
@@ -229,24 +229,24 @@ export class Hub {
    * stolen secret is opening many), so streams never outnumber nodes. Returns a function that
    * detaches the stream (call it when the connection closes).
    */
-  async attach(node: NodeRow, sink: StreamSink): Promise<() => void> {
+  async attach(node: Pick<NodeRecord, 'id' | 'networkId'>, sink: StreamSink): Promise<() => void> {
     const s: Stream = {
       nodeId: node.id,
-      networkId: node.network_id,
+      networkId: node.networkId,
       sink,
       version: -1,
       state: null,
     };
-    let set = this.streams.get(node.network_id);
+    let set = this.streams.get(node.networkId);
     if (set === undefined) {
       set = new Set();
-      this.streams.set(node.network_id, set);
+      this.streams.set(node.networkId, set);
     }
     for (const old of set) if (old.nodeId === node.id) this.drop(old, 'replaced');
     set.add(s);
-    this.update(s, await this.snapshot(node.network_id), null);
+    this.update(s, await this.snapshot(node.networkId), null);
     return () => {
-      this.streams.get(node.network_id)?.delete(s);
+      this.streams.get(node.networkId)?.delete(s);
     };
   }
 

@@ -4,7 +4,16 @@
  */
 export { startCoordinator, parseListen, openDatabase, COORDINATOR_VERSION } from './coordinator.js';
 export type { Coordinator, CoordinatorOptions } from './coordinator.js';
-export { Store } from './store.js';
+export { Store } from './store/index.js';
+export type {
+  ExtClientRecord,
+  NetworkRecord,
+  NetworkState,
+  NodeRecord,
+  PairRelayRecord,
+  PairWaitRecord,
+  RelayState,
+} from './store/index.js';
 export { Hub } from './hub.js';
 export type { Db, Queryable } from './db.js';
 export { openSqlite } from './sqlite.js';
@@ -16,6 +25,7 @@ export {
   PathMonitor,
   pairKey,
   type PairRelay,
+  type PairWait,
   type PathDecision,
   type PathMonitorOptions,
   type PathNode,

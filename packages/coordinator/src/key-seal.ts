@@ -6,7 +6,6 @@
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
 import { chmodSync, openSync, readFileSync, writeSync, closeSync } from 'node:fs';
 import { ApiError } from './api-error.js';
-import type { Db } from './db.js';
 
 /** Prefix of a sealed value; a stored value without it is a key written before sealing existed. */
 export const SEALED_PREFIX = 'wmseal1:';
@@ -39,7 +38,7 @@ export class KeySeal {
    * ApiError('internal') naming the key file when the value was sealed under another key.
    */
   open(stored: string, id: string): string {
-    if (!stored.startsWith(SEALED_PREFIX)) return stored;
+    if (!isSealed(stored)) return stored;
     const raw = Buffer.from(stored.slice(SEALED_PREFIX.length), 'base64url');
     try {
       const d = createDecipheriv('aes-256-gcm', this.key, raw.subarray(0, IV_BYTES));
@@ -81,21 +80,7 @@ export function loadSealKey(file: string): KeySeal {
   return new KeySeal(key);
 }
 
-/** Seals the external clients' private keys stored before sealing existed. Returns how many. */
-export async function sealStoredKeys(db: Db, seal: KeySeal): Promise<number> {
-  return db.tx(async (q) => {
-    const rows = await q.all<{ id: string; private_key: string }>(
-      'SELECT id, private_key FROM ext_clients WHERE private_key IS NOT NULL',
-    );
-    let n = 0;
-    for (const r of rows) {
-      if (r.private_key.startsWith(SEALED_PREFIX)) continue;
-      await q.run('UPDATE ext_clients SET private_key = ? WHERE id = ?', [
-        seal.seal(r.private_key, r.id),
-        r.id,
-      ]);
-      n++;
-    }
-    return n;
-  });
+/** Whether a stored value is sealed (one without the prefix was written before sealing existed). */
+export function isSealed(stored: string): boolean {
+  return stored.startsWith(SEALED_PREFIX);
 }

@@ -3,7 +3,6 @@
  * once, inside a transaction, recorded in `schema_migrations`; PostgreSQL replicas starting
  * together take an advisory lock so only one applies them.
  */
-import { ADMIN_TOKENS_SQL } from './admin-tokens.js';
 import type { Db } from './db.js';
 
 /** Key of the PostgreSQL advisory lock held while migrating (any fixed number unique to us). */
@@ -103,9 +102,48 @@ CREATE TABLE pair_relays (
 `,
   },
   {
-    // Named admin tokens with scopes and the audit log of mutating admin calls (admin-tokens.ts).
+    // Relay fallback: pairs waiting for a direct handshake since `since` (unix ms) with endpoint
+    // candidates `endpoints`, so a restarted coordinator (or another replica) relays a pair when
+    // its wait runs out instead of starting the wait again. node_a < node_b.
     version: 3,
-    sql: ADMIN_TOKENS_SQL,
+    sql: `
+CREATE TABLE pair_waits (
+  network_id TEXT NOT NULL REFERENCES networks(id) ON DELETE CASCADE,
+  node_a TEXT NOT NULL,
+  node_b TEXT NOT NULL,
+  since BIGINT NOT NULL,
+  endpoints TEXT NOT NULL,
+  PRIMARY KEY (network_id, node_a, node_b)
+);
+`,
+  },
+  {
+    // Named admin tokens with scopes (store/admin-tokens.ts) and the audit log of mutating admin
+    // calls (store/audit-log.ts). Version 4 belongs to DNS.
+    version: 5,
+    sql: `
+CREATE TABLE admin_tokens (
+  id TEXT PRIMARY KEY,
+  name TEXT NOT NULL UNIQUE,
+  scope TEXT NOT NULL,
+  token_hash TEXT NOT NULL UNIQUE,
+  created_at BIGINT NOT NULL,
+  last_used_at BIGINT,
+  revoked_at BIGINT
+);
+CREATE TABLE audit_log (
+  seq BIGINT NOT NULL,
+  id TEXT PRIMARY KEY,
+  at BIGINT NOT NULL,
+  actor TEXT NOT NULL,
+  method TEXT NOT NULL,
+  route TEXT NOT NULL,
+  path TEXT NOT NULL,
+  status INTEGER NOT NULL,
+  ip TEXT NOT NULL
+);
+CREATE INDEX audit_log_seq ON audit_log(seq);
+`,
   },
 ];
 

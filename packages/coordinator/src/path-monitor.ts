@@ -51,9 +51,15 @@ export interface PathMonitorOptions {
   retryMs: number;
 }
 
-interface Pending {
-  since: number;
-  endpoints: string;
+/**
+ * A pair of nodes (`a` < `b`) waiting for a direct handshake since `since` (monitor's clock) with
+ * endpoint candidates `endpoints`: what `PathMonitor.waits` returns and its constructor takes back.
+ */
+export interface PairWait {
+  readonly a: string;
+  readonly b: string;
+  readonly since: number;
+  readonly endpoints: string;
 }
 
 /** The key of an unordered pair. */
@@ -63,13 +69,25 @@ export function pairKey(x: string, y: string): string {
 
 /** Keeps the per-pair waits of one network and turns reports into relay decisions. */
 export class PathMonitor {
-  private readonly pending = new Map<string, Pending>();
+  private readonly pending = new Map<string, PairWait>();
 
-  constructor(private readonly o: PathMonitorOptions) {}
+  /** `waits` are the waits of an earlier monitor of the network (kept across restarts). */
+  constructor(
+    private readonly o: PathMonitorOptions,
+    waits: Iterable<PairWait> = [],
+  ) {
+    for (const w of waits) this.pending.set(pairKey(w.a, w.b), w);
+  }
 
   /** Pairs currently waiting for a direct handshake, with when the wait began (for tests and metrics). */
   waiting(): ReadonlyMap<string, number> {
     return new Map([...this.pending].map(([k, p]) => [k, p.since]));
+  }
+
+  /** Every wait, to give a later monitor of the network (ordered by pair). */
+  waits(): PairWait[] {
+    const key = (w: PairWait): string => pairKey(w.a, w.b);
+    return [...this.pending.values()].sort((x, y) => (key(x) < key(y) ? -1 : 1));
   }
 
   /**
@@ -152,7 +170,7 @@ export class PathMonitor {
         const endpoints = `${x.endpoints}|${y.endpoints}`;
         const p = this.pending.get(key);
         if (p === undefined || p.endpoints !== endpoints) {
-          this.pending.set(key, { since: now, endpoints });
+          this.pending.set(key, { a: x.id, b: y.id, since: now, endpoints });
           later(now + this.o.relayAfterMs);
           continue;
         }

@@ -1,9 +1,9 @@
 /**
  * Runs the path monitor (path-monitor.ts) for every network: check-ins carrying peer status poke
  * it, a burst of them is looked at once, and a timer looks again when a pair's wait runs out.
- * Decisions become pair relays in the store, which bumps the network's revision and pushes maps.
+ * Decisions become pair relays in the store, which bumps the network's revision and pushes maps;
+ * the waits are stored too (no revision bump), so a restart goes on with them.
  */
-import type { Endpoint, PeerStatus } from '@wiremesh/protocol';
 import {
   DIRECT_HANDSHAKE_FRESH_MS,
   ONLINE_WINDOW_MS,
@@ -12,7 +12,7 @@ import {
   RELAY_RETRY_MS,
 } from './constants.js';
 import { PathMonitor, type PathDecision, type PathNode } from './path-monitor.js';
-import { parseJson, type NetworkState, type Store } from './store.js';
+import type { RelayState, Store } from './store/index.js';
 
 /** Options of RelayFallback. */
 export interface RelayFallbackOptions {
@@ -27,11 +27,11 @@ export interface RelayFallbackOptions {
 }
 
 /** The monitor's view of a network's nodes at time `now`. Pure. */
-export function pathNodes(state: NetworkState, now: number): PathNode[] {
+export function pathNodes(state: RelayState, now: number): PathNode[] {
   return state.nodes.map((n) => {
-    const seen = n.last_seen_at === null ? null : Number(n.last_seen_at);
+    const seen = n.lastSeenAt;
     const handshakes = new Map<string, number | null>();
-    for (const p of parseJson<PeerStatus[]>(n.peer_status, [])) {
+    for (const p of state.peerStatus.get(n.id) ?? []) {
       // The age is on the agent's clock, so the handshake's time on ours needs no clock sync.
       let at: number | null;
       if (p.handshakeAgeMs === undefined) at = p.latestHandshakeMs;
@@ -39,14 +39,15 @@ export function pathNodes(state: NetworkState, now: number): PathNode[] {
       handshakes.set(p.publicKey, at);
     }
     const approved = n.state === 'approved';
+    const reflected = n.reflectedEndpoint === null ? '' : JSON.stringify(n.reflectedEndpoint);
     return {
       id: n.id,
-      publicKey: n.public_key,
+      publicKey: n.publicKey,
       approved,
       online: approved && seen !== null && now - seen < ONLINE_WINDOW_MS,
-      isRelay: n.is_relay === 1,
-      relayedBy: n.relayed_by,
-      endpoints: `${parseJson<Endpoint | null>(n.reflected_endpoint, null) === null ? '' : n.reflected_endpoint}/${n.local_endpoints}`,
+      isRelay: n.isRelay,
+      relayedBy: n.relayedBy,
+      endpoints: `${reflected}/${JSON.stringify(n.localEndpoints)}`,
       handshakes,
     };
   });
@@ -54,7 +55,6 @@ export function pathNodes(state: NetworkState, now: number): PathNode[] {
 
 /** Relay fallback for all networks of one coordinator. */
 export class RelayFallback {
-  private readonly monitors = new Map<string, PathMonitor>();
   private readonly scheduled = new Map<string, { at: number; timer: NodeJS.Timeout }>();
   private readonly chains = new Map<string, Promise<unknown>>();
   private readonly clock: () => number;
@@ -103,30 +103,24 @@ export class RelayFallback {
 
   private async evaluateNow(networkId: string): Promise<PathDecision> {
     const none: PathDecision = { add: [], remove: [], nextCheckAt: null };
-    const state = await this.store.networkState(networkId);
-    if (state === null || this.closed) {
-      this.monitors.delete(networkId);
-      return none;
-    }
+    const state = await this.store.relayState(networkId);
+    if (state === null || this.closed) return none;
     // Without keepalives an idle pair shows no handshakes, which would look like a broken path.
-    if (state.network.persistent_keepalive === 0) return none;
-    let monitor = this.monitors.get(networkId);
-    if (monitor === undefined) {
-      monitor = new PathMonitor({
+    if (state.network.persistentKeepalive === 0) return none;
+    // The waits live in the database: a restarted coordinator, or another replica, goes on
+    // with them instead of waiting the whole bound again.
+    const monitor = new PathMonitor(
+      {
         relayAfterMs: this.relayAfterMs,
         freshMs: DIRECT_HANDSHAKE_FRESH_MS,
         retryMs: RELAY_RETRY_MS,
-      });
-      this.monitors.set(networkId, monitor);
-    }
+      },
+      state.pairWaits,
+    );
     const now = this.clock();
-    const current = (state.pairRelays ?? []).map((r) => ({
-      a: r.node_a,
-      b: r.node_b,
-      relayId: r.relay_id,
-    }));
-    const d = monitor.evaluate(pathNodes(state, now), current, now);
-    if (await this.store.applyPairRelays(networkId, d.add, d.remove))
+    const d = monitor.evaluate(pathNodes(state, now), state.pairRelays, now);
+    await this.store.gateways.savePairWaits(networkId, state.pairWaits, monitor.waits());
+    if (await this.store.gateways.applyPairRelays(networkId, d.add, d.remove))
       this.o.onDecision?.(networkId, d);
     if (d.nextCheckAt !== null) this.schedule(networkId, d.nextCheckAt);
     return d;

@@ -44,7 +44,6 @@ import {
   type ErrorCode,
   type InfoResponse,
 } from '@wiremesh/protocol';
-import { allows, type Admins, type Principal } from './admin-tokens.js';
 import { ApiError, parseBody } from './api-error.js';
 import {
   BODY_LIMIT_BYTES,
@@ -59,7 +58,7 @@ import type { Metrics } from './metrics.js';
 import { RateLimiter } from './rate-limit.js';
 import { localEndpointProblem, weakKeyProblem } from './registration-policy.js';
 import { mapJsonFor } from './snapshot.js';
-import type { NodeRow, Store } from './store.js';
+import { allows, type NodeRecord, type Principal, type Store } from './store/index.js';
 
 /** What the HTTP layer needs from the rest of the coordinator. */
 export interface ServerDeps {
@@ -82,8 +81,6 @@ export interface ServerDeps {
   tls?: { cert: Buffer; key: Buffer } | null;
   /** The fingerprint of the certificate served now (pinned keys carry it), or null. */
   fingerprint?: () => Uint8Array | null;
-  /** Named admin tokens and the audit log. */
-  admins: Admins;
 }
 
 const WEB_FILES: Record<string, string> = {
@@ -140,7 +137,7 @@ function checkProtocol(v: number): void {
   }
 }
 
-function checkAlive(node: NodeRow): void {
+function checkAlive(node: NodeRecord): void {
   if (node.state === 'rejected')
     throw new ApiError(
       'node_rejected',
@@ -265,8 +262,8 @@ export function buildServer(d: ServerDeps): FastifyInstance {
   metrics.gauge('process_resident_memory_bytes', 'Resident set size of the coordinator.');
   metrics.collect(async () => {
     metrics.reset('wiremesh_nodes');
-    for (const c of await store.nodeCounts())
-      metrics.set('wiremesh_nodes', { network: c.network, state: c.state }, Number(c.count));
+    for (const c of await store.nodes.counts())
+      metrics.set('wiremesh_nodes', { network: c.network, state: c.state }, c.count);
     metrics.set('process_resident_memory_bytes', {}, process.memoryUsage.rss());
   });
   app.addHook('onResponse', async (req, reply) => {
@@ -339,29 +336,29 @@ export function buildServer(d: ServerDeps): FastifyInstance {
         'this route needs the admin token: Authorization: Bearer wma_...',
       );
     if (token.startsWith(ADMIN_TOKEN_PREFIX)) {
-      const p: Principal | null = (await store.isAdminToken(token))
+      const p: Principal | null = (await store.adminToken.matches(token))
         ? { actor: 'admin', scope: 'full' }
-        : await d.admins.authenticate(token);
+        : await store.adminTokens.authenticate(token);
       if (p !== null) {
         principals.set(req, p);
         return p;
       }
     }
-    if ((await store.authenticateNode(token)) !== null)
+    if ((await store.nodes.authenticate(token)) !== null)
       throw new ApiError('forbidden', 'a node secret cannot use admin routes');
     throw new ApiError('invalid_token', 'the admin token is wrong or was rotated');
   };
 
-  const requireNode = async (req: FastifyRequest): Promise<NodeRow> => {
+  const requireNode = async (req: FastifyRequest): Promise<NodeRecord> => {
     const token = bearer(req);
     if (token === null)
       throw new ApiError(
         'auth_required',
         'this route needs the node secret: Authorization: Bearer wmn_...',
       );
-    const node = await store.authenticateNode(token);
+    const node = await store.nodes.authenticate(token);
     if (node !== null) return node;
-    if (token.startsWith(ADMIN_TOKEN_PREFIX) && (await store.isAdminToken(token))) {
+    if (token.startsWith(ADMIN_TOKEN_PREFIX) && (await store.adminToken.matches(token))) {
       throw new ApiError(
         'forbidden',
         'node routes act for one node and need its node secret, not the admin token',
@@ -436,7 +433,7 @@ export function buildServer(d: ServerDeps): FastifyInstance {
     if (claim !== null) throw new ApiError('validation_failed', `invalid body: ${claim}`);
     let out;
     try {
-      out = await store.register(body);
+      out = await store.nodes.register(body);
     } catch (e) {
       metrics.inc('wiremesh_registrations_total', {
         result: e instanceof ApiError ? e.code : 'error',
@@ -450,7 +447,7 @@ export function buildServer(d: ServerDeps): FastifyInstance {
     );
     let map = 'null';
     if (out.node.state === 'approved') {
-      const snap = await hub.snapshot(out.node.network_id);
+      const snap = await hub.snapshot(out.node.networkId);
       map = (snap && mapJsonFor(snap, out.node.id)) ?? 'null';
     }
     return reply
@@ -469,13 +466,13 @@ export function buildServer(d: ServerDeps): FastifyInstance {
     const local = localEndpointProblem(body.localEndpoints);
     if (local !== null) throw new ApiError('validation_failed', `invalid body: ${local}`);
     checkAlive(node);
-    await store.checkin(node, body);
+    await store.nodes.checkin(node, body);
     if (body.peers !== undefined && node.state === 'approved')
-      d.relayFallback?.poke(node.network_id);
+      d.relayFallback?.poke(node.networkId);
     let version: number | null = null;
     let map = 'null';
     if (node.state === 'approved') {
-      const snap = await hub.snapshot(node.network_id);
+      const snap = await hub.snapshot(node.networkId);
       if (snap !== null) {
         version = snap.revision;
         if (body.knownMapVersion !== snap.revision) map = mapJsonFor(snap, node.id) ?? 'null';
@@ -494,7 +491,7 @@ export function buildServer(d: ServerDeps): FastifyInstance {
     checkAlive(node);
     if (node.state !== 'approved')
       throw new ApiError('node_pending', 'the node waits for an admin to approve it');
-    const snap = await hub.snapshot(node.network_id);
+    const snap = await hub.snapshot(node.networkId);
     const map = snap === null ? null : mapJsonFor(snap, node.id);
     if (map === null) throw new ApiError('node_removed', 'the node is no longer in the network');
     return reply.type('application/json').send(map);
@@ -504,7 +501,7 @@ export function buildServer(d: ServerDeps): FastifyInstance {
     const node = await requireNode(req);
     checkAlive(node);
     // Loaded before the reply is taken over, so a database failure is still an error answer.
-    await hub.snapshot(node.network_id);
+    await hub.snapshot(node.networkId);
     reply.hijack();
     // Listening before attaching: a client gone while the stream attaches is detached too.
     let detach: (() => void) | null = null;
@@ -533,7 +530,7 @@ export function buildServer(d: ServerDeps): FastifyInstance {
 
   app.delete(NODE_ROUTES.self, async (req, reply) => {
     const node = await requireNode(req);
-    if (node.state !== 'removed') await store.setNodeState(node.id, 'removed');
+    if (node.state !== 'removed') await store.nodes.setState(node.id, 'removed');
     req.log.info({ node: node.id }, 'node left');
     return reply.code(204).send();
   });
@@ -555,7 +552,7 @@ export function buildServer(d: ServerDeps): FastifyInstance {
     admin.addHook('onResponse', async (req, reply) => {
       const who = principals.get(req);
       if (req.method === 'GET' || req.method === 'HEAD' || who === undefined) return;
-      await d.admins
+      await store.audit
         .record({
           actor: who.actor,
           method: req.method,
@@ -567,29 +564,29 @@ export function buildServer(d: ServerDeps): FastifyInstance {
         .catch((e: unknown) => req.log.error({ err: e }, 'audit log write failed'));
     });
 
-    admin.get(ADMIN_ROUTES.networks, async () => store.listNetworks());
+    admin.get(ADMIN_ROUTES.networks, async () => store.networks.list());
     admin.post(ADMIN_ROUTES.networks, async (req, reply) =>
-      reply.code(201).send(await store.createNetwork(parseBody(CreateNetworkRequest, req.body))),
+      reply.code(201).send(await store.networks.create(parseBody(CreateNetworkRequest, req.body))),
     );
     admin.get(`${API_PREFIX}/networks/:network`, async (req) =>
-      store.getNetwork(parseBody(NetworkParam, req.params, 'path').network),
+      store.networks.get(parseBody(NetworkParam, req.params, 'path').network),
     );
     admin.patch(`${API_PREFIX}/networks/:network`, async (req) =>
-      store.updateNetwork(
+      store.networks.update(
         parseBody(NetworkParam, req.params, 'path').network,
         parseBody(UpdateNetworkRequest, req.body),
       ),
     );
     admin.delete(`${API_PREFIX}/networks/:network`, async (req, reply) => {
-      await store.deleteNetwork(parseBody(NetworkParam, req.params, 'path').network);
+      await store.networks.delete(parseBody(NetworkParam, req.params, 'path').network);
       return reply.code(204).send();
     });
 
     admin.get(`${API_PREFIX}/networks/:network/keys`, async (req) =>
-      store.listKeys(parseBody(NetworkParam, req.params, 'path').network),
+      store.keys.list(parseBody(NetworkParam, req.params, 'path').network),
     );
     admin.post(`${API_PREFIX}/networks/:network/keys`, async (req, reply) => {
-      const k = await store.createKey(
+      const k = await store.keys.create(
         parseBody(NetworkParam, req.params, 'path').network,
         parseBody(CreateKeyRequest, req.body),
       );
@@ -600,26 +597,25 @@ export function buildServer(d: ServerDeps): FastifyInstance {
     });
     admin.delete(`${API_PREFIX}/networks/:network/keys/:id`, async (req) => {
       const p = parseBody(NetworkKeyParam, req.params, 'path');
-      return store.revokeKey(p.network, p.id);
+      return store.keys.revoke(p.network, p.id);
     });
 
     admin.get(`${API_PREFIX}/networks/:network/nodes`, async (req) =>
-      store.listNodes(
+      store.nodes.list(
         parseBody(NetworkParam, req.params, 'path').network,
         parseBody(StateQuery, req.query, 'query').state,
       ),
     );
     admin.get(ADMIN_ROUTES.nodes, async (req) => {
       const q = parseBody(NodeQuery, req.query, 'query');
-      return store.listNodes(q.network, q.state);
+      return store.nodes.list(q.network, q.state);
     });
     admin.get(`${API_PREFIX}/nodes/:id`, async (req) =>
-      store.getNode(parseBody(IdParam, req.params, 'path').id),
+      store.nodes.get(parseBody(IdParam, req.params, 'path').id),
     );
     admin.get(`${API_PREFIX}/nodes/:id/map`, async (req, reply) => {
-      const node = await store.getNode(parseBody(IdParam, req.params, 'path').id);
-      const row = (await store.nodeById(node.id)) as NodeRow;
-      const snap = await hub.snapshot(row.network_id);
+      const node = await store.nodes.record(parseBody(IdParam, req.params, 'path').id);
+      const snap = await hub.snapshot(node.networkId);
       const map = snap === null ? null : mapJsonFor(snap, node.id);
       if (map === null)
         throw new ApiError(
@@ -630,71 +626,73 @@ export function buildServer(d: ServerDeps): FastifyInstance {
     });
     const stateRoute = (suffix: string, to: 'approved' | 'rejected') =>
       admin.post(`${API_PREFIX}/nodes/:id/${suffix}`, async (req) => {
-        const node = await store.setNodeState(parseBody(IdParam, req.params, 'path').id, to);
+        const node = await store.nodes.setState(parseBody(IdParam, req.params, 'path').id, to);
         req.log.info({ node: node.id, state: to }, 'node state changed');
         return node;
       });
     stateRoute('approve', 'approved');
     stateRoute('reject', 'rejected');
     admin.delete(`${API_PREFIX}/nodes/:id`, async (req) =>
-      store.setNodeState(parseBody(IdParam, req.params, 'path').id, 'removed'),
+      store.nodes.setState(parseBody(IdParam, req.params, 'path').id, 'removed'),
     );
     admin.post(`${API_PREFIX}/nodes/:id/release`, async (req, reply) => {
-      await store.releaseNode(parseBody(IdParam, req.params, 'path').id);
+      await store.nodes.release(parseBody(IdParam, req.params, 'path').id);
       return reply.code(204).send();
     });
     admin.put(`${API_PREFIX}/nodes/:id/egress`, async (req) =>
-      store.setEgress(
+      store.gateways.setEgress(
         parseBody(IdParam, req.params, 'path').id,
         parseBody(SetEgressRequest, req.body),
       ),
     );
     admin.delete(`${API_PREFIX}/nodes/:id/egress`, async (req) =>
-      store.clearEgress(parseBody(IdParam, req.params, 'path').id),
+      store.gateways.clearEgress(parseBody(IdParam, req.params, 'path').id),
     );
     admin.put(`${API_PREFIX}/nodes/:id/ingress`, async (req) =>
-      store.setIngress(
+      store.gateways.setIngress(
         parseBody(IdParam, req.params, 'path').id,
         parseBody(SetIngressRequest, req.body),
       ),
     );
     admin.delete(`${API_PREFIX}/nodes/:id/ingress`, async (req) =>
-      store.clearIngress(parseBody(IdParam, req.params, 'path').id),
+      store.gateways.clearIngress(parseBody(IdParam, req.params, 'path').id),
     );
     admin.put(`${API_PREFIX}/nodes/:id/relay`, async (req) =>
-      store.setRelay(
+      store.gateways.setRelay(
         parseBody(IdParam, req.params, 'path').id,
         parseBody(SetRelayRequest, req.body).relayedNodeIds,
       ),
     );
     admin.delete(`${API_PREFIX}/nodes/:id/relay`, async (req) =>
-      store.clearRelay(parseBody(IdParam, req.params, 'path').id),
+      store.gateways.clearRelay(parseBody(IdParam, req.params, 'path').id),
     );
 
     admin.get(`${API_PREFIX}/networks/:network/extclients`, async (req) =>
-      store.listExtClients(parseBody(NetworkParam, req.params, 'path').network),
+      store.extClients.list(parseBody(NetworkParam, req.params, 'path').network),
     );
     admin.post(`${API_PREFIX}/networks/:network/extclients`, async (req, reply) => {
       const network = parseBody(NetworkParam, req.params, 'path').network;
       const body = parseBody(CreateExtClientRequest, req.body);
       const weak = body.publicKey === undefined ? null : weakKeyProblem(body.publicKey);
       if (weak !== null) throw new ApiError('validation_failed', `invalid body: ${weak}`);
-      return reply.code(201).send(await store.createExtClient(network, body));
+      return reply.code(201).send(await store.extClients.create(network, body));
     });
     admin.get(`${API_PREFIX}/extclients/:id`, async (req) =>
-      store.getExtClient(parseBody(IdParam, req.params, 'path').id),
+      store.extClients.get(parseBody(IdParam, req.params, 'path').id),
     );
     admin.delete(`${API_PREFIX}/extclients/:id`, async (req, reply) => {
-      await store.deleteExtClient(parseBody(IdParam, req.params, 'path').id);
+      await store.extClients.delete(parseBody(IdParam, req.params, 'path').id);
       return reply.code(204).send();
     });
     const configOf = async (req: FastifyRequest): Promise<{ name: string; text: string }> => {
-      const { row, network } = await store.extClientRow(parseBody(IdParam, req.params, 'path').id);
+      const { client, network } = await store.extClients.record(
+        parseBody(IdParam, req.params, 'path').id,
+      );
       const state = await store.networkState(network.id);
       const nodes = state?.nodes ?? [];
-      const ingress = nodes.find((n) => n.id === row.ingress_node_id);
-      const gateways = nodes.filter((n) => n.state === 'approved' && n.egress_ranges !== null);
-      return { name: row.name, text: renderWgQuick(row, network, ingress, gateways) };
+      const ingress = nodes.find((n) => n.id === client.ingressNodeId);
+      const gateways = nodes.filter((n) => n.state === 'approved' && n.egress !== null);
+      return { name: client.name, text: renderWgQuick(client, network, ingress, gateways) };
     };
     admin.get(`${API_PREFIX}/extclients/:id/config`, async (req, reply) => {
       const c = await configOf(req);
@@ -717,20 +715,20 @@ export function buildServer(d: ServerDeps): FastifyInstance {
         .send(await qrText((await configOf(req)).text)),
     );
 
-    admin.get(ADMIN_ROUTES.tokens, async () => d.admins.list());
+    admin.get(ADMIN_ROUTES.tokens, async () => store.adminTokens.list());
     admin.post(ADMIN_ROUTES.tokens, async (req, reply) => {
       const body = parseBody(CreateAdminTokenRequest, req.body);
-      return reply.code(201).send(await d.admins.create(body.name, body.scope));
+      return reply.code(201).send(await store.adminTokens.create(body.name, body.scope));
     });
     admin.delete(`${API_PREFIX}/admin/tokens/:id`, async (req) =>
-      d.admins.revoke(parseBody(IdParam, req.params, 'path').id),
+      store.adminTokens.revoke(parseBody(IdParam, req.params, 'path').id),
     );
     admin.get(ADMIN_ROUTES.audit, async (req) =>
-      d.admins.audit(parseBody(AuditQuery, req.query, 'query').limit ?? DEFAULT_AUDIT_LIMIT),
+      store.audit.list(parseBody(AuditQuery, req.query, 'query').limit ?? DEFAULT_AUDIT_LIMIT),
     );
 
     admin.post(ADMIN_ROUTES.rotateToken, async (req) => {
-      const token = await store.rotateAdminToken();
+      const token = await store.adminToken.rotate();
       req.log.info('admin token rotated');
       return { token };
     });

@@ -4,24 +4,16 @@
  * thousand streams by string concatenation. Pure: no I/O, no clock.
  */
 import {
+  NetworkMap,
   PROTOCOL_VERSION,
-  type Endpoint,
   type MapExternalClient,
   type MapNetwork,
   type MapPeer,
   type MapSelf,
-  type NetworkMap,
   type NodeState,
   type PeerRelay,
 } from '@wiremesh/protocol';
-import {
-  addressesOf,
-  egressOf,
-  parseJson,
-  rangesOf,
-  type NetworkState,
-  type NodeRow,
-} from './store.js';
+import { addressesOf, rangesOf, type NetworkState, type NodeRecord } from './store/index.js';
 
 const HOST_PREFIX_V4 = 32;
 const HOST_PREFIX_V6 = 128;
@@ -66,23 +58,22 @@ export function buildSnapshot(state: NetworkState, reflectPort: number | null): 
   const approvedIds = new Set(approved.map((n) => n.id));
   const relaysOf = new Map<string, string[]>();
   for (const n of approved) {
-    if (n.relayed_by === null || !approvedIds.has(n.relayed_by)) continue;
-    const list = relaysOf.get(n.relayed_by) ?? [];
+    if (n.relayedBy === null || !approvedIds.has(n.relayedBy)) continue;
+    const list = relaysOf.get(n.relayedBy) ?? [];
     list.push(n.id);
-    relaysOf.set(n.relayed_by, list);
+    relaysOf.set(n.relayedBy, list);
   }
   // Relay fallback: each relayed pair appears in both nodes' self entries (mirror images). A row
   // whose nodes or relay no longer qualify is ignored here; the path monitor deletes it.
   const byId = new Map(approved.map((n) => [n.id, n]));
   const peerRelaysOf = new Map<string, PeerRelay[]>();
   for (const r of state.pairRelays ?? []) {
-    const a = byId.get(r.node_a);
-    const b = byId.get(r.node_b);
-    const relay = byId.get(r.relay_id);
-    if (a === undefined || b === undefined || relay === undefined || relay.is_relay !== 1) continue;
+    const a = byId.get(r.a);
+    const b = byId.get(r.b);
+    const relay = byId.get(r.relayId);
+    if (a === undefined || b === undefined || relay === undefined || !relay.isRelay) continue;
     if (relay.id === a.id || relay.id === b.id) continue;
-    if (a.is_relay === 1 || b.is_relay === 1 || a.relayed_by !== null || b.relayed_by !== null)
-      continue;
+    if (a.isRelay || b.isRelay || a.relayedBy !== null || b.relayedBy !== null) continue;
     for (const [self, peer] of [
       [a.id, b.id],
       [b.id, a.id],
@@ -94,36 +85,36 @@ export function buildSnapshot(state: NetworkState, reflectPort: number | null): 
   }
   const clientsOf = new Map<string, MapExternalClient[]>();
   for (const c of state.extClients) {
-    const a = addressesOf(ranges, c.host_index);
-    const list = clientsOf.get(c.ingress_node_id) ?? [];
+    const a = addressesOf(ranges, c.hostIndex);
+    const list = clientsOf.get(c.ingressNodeId) ?? [];
     list.push({
       id: c.id,
       name: c.name,
-      publicKey: c.public_key,
+      publicKey: c.publicKey,
       addressV4: a.v4,
       addressV6: a.v6,
       allowedIps: hostCidrs(a.v4, a.v6),
     });
-    clientsOf.set(c.ingress_node_id, list);
+    clientsOf.set(c.ingressNodeId, list);
   }
   const network: MapNetwork = {
     name: net.name,
-    ipv4Cidr: net.ipv4_cidr,
-    ipv6Cidr: net.ipv6_cidr,
+    ipv4Cidr: net.ipv4Cidr,
+    ipv6Cidr: net.ipv6Cidr,
     dnsDomain: net.name,
   };
   const prefix = (cidr: string): string => cidr.slice(cidr.indexOf('/'));
-  const networkCidrs = net.ipv6_cidr === null ? [net.ipv4_cidr] : [net.ipv4_cidr, net.ipv6_cidr];
+  const networkCidrs = net.ipv6Cidr === null ? [net.ipv4Cidr] : [net.ipv4Cidr, net.ipv6Cidr];
   const peers = new Map<string, Entry<MapPeer>>();
   const selves = new Map<string, Entry<MapSelf>>();
   for (const n of approved) {
-    const a = addressesOf(ranges, n.host_index);
-    const egress = egressOf(n);
-    const isIngress = n.is_ingress === 1;
+    const a = addressesOf(ranges, n.hostIndex);
+    const egress = n.egress;
+    const isIngress = n.isIngress;
     const clients = isIngress ? (clientsOf.get(n.id) ?? []) : [];
-    const isRelay = n.is_relay === 1;
+    const isRelay = n.isRelay;
     const relays = isRelay ? (relaysOf.get(n.id) ?? []) : [];
-    const relayedBy = n.relayed_by !== null && approvedIds.has(n.relayed_by) ? n.relayed_by : null;
+    const relayedBy = n.relayedBy !== null && approvedIds.has(n.relayedBy) ? n.relayedBy : null;
     const dnsName = `${n.name}.${network.dnsDomain}`;
     peers.set(
       n.id,
@@ -131,7 +122,7 @@ export function buildSnapshot(state: NetworkState, reflectPort: number | null): 
         id: n.id,
         name: n.name,
         dnsName,
-        publicKey: n.public_key,
+        publicKey: n.publicKey,
         addressV4: a.v4,
         addressV6: a.v6,
         allowedIps: [
@@ -140,8 +131,8 @@ export function buildSnapshot(state: NetworkState, reflectPort: number | null): 
           ...clients.flatMap((c) => c.allowedIps),
         ],
         endpoints: endpointsOf(n),
-        listenPort: n.listen_port,
-        persistentKeepalive: net.persistent_keepalive,
+        listenPort: n.listenPort,
+        persistentKeepalive: net.persistentKeepalive,
         relayedBy,
         isRelay,
         relays,
@@ -156,17 +147,17 @@ export function buildSnapshot(state: NetworkState, reflectPort: number | null): 
         id: n.id,
         name: n.name,
         dnsName,
-        publicKey: n.public_key,
+        publicKey: n.publicKey,
         addressV4: a.v4,
         addressV6: a.v6,
         interfaceAddresses:
-          a.v6 === null || net.ipv6_cidr === null
-            ? [`${a.v4}${prefix(net.ipv4_cidr)}`]
-            : [`${a.v4}${prefix(net.ipv4_cidr)}`, `${a.v6}${prefix(net.ipv6_cidr)}`],
+          a.v6 === null || net.ipv6Cidr === null
+            ? [`${a.v4}${prefix(net.ipv4Cidr)}`]
+            : [`${a.v4}${prefix(net.ipv4Cidr)}`, `${a.v6}${prefix(net.ipv6Cidr)}`],
         networkCidrs,
-        listenPort: n.listen_port,
+        listenPort: n.listenPort,
         mtu: net.mtu,
-        persistentKeepalive: net.persistent_keepalive,
+        persistentKeepalive: net.persistentKeepalive,
         egress,
         isIngressGateway: isIngress,
         externalClients: clients,
@@ -179,7 +170,7 @@ export function buildSnapshot(state: NetworkState, reflectPort: number | null): 
   }
   return {
     networkId: net.id,
-    revision: Number(net.revision),
+    revision: net.revision,
     states: new Map(state.nodes.map((n) => [n.id, n.state])),
     network: entry(network),
     peers,
@@ -188,11 +179,8 @@ export function buildSnapshot(state: NetworkState, reflectPort: number | null): 
   };
 }
 
-function endpointsOf(n: NodeRow): MapPeer['endpoints'] {
-  return {
-    reflected: parseJson<Endpoint | null>(n.reflected_endpoint, null),
-    local: parseJson<Endpoint[]>(n.local_endpoints, []),
-  };
+function endpointsOf(n: NodeRecord): MapPeer['endpoints'] {
+  return { reflected: n.reflectedEndpoint, local: [...n.localEndpoints] };
 }
 
 /**
@@ -210,10 +198,20 @@ export function mapJsonFor(s: Snapshot, nodeId: string): string | null {
   );
 }
 
-/** The full map of approved node `nodeId`, or null when it is not approved in this snapshot. */
+function isNetworkMap(v: unknown): v is NetworkMap {
+  return NetworkMap.safeParse(v).success;
+}
+
+/**
+ * The full map of approved node `nodeId` exactly as a stream sends it, or null when it is not
+ * approved in this snapshot. Throws TypeError when the map does not pass the protocol's schema.
+ */
 export function mapFor(s: Snapshot, nodeId: string): NetworkMap | null {
   const text = mapJsonFor(s, nodeId);
-  return text === null ? null : (JSON.parse(text) as NetworkMap);
+  if (text === null) return null;
+  const map: unknown = JSON.parse(text);
+  if (!isNetworkMap(map)) throw new TypeError(`the map of node ${nodeId} fails the schema`);
+  return map;
 }
 
 /** What changed between two snapshots of one network, shared by every node's patch. */

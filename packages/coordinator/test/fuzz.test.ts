@@ -26,7 +26,6 @@ import {
   statusOf,
 } from '@wiremesh/protocol';
 import { BODY_LIMIT_BYTES } from '../src/constants.js';
-import type { NodeRow } from '../src/store.js';
 import { startPostgres, type PgServer } from './pg-server.js';
 import {
   api,
@@ -1360,10 +1359,13 @@ describe('push streams under abuse', () => {
       end: () => undefined,
     };
     const rows = await Promise.all(
-      [2, 3, 4, 5, 6, 7].map(async (i) => c.store.authenticateNode(secrets[i] as string)),
+      [2, 3, 4, 5, 6, 7].map(async (i) => c.store.nodes.authenticate(secrets[i] as string)),
     );
     const detach = await Promise.all(
-      rows.map((row, i) => c.hub.attach(row as NodeRow, stalled[i] ?? reader)),
+      rows.map((row, i) => {
+        if (row === null) throw new Error(`node secret ${i} did not authenticate`);
+        return c.hub.attach(row, stalled[i] ?? reader);
+      }),
     );
     // The first map is larger than the cap and still goes out whole.
     for (const s of stalled) expect(s.chunks[0]).toMatch(/^event: map\n/);

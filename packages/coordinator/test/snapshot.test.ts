@@ -4,57 +4,61 @@ import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { NetworkMap, applyMapPatch, MapPatch } from '@wiremesh/protocol';
 import { buildSnapshot, diffSnapshots, mapFor, patchJsonFor } from '../src/snapshot.js';
-import type { ExtClientRow, NetworkRow, NodeRow, NetworkState } from '../src/store.js';
+import type {
+  ExtClientRecord,
+  NetworkRecord,
+  NetworkState,
+  NodeRecord,
+} from '../src/store/index.js';
 import { keyPair } from './helpers.js';
 
 const KEYS = Array.from({ length: 6 }, () => keyPair().publicKey);
 
-function network(revision: number, mtu = 1420): NetworkRow {
+function network(revision: number, mtu = 1420): NetworkRecord {
   return {
     id: 'net',
     name: 'demo',
-    ipv4_cidr: '10.8.0.0/16',
-    ipv6_cidr: 'fd00:8::/64',
-    listen_port: 51820,
-    persistent_keepalive: 25,
+    ipv4Cidr: '10.8.0.0/16',
+    ipv6Cidr: 'fd00:8::/64',
+    listenPort: 51820,
+    persistentKeepalive: 25,
     mtu,
-    allow_without_key: 0,
+    allowJoinWithoutKey: false,
     revision,
-    created_at: 0,
+    createdAt: 0,
   };
 }
 
-function node(i: number, over: Partial<NodeRow> = {}): NodeRow {
+type MutableNode = { -readonly [K in keyof NodeRecord]: NodeRecord[K] };
+
+function node(i: number, over: Partial<NodeRecord> = {}): MutableNode {
   return {
     id: `n${i}`,
-    network_id: 'net',
+    networkId: 'net',
     name: `node${i}`,
-    public_key: KEYS[i] as string,
+    publicKey: KEYS[i] as string,
     state: 'approved',
-    host_index: i + 1,
-    secret_hash: 'x',
+    hostIndex: i + 1,
     os: 'linux',
     version: 't',
     backend: 'kernel',
-    listen_port: 51820,
-    local_endpoints: JSON.stringify([{ ip: `192.168.1.${i + 1}`, port: 51820 }]),
-    reflected_endpoint: null,
-    egress_ranges: null,
-    egress_interface: null,
-    is_ingress: 0,
-    ingress_endpoint: null,
-    is_relay: 0,
-    relayed_by: null,
-    last_seen_at: null,
-    peer_status: '[]',
-    enrollment_key_id: null,
-    created_at: i,
+    listenPort: 51820,
+    localEndpoints: [{ ip: `192.168.1.${i + 1}`, port: 51820 }],
+    reflectedEndpoint: null,
+    egress: null,
+    isIngress: false,
+    ingressEndpoint: null,
+    isRelay: false,
+    relayedBy: null,
+    lastSeenAt: null,
+    enrollmentKeyId: null,
+    createdAt: i,
     ...over,
   };
 }
 
 type Change =
-  | { kind: 'state'; i: number; state: NodeRow['state'] }
+  | { kind: 'state'; i: number; state: NodeRecord['state'] }
   | { kind: 'egress'; i: number; on: boolean }
   | { kind: 'ingress'; i: number; on: boolean }
   | { kind: 'relay'; i: number; relayedBy: number | null }
@@ -90,7 +94,7 @@ const change: fc.Arbitrary<Change> = fc.oneof(
 );
 
 function apply(s: NetworkState, c: Change): NetworkState {
-  const nodes = s.nodes.map((n) => ({ ...n }));
+  const nodes: MutableNode[] = s.nodes.map((n) => ({ ...n }));
   let network = { ...s.network, revision: s.network.revision + 1 };
   let extClients = s.extClients;
   const n = 'i' in c ? nodes[c.i] : undefined;
@@ -99,35 +103,34 @@ function apply(s: NetworkState, c: Change): NetworkState {
       n!.state = c.state;
       break;
     case 'egress':
-      n!.egress_ranges = c.on ? JSON.stringify([`192.168.${c.i}.0/24`]) : null;
-      n!.egress_interface = c.on ? 'eth0' : null;
+      n!.egress = c.on ? { ranges: [`192.168.${c.i}.0/24`], interface: 'eth0' } : null;
       break;
     case 'ingress':
-      n!.is_ingress = c.on ? 1 : 0;
+      n!.isIngress = c.on;
       break;
     case 'relay':
       if (c.relayedBy !== null && c.relayedBy !== c.i) {
-        nodes[c.relayedBy]!.is_relay = 1;
-        n!.relayed_by = `n${c.relayedBy}`;
-      } else n!.relayed_by = null;
+        nodes[c.relayedBy]!.isRelay = true;
+        n!.relayedBy = `n${c.relayedBy}`;
+      } else n!.relayedBy = null;
       break;
     case 'endpoint':
-      n!.reflected_endpoint = JSON.stringify({ ip: '203.0.113.1', port: c.port });
+      n!.reflectedEndpoint = { ip: '203.0.113.1', port: c.port };
       break;
     case 'mtu':
       network = { ...network, mtu: c.mtu };
       break;
     case 'client': {
-      const row: ExtClientRow = {
+      const row: ExtClientRecord = {
         id: 'x1',
-        network_id: 'net',
+        networkId: 'net',
         name: 'phone',
-        public_key: KEYS[5] as string,
-        private_key: null,
-        ingress_node_id: 'n0',
-        host_index: 100,
-        dns: '[]',
-        created_at: 0,
+        publicKey: KEYS[5] as string,
+        privateKey: null,
+        ingressNodeId: 'n0',
+        hostIndex: 100,
+        dns: [],
+        createdAt: 0,
       };
       extClients = c.on ? [row] : [];
       break;

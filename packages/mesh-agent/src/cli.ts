@@ -8,7 +8,7 @@ import { realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { DEFAULT_STATE_DIR, EXIT, MAX_INTERFACE_NAME_LENGTH } from './constants.js';
-import { CoordinatorError } from './coordinator-client.js';
+import { CoordinatorError } from './control/coordinator-client.js';
 import {
   checkinCommand,
   daemonCommand,
@@ -16,7 +16,7 @@ import {
   leaveCommand,
   statusCommand,
   type CommandContext,
-} from './commands.js';
+} from './cli/commands.js';
 import { AgentError, errorMessage } from './errors.js';
 import { createLogger, parseLogLevel } from './log.js';
 import { systemRunner } from './runner.js';

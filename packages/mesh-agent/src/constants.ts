@@ -77,6 +77,12 @@ export const COMMAND_TIMEOUT_MS = 15_000;
 /** How often `join` in the foreground reprints that it still waits for approval. */
 export const APPROVAL_REMINDER_MS = 60_000;
 
+/**
+ * Apply results an agent keeps (newest last) for status and tests: enough to see the last changes,
+ * bounded so a daemon that runs for months does not grow with every map.
+ */
+export const APPLY_HISTORY_LIMIT = 64;
+
 // --- NAT traversal (reflect-client.ts, network-agent.ts) ---
 
 /** How long one reflection probe waits for its reply. */

@@ -1,7 +1,8 @@
 /**
  * @wiremesh/mesh-agent: the `wiremesh` agent (DESIGN.md "mesh-agent"). The data flows one way:
- * coordinator client -> validated network map -> netmapToConfig -> diff -> dataplane (wg, ip,
- * firewall). The pieces are exported for tests and tools; the CLI is `wiremesh` (cli.ts).
+ * control client -> validated network map -> reconciler (netmapToConfig -> diff -> dataplane:
+ * wg, ip, firewall), with endpoint discovery a state machine beside it. The pieces are exported
+ * for tests and tools; the CLI is `wiremesh` (cli.ts, cli/).
  */
 export * from './constants.js';
 export { AgentError, errorMessage, type AgentErrorCode } from './errors.js';
@@ -24,7 +25,7 @@ export {
   type LocalAddress,
   type NetmapContext,
   type PeerPath,
-} from './netmap.js';
+} from './reconcile/netmap.js';
 export {
   describeDiff,
   diffConfig,
@@ -34,7 +35,7 @@ export {
   type ObservedPeer,
   type PeerUpdate,
   type PunchOptions,
-} from './diff.js';
+} from './reconcile/diff.js';
 export {
   parseIpAddr,
   parseIpRoutes,
@@ -42,7 +43,7 @@ export {
   type DumpInterface,
   type LinkInfo,
   type WgDump,
-} from './wg-dump.js';
+} from './dataplane/wg-dump.js';
 export {
   commandError,
   findExecutable,
@@ -61,7 +62,7 @@ export {
   type FirewallRule,
   type ProcSys,
   type TaggedRule,
-} from './firewall.js';
+} from './dataplane/firewall.js';
 export {
   inProcessBackend,
   kernelBackend,
@@ -74,7 +75,7 @@ export {
   type BackendChoice,
   type BackendOptions,
   type ProbeOptions,
-} from './backend.js';
+} from './dataplane/backend.js';
 export {
   ipCommands,
   systemDataplane,
@@ -83,11 +84,10 @@ export {
   type Dataplane,
   type DeviceIdentity,
   type Observed,
-} from './dataplane.js';
-export { createFakeDataplane, type FakeDataplane } from './fake-dataplane.js';
+} from './dataplane/dataplane.js';
 export { NetworkState, StateStore, writeFileAtomic } from './state-store.js';
-export { Backoff, type BackoffOptions } from './backoff.js';
-export { SseParser, type SseEvent } from './sse.js';
+export { Backoff, type BackoffOptions } from './control/backoff.js';
+export { SseParser, type SseEvent } from './control/sse.js';
 export {
   CoordinatorError,
   HttpCoordinator,
@@ -98,20 +98,31 @@ export {
   type HttpCoordinatorOptions,
   type MapResult,
   type StreamEvent,
-} from './coordinator-client.js';
-export { localAddresses, localEndpoints } from './local-addresses.js';
+} from './control/coordinator-client.js';
+export { localAddresses, localEndpoints } from './discovery/local-addresses.js';
 export {
   ReflectionMatcher,
   Reflector,
   resolveHost,
   type RawSocket,
-  type SocketAddress,
-} from './reflect-client.js';
+} from './discovery/reflect-client.js';
 export {
-  NetworkAgent,
+  ControlClient,
+  goneReason,
   realSleep,
+  type ControlClientOptions,
+  type ControlHandler,
   type GoneReason,
-  type NetworkAgentDeps,
   type Sleep,
-} from './network-agent.js';
+} from './control/control-client.js';
+export {
+  Discovery,
+  type DiscoveryAction,
+  type DiscoveryInput,
+  type DiscoveryOptions,
+  type ProbeKind,
+  type ReportReason,
+} from './discovery/discovery.js';
+export { Reconciler, type ReconcilerOptions } from './reconcile/reconciler.js';
+export { NetworkAgent, type NetworkAgentDeps } from './network-agent.js';
 export { AGENT_SEMVER, AGENT_VERSION } from './version.js';

@@ -1,8 +1,9 @@
 /**
  * One joined network, kept current (tailscale's controlclient -> netmap -> wgengine, one way):
- * maps arrive on the push stream (check-ins are the fallback), are validated, turned into a
- * desired config and applied as a diff. The coordinator going away never takes the mesh down:
- * the last good map stays applied and the agent retries with capped backoff.
+ * the control client brings maps (push stream, check-ins as the fallback), the reconciler applies
+ * them one at a time, and endpoint discovery (a state machine) says when to probe, look at paths
+ * and kick held packets; this shell runs its actions and arms its one timer. The coordinator going
+ * away never takes the mesh down: the last good map stays applied and the client retries.
  */
 import { release, type as osType } from 'node:os';
 import {
@@ -15,54 +16,30 @@ import {
   type NetworkMap,
   type PeerStatus,
 } from '@wiremesh/protocol';
-import { Backoff } from './backoff.js';
+import { EARLY_PROBE_TIMEOUT_MS } from './constants.js';
+import { Backoff } from './control/backoff.js';
+import { ControlClient, realSleep, type GoneReason, type Sleep } from './control/control-client.js';
 import {
-  DIRECT_WAIT_MS,
-  EARLY_PROBE_TIMEOUT_MS,
-  PATH_CHECK_MS,
-  PATH_WATCH_MAX_MS,
-  PUNCH_STAGGER_MS,
-  REFLECT_INTERVAL_MS,
-  REFLECT_RETRY_MS,
-  REPORT_INTERVAL_MS,
-} from './constants.js';
-import {
-  CoordinatorError,
   validateMap,
+  type CheckinResult,
   type CoordinatorApi,
   type MapResult,
   type StreamEvent,
-} from './coordinator-client.js';
-import type { ApplyResult, Dataplane } from './dataplane.js';
+} from './control/coordinator-client.js';
+import type { ApplyResult, Dataplane } from './dataplane/dataplane.js';
+import { Discovery, type DiscoveryAction, type ProbeKind } from './discovery/discovery.js';
+import { localEndpoints } from './discovery/local-addresses.js';
+import { resolveHost, type PortProbe } from './discovery/reflect-client.js';
 import { AgentError, errorMessage } from './errors.js';
-import { localEndpoints } from './local-addresses.js';
 import type { Logger } from './log.js';
-import type { ProbeOptions } from './backend.js';
-import { netmapToConfig, type DesiredConfig, type LocalAddress } from './netmap.js';
-import { resolveHost, type PortProbe } from './reflect-client.js';
+import type { DesiredConfig, LocalAddress } from './reconcile/netmap.js';
+import { Reconciler } from './reconcile/reconciler.js';
 import type { NetworkState, StateStore } from './state-store.js';
 import { AGENT_VERSION } from './version.js';
 
+export { realSleep, type GoneReason, type Sleep } from './control/control-client.js';
+
 const MS_PER_S = 1000;
-
-/** Waits `ms` or until `signal` aborts (injected so tests control time). */
-export type Sleep = (ms: number, signal: AbortSignal) => Promise<void>;
-
-/** A Sleep on setTimeout. */
-export const realSleep: Sleep = (ms, signal) =>
-  new Promise((resolve) => {
-    if (signal.aborted) return resolve();
-    const t = setTimeout(done, ms);
-    function done() {
-      clearTimeout(t);
-      signal.removeEventListener('abort', done);
-      resolve();
-    }
-    signal.addEventListener('abort', done, { once: true });
-  });
-
-/** Why a network stopped for good. */
-export type GoneReason = 'removed' | 'rejected';
 
 /** What a NetworkAgent needs. */
 export interface NetworkAgentDeps {
@@ -82,27 +59,15 @@ export interface NetworkAgentDeps {
   onGone?: (reason: GoneReason) => void;
   /** Wall clock in unix ms (tests move it). Default Date.now. */
   now?: () => number;
+  /** Apply results kept in `history` (default APPLY_HISTORY_LIMIT). */
+  historyLimit?: number;
   /** Resolves the coordinator's host for reflection probes (tests); default DNS / IP literal. */
   resolveHost?: (host: string) => Promise<string>;
   /**
    * Sends one reflection probe from local UDP `port` before the device listens there
    * (reflect-client.ts probeFromPort; the CLI passes it, tests a fake). Absent: no such probe.
    */
-  probePort?: (
-    port: number,
-    target: { address: string; port: number },
-    timeoutMs: number,
-  ) => Promise<PortProbe>;
-}
-
-/** A peer whose new endpoint has not yet shown a handshake (hole punching in progress). */
-interface Watched {
-  /** When its endpoint was set (unix ms). */
-  since: number;
-  /** Bytes received when watching began (a roamed peer with a live session proves itself so). */
-  rx: number | null;
-  /** Whether the failed attempt already triggered a new probe. */
-  probed: boolean;
+  probePort?: (port: number, target: Endpoint, timeoutMs: number) => Promise<PortProbe>;
 }
 
 /** Keeps one network's interface equal to the coordinator's latest valid map. */
@@ -110,46 +75,54 @@ export class NetworkAgent {
   private readonly d: NetworkAgentDeps;
   private readonly log: Logger;
   private readonly sleep: Sleep;
-  private readonly backoff: Backoff;
+  private readonly now: () => number;
+  private readonly control: ControlClient;
+  private readonly reconciler: Reconciler;
+  private readonly discovery: Discovery;
   private map: NetworkMap | null = null;
-  private applied: DesiredConfig | null = null;
-  private dirty = false;
-  private queue: Promise<unknown> = Promise.resolve();
-  private readonly stopper = new AbortController();
   private gone = false;
   private readonly prepareWhilePending: boolean;
   private saidPending = false;
-  private outage = false;
-  private loops: Promise<void>[] = [];
-  /** Aborts the stream loop's backoff wait. */
-  private wakeStream: AbortController | null = null;
-  /** Push events are handled one after another, in stream order. */
-  private events: Promise<unknown> = Promise.resolve();
-  /** Why the last apply failed (cleared by a successful one), for callers that report it. */
-  lastError: unknown = null;
-  /** Results of every apply, newest last (tests and status read it). */
-  readonly history: ApplyResult[] = [];
-  /** This node's public endpoint as the coordinator's reflector last saw it, or null. */
-  reflected: Endpoint | null = null;
-  private readonly now: () => number;
-  private readonly watched = new Map<string, Watched>();
-  /** Wakes the path loop (a new watch) and the reflect loop (probe now). */
-  private wakePath = new AbortController();
-  private wakeReflect = new AbortController();
-  private reporting: Promise<void> | null = null;
   private reportedFailureOf = -1;
-  private lastLocal: string | null = null;
-  private probedEarly = false;
-  private portProbed = false;
-  private reportAgain = false;
+  /** The discovery timer: re-armed (woken) whenever an input may have moved its deadline. */
+  private timer: Promise<void> | null = null;
+  private wakeTimer = new AbortController();
+  /** Discovery work on its way (probes, path looks, kicks), awaited by stop. */
+  private readonly tasks = new Set<Promise<unknown>>();
 
   constructor(d: NetworkAgentDeps) {
     this.d = d;
     this.log = d.log;
     this.sleep = d.sleep ?? realSleep;
-    this.backoff = d.backoff ?? new Backoff();
-    this.prepareWhilePending = d.prepareWhilePending ?? false;
     this.now = d.now ?? Date.now;
+    this.prepareWhilePending = d.prepareWhilePending ?? false;
+    this.reconciler = new Reconciler({
+      network: d.state.network,
+      iface: d.state.interface,
+      dataplane: d.dataplane,
+      identity: { privateKeyFile: d.store.keyPath(d.state.network), publicKey: d.state.publicKey },
+      log: d.log,
+      ...(d.historyLimit !== undefined ? { historyLimit: d.historyLimit } : {}),
+    });
+    this.discovery = new Discovery({
+      publicKey: d.state.publicKey,
+      canReflect: () => d.dataplane.reflect !== undefined,
+    });
+    this.control = new ControlClient({
+      network: d.state.network,
+      api: d.api,
+      log: d.log,
+      sleep: this.sleep,
+      backoff: d.backoff ?? new Backoff(),
+      ...(d.reportIntervalMs !== undefined ? { reportIntervalMs: d.reportIntervalMs } : {}),
+      handler: {
+        report: () => this.report(),
+        event: (e) => this.onEvent(e),
+        checkedIn: (res) => this.onCheckin(res),
+        gone: (reason) => this.goneFor(reason),
+        holding: () => `map ${this.map === null ? '(none)' : `v${this.map.version}`}`,
+      },
+    });
   }
 
   /** The network's name. */
@@ -164,7 +137,22 @@ export class NetworkAgent {
 
   /** The config of the last successful apply, or null. */
   get lastApplied(): DesiredConfig | null {
-    return this.applied;
+    return this.reconciler.applied;
+  }
+
+  /** Why the last apply failed (cleared by a successful one), for callers that report it. */
+  get lastError(): unknown {
+    return this.reconciler.lastError;
+  }
+
+  /** Results of the last applies (bounded), newest last (tests and status read it). */
+  get history(): readonly ApplyResult[] {
+    return this.reconciler.history;
+  }
+
+  /** This node's public endpoint as the coordinator's reflector last saw it, or null. */
+  get reflected(): Endpoint | null {
+    return this.discovery.reflected;
   }
 
   /** Whether the node was removed or rejected (the agent has stopped). */
@@ -172,15 +160,13 @@ export class NetworkAgent {
     return this.gone;
   }
 
-  private get iface(): string {
-    return this.d.state.interface;
+  /** When discovery next needs the clock (unix ms), or null (tests). */
+  nextDeadline(): number | null {
+    return this.discovery.nextDeadline();
   }
 
-  /** Serializes work on the interface: applies never interleave. */
-  private serial<T>(fn: () => Promise<T>): Promise<T> {
-    const next = this.queue.then(fn, fn);
-    this.queue = next.catch(() => undefined);
-    return next;
+  private get iface(): string {
+    return this.d.state.interface;
   }
 
   /**
@@ -191,70 +177,58 @@ export class NetworkAgent {
     const saved = this.d.store.loadMap(this.network);
     if (saved === null) return false;
     this.map = saved;
-    await this.serial(() => this.applyCurrent(`saved map v${saved.version}`));
+    await this.reconciler.serial(() => this.applyCurrent(`saved map v${saved.version}`));
     return true;
   }
 
   /**
-   * Applies the current map. `kick`: peers to send a keepalive to now (the held side of hole
-   * punching, PunchOptions). While the loops run, the side of each pair with the greater public
-   * key holds its first packet to a new endpoint for PUNCH_STAGGER_MS, so the two initiations
-   * do not cross (which leaves both without a session until WireGuard's 5 s retry); one-shot
-   * commands hold nothing (nobody would kick).
+   * Applies the current map (inside the reconciler's queue). `kick`: peers to send a keepalive to
+   * now (the held side of hole punching, PunchOptions; discovery decides who holds).
    */
   private async applyCurrent(label: string, kick?: ReadonlySet<string>): Promise<void> {
     const map = this.map;
     if (map === null || this.gone) return;
+    let result: ApplyResult;
     try {
-      const created = await this.d.dataplane.ensureInterface(this.iface);
-      if (created)
-        this.log.info(`${this.network}: created ${this.iface} (${this.d.dataplane.backend})`);
-      if (this.applied === null && !this.portProbed) {
-        this.portProbed = true;
-        await this.probeBeforeListening(map);
-      }
-      const desired = netmapToConfig(map, {
-        localAddresses: this.d.localAddresses(),
-        reflected: this.reflected,
-      });
-      const own = this.d.state.publicKey;
-      const result = await this.d.dataplane.apply(
-        this.iface,
-        desired,
-        this.applied,
-        { privateKeyFile: this.d.store.keyPath(this.network), publicKey: own },
+      result = await this.reconciler.apply(
+        map,
+        label,
+        () => ({ localAddresses: this.d.localAddresses(), reflected: this.discovery.reflected }),
         {
-          ...(this.loops.length > 0 ? { hold: (peer: string) => own > peer } : {}),
+          hold: (peer: string) => this.discovery.holds(peer),
           ...(kick !== undefined ? { kick } : {}),
           nowS: Math.floor(this.now() / MS_PER_S),
         },
+        this.reconciler.applied === null ? () => this.probeBeforeListening(map) : undefined,
       );
-      this.applied = desired;
-      this.dirty = false;
-      this.lastError = null;
-      this.history.push(result);
-      this.watchNewEndpoints(result);
-      if (result.diff.held.length > 0) this.kickLater(result.diff.held);
-      if (result.changed) this.log.info(`${this.network}: applied ${label}: ${result.summary}`);
-      else this.log.debug(`${this.network}: ${label}: no changes`);
-      // Right after the first apply (the device now listens on its port) one quick probe: the
-      // public endpoint is known at once, endpoints chosen with it, and the first report has it.
-      if (!this.probedEarly && map.reflectPort !== null && this.d.dataplane.reflect !== undefined) {
-        this.probedEarly = true;
-        if (await this.discover({ attempts: 1, timeoutMs: EARLY_PROBE_TIMEOUT_MS }))
-          await this.applyCurrent('public endpoint');
-      }
     } catch (e) {
-      this.dirty = true;
-      this.lastError = e;
-      this.log.error(`${this.network}: could not apply ${label}: ${errorMessage(e)} (will retry)`);
       // Report at once, once per map version: what the interface really has (a listen port taken
       // by another interface made the device pick its own) may be what the next map needs.
-      if (this.loops.length > 0 && this.reportedFailureOf !== map.version) {
+      if (this.control.running && this.reportedFailureOf !== map.version) {
         this.reportedFailureOf = map.version;
-        this.reportSoon();
+        this.control.reportSoon();
       }
       throw e;
+    }
+    const actions = this.discovery.handle(this.now(), {
+      type: 'applied',
+      reflectPort: map.reflectPort,
+      updated: result.diff.updatePeers.map((u) => ({
+        publicKey: u.publicKey,
+        isNew: u.isNew,
+        endpointSet: u.endpoint !== undefined,
+      })),
+      removed: result.diff.removePeers,
+      held: result.diff.held,
+    });
+    this.rearm();
+    // Inside the queue: an early probe and the apply it asks for run here, before the next job.
+    for (const a of actions) {
+      if (a.type === 'report') this.control.reportSoon();
+      else if (a.type === 'probe') {
+        const more = await this.probe(a.kind, { attempts: 1, timeoutMs: EARLY_PROBE_TIMEOUT_MS });
+        for (const m of more) if (m.type === 'apply') await this.applyCurrent(m.label);
+      }
     }
   }
 
@@ -277,6 +251,7 @@ export class NetworkAgent {
     const probePort = this.d.probePort;
     const port = map.self.listenPort;
     if (probePort === undefined || map.reflectPort === null || port <= 0) return;
+    if (!this.discovery.takePortProbe()) return;
     const target = await this.reflectTarget();
     if (target === null) return;
     let got: PortProbe;
@@ -292,11 +267,20 @@ export class NetworkAgent {
       this.log.debug(`${this.network}: port ${port} is in use already; no probe before listening`);
       return;
     }
-    if (got.endpoint === null || this.d.dataplane.reflect === undefined) return;
-    this.probedEarly = true;
-    if (this.reflected?.ip === got.endpoint.ip && this.reflected.port === got.endpoint.port) return;
-    this.reflected = got.endpoint;
-    this.log.info(`${this.network}: public endpoint ${formatEndpoint(got.endpoint)}`);
+    this.learn('port', got.endpoint);
+  }
+
+  /** Feeds a reflection answer to discovery, logging a new public endpoint. */
+  private learn(kind: ProbeKind, got: Endpoint | null): DiscoveryAction[] {
+    const before = this.discovery.reflected;
+    const actions = this.discovery.handle(this.now(), { type: 'reflection', kind, endpoint: got });
+    const after = this.discovery.reflected;
+    if (after !== null && after !== before)
+      this.log.info(
+        `${this.network}: public endpoint ${formatEndpoint(after)}${before === null ? '' : ` (was ${formatEndpoint(before)})`}`,
+      );
+    this.rearm();
+    return actions;
   }
 
   /**
@@ -324,15 +308,15 @@ export class NetworkAgent {
     }
     // Checked and applied under the same lock, so maps from the stream, check-ins and fetches
     // can never be applied out of order.
-    return this.serial(async () => {
+    return this.reconciler.serial(async () => {
       if (this.gone) return false;
-      if (this.map !== null && map.version <= this.map.version && !this.dirty) {
+      if (this.map !== null && map.version <= this.map.version && !this.reconciler.dirty) {
         this.log.debug(
           `${this.network}: map v${map.version} from the ${source} is not newer than v${this.map.version}`,
         );
         return false;
       }
-      const before = this.applied?.listenPort ?? null;
+      const before = this.reconciler.applied?.listenPort ?? null;
       this.map = map;
       try {
         await this.applyCurrent(`map v${map.version}`);
@@ -345,139 +329,94 @@ export class NetworkAgent {
         this.log.warn(`${this.network}: could not save the map: ${errorMessage(e)}`);
       }
       // Peers learn where to reach us only from our report: send it as soon as the port is known.
-      if (this.applied !== null && this.applied.listenPort !== before) this.reportSoon();
-      if (this.reflected === null && map.reflectPort !== null) this.wakeReflect.abort();
+      const applied = this.reconciler.applied;
+      if (applied !== null && applied.listenPort !== before) this.control.reportSoon();
+      // Not awaited: an apply asked for here queues behind this one.
+      void this.run(
+        this.discovery.handle(this.now(), { type: 'map', reflectPort: map.reflectPort }),
+      );
+      this.rearm();
       return true;
     });
   }
 
-  /**
-   * Checks in without waiting (the listen port or public endpoint became known, peers were added,
-   * a direct path came up or failed). Reports never overlap: one asked for while another is on
-   * its way follows it, and any number asked for meanwhile make one.
-   */
-  private reportSoon(): void {
-    if (this.stopper.signal.aborted || this.gone) return;
-    if (this.reporting !== null) {
-      this.reportAgain = true;
-      return;
+  /** Runs discovery's actions: applies in order, probes, path looks and kicks as tasks. */
+  private async run(actions: readonly DiscoveryAction[]): Promise<void> {
+    for (const a of actions) {
+      switch (a.type) {
+        case 'report':
+          this.control.reportSoon();
+          break;
+        case 'apply':
+          await this.reconciler.serial(() => this.applyCurrent(a.label)).catch(() => undefined);
+          break;
+        case 'kick':
+          this.spawn(
+            this.reconciler.serial(() => this.applyCurrent('hole punching', new Set(a.peers))),
+          );
+          break;
+        case 'observe':
+          this.spawn(this.observePaths());
+          break;
+        case 'probe':
+          this.spawn(this.probe(a.kind).then((more) => this.run(more)));
+          break;
+      }
     }
-    this.reporting = (async () => {
-      do {
-        this.reportAgain = false;
-        try {
-          await this.checkinOnce();
-        } catch (e) {
-          if (await this.onApiError(e, 'check-in')) return;
-        }
-      } while (this.reportAgain && !this.stopper.signal.aborted && !this.gone);
-    })().finally(() => (this.reporting = null));
   }
 
-  /** Sends the held first packets (PunchOptions) after PUNCH_STAGGER_MS. */
-  private kickLater(peers: readonly string[]): void {
-    const signal = this.stopper.signal;
-    void (async () => {
-      await this.sleep(PUNCH_STAGGER_MS, signal);
-      if (signal.aborted) return;
-      await this.serial(() => this.applyCurrent('hole punching', new Set(peers)));
-    })().catch(() => undefined);
+  private spawn(task: Promise<unknown>): void {
+    const t = task.catch(() => undefined).finally(() => this.tasks.delete(t));
+    this.tasks.add(t);
   }
 
-  /**
-   * Starts watching every peer the last apply gave a new endpoint (hole punching begins: the
-   * keepalive it sent starts a handshake), and reports at once when peers were added so the
-   * coordinator knows this node has configured them (its relay-fallback wait starts then).
-   */
-  private watchNewEndpoints(result: ApplyResult): void {
-    const now = this.now();
-    let added = false;
-    for (const u of result.diff.updatePeers) {
-      if (u.isNew) added = true;
-      if (u.endpoint !== undefined)
-        this.watched.set(u.publicKey, { since: now, rx: null, probed: false });
-    }
-    for (const k of result.diff.removePeers) this.watched.delete(k);
-    if (this.watched.size > 0) this.wakePath.abort();
-    if (added) this.reportSoon();
-  }
-
-  /**
-   * One look at the watched peers: a handshake since the endpoint was set (or traffic over a
-   * session that survived the change) settles a peer and is reported; none after DIRECT_WAIT_MS
-   * counts as a failed direct attempt: probe the public endpoint again (the NAT may have changed
-   * it) and report. Peers still silent after PATH_WATCH_MAX_MS are left to the relay fallback.
-   */
-  private async checkPaths(): Promise<void> {
-    let observed;
+  private async observePaths(): Promise<void> {
+    let peers = null;
     try {
-      observed = await this.d.dataplane.observe(this.iface);
+      peers = (await this.d.dataplane.observe(this.iface)).peers;
     } catch {
-      return;
+      // the next look tries again
     }
-    const peers = new Map(observed.peers.map((p) => [p.publicKey, p]));
-    const now = this.now();
-    let settled = false;
-    let failed = false;
-    for (const [key, w] of this.watched) {
-      const p = peers.get(key);
-      if (p === undefined) {
-        this.watched.delete(key);
-        continue;
-      }
-      // wg shows whole seconds: a handshake just after `since` may read up to 1 s before it.
-      const handshakeMs = p.latestHandshakeS * MS_PER_S;
-      const fresh = p.latestHandshakeS > 0 && handshakeMs >= w.since - MS_PER_S;
-      if (w.rx === null) w.rx = p.rxBytes;
-      if (fresh || (p.latestHandshakeS > 0 && p.rxBytes > w.rx)) {
-        this.watched.delete(key);
-        settled = true;
-        this.log.debug(
-          `${this.network}: direct handshake with ${key.slice(0, 8)} after ${now - w.since} ms`,
-        );
-      } else if (now - w.since >= PATH_WATCH_MAX_MS) {
-        this.watched.delete(key);
-      } else if (now - w.since >= DIRECT_WAIT_MS && !w.probed) {
-        w.probed = true;
-        failed = true;
-      }
-    }
-    if (failed) this.wakeReflect.abort();
-    if (settled || failed) this.reportSoon();
-  }
-
-  private async pathLoop(): Promise<void> {
-    const signal = this.stopper.signal;
-    while (!signal.aborted) {
-      if (this.watched.size === 0) {
-        // Nothing to watch: wait for an apply to set an endpoint (no timer runs meanwhile).
-        const wake = this.wakePath.signal;
-        if (!wake.aborted)
-          await new Promise<void>((resolve) => {
-            const done = () => resolve();
-            wake.addEventListener('abort', done, { once: true });
-            signal.addEventListener('abort', done, { once: true });
-          });
-        this.wakePath = new AbortController();
-        continue;
-      }
-      await this.sleep(PATH_CHECK_MS, signal);
-      if (signal.aborted || this.gone) return;
-      await this.checkPaths();
-    }
+    await this.run(this.discovery.handle(this.now(), { type: 'observed', peers }));
+    this.rearm();
   }
 
   /** Where the reflector is: the coordinator's host and the map's reflect port, or null. */
-  private async reflectTarget(): Promise<{ address: string; port: number } | null> {
+  private async reflectTarget(): Promise<Endpoint | null> {
     const port = this.map?.reflectPort ?? null;
     if (port === null) return null;
     const host = new URL(this.d.state.server).hostname;
     try {
-      return { address: await (this.d.resolveHost ?? resolveHost)(host), port };
+      return { ip: await (this.d.resolveHost ?? resolveHost)(host), port };
     } catch (e) {
       this.log.debug(`${this.network}: cannot resolve ${host} for reflection: ${errorMessage(e)}`);
       return null;
     }
+  }
+
+  /**
+   * One reflection probe from the WireGuard socket (when the backend can send from it), its
+   * answer fed to discovery. Returns discovery's actions. Never throws.
+   */
+  private async probe(
+    kind: ProbeKind,
+    options?: { attempts: number; timeoutMs: number },
+  ): Promise<DiscoveryAction[]> {
+    const reflect = this.d.dataplane.reflect;
+    let got: Endpoint | null = null;
+    const target = reflect === undefined || this.gone ? null : await this.reflectTarget();
+    if (reflect !== undefined && target !== null) {
+      try {
+        got = await reflect.call(this.d.dataplane, this.iface, target, options);
+        if (got === null)
+          this.log.debug(
+            `${this.network}: no reply from the reflector at ${formatEndpoint(target)}`,
+          );
+      } catch (e) {
+        this.log.debug(`${this.network}: reflection probe failed: ${errorMessage(e)}`);
+      }
+    }
+    return this.learn(kind, got);
   }
 
   /**
@@ -486,53 +425,32 @@ export class NetworkAgent {
    * reached on the LAN) and reported at once. Returns the endpoint known after the probe.
    */
   async probeEndpoint(): Promise<Endpoint | null> {
-    if (!(await this.discover())) return this.reflected;
-    if (this.map !== null)
-      await this.serial(() => this.applyCurrent('new public endpoint')).catch(() => undefined);
-    this.reportSoon();
-    return this.reflected;
+    if (this.d.dataplane.reflect === undefined) return this.discovery.reflected;
+    await this.run(await this.probe('manual'));
+    return this.discovery.reflected;
   }
 
-  /**
-   * One reflection round: updates `reflected` and returns whether it changed. Applies nothing
-   * (callable inside an apply). Never throws.
-   */
-  private async discover(probe?: ProbeOptions): Promise<boolean> {
-    const reflect = this.d.dataplane.reflect;
-    if (reflect === undefined || this.gone) return false;
-    const target = await this.reflectTarget();
-    if (target === null) return false;
-    let got: Endpoint | null;
-    try {
-      got = await reflect.call(this.d.dataplane, this.iface, target, probe);
-    } catch (e) {
-      this.log.debug(`${this.network}: reflection probe failed: ${errorMessage(e)}`);
-      return false;
-    }
-    if (got === null) {
-      this.log.debug(
-        `${this.network}: no reply from the reflector at ${target.address}:${target.port}`,
-      );
-      return false;
-    }
-    const before = this.reflected;
-    if (before !== null && before.ip === got.ip && before.port === got.port) return false;
-    this.reflected = got;
-    this.log.info(
-      `${this.network}: public endpoint ${formatEndpoint(got)}${before === null ? '' : ` (was ${formatEndpoint(before)})`}`,
-    );
-    return true;
+  /** Wakes the discovery timer so it sleeps until the (possibly earlier) next deadline. */
+  private rearm(): void {
+    this.wakeTimer.abort();
   }
 
-  private async reflectLoop(): Promise<void> {
-    const signal = this.stopper.signal;
+  /** One timer for all of discovery: sleeps until its next deadline or a re-arm, then ticks. */
+  private async timerLoop(): Promise<void> {
+    const signal = this.control.signal;
     while (!signal.aborted && !this.gone) {
-      if (this.map !== null) await this.probeEndpoint();
-      const wake = this.wakeReflect.signal;
-      // Before the first map there is no reflect port: wait for one (an apply wakes us).
-      const every = this.reflected === null ? REFLECT_RETRY_MS : REFLECT_INTERVAL_MS;
-      await this.sleep(every, AbortSignal.any([signal, wake]));
-      if (wake.aborted) this.wakeReflect = new AbortController();
+      const wake = this.wakeTimer.signal;
+      const at = this.discovery.nextDeadline();
+      if (!wake.aborted) {
+        if (at === null)
+          await new Promise<void>((resolve) =>
+            wake.addEventListener('abort', () => resolve(), { once: true }),
+          );
+        else if (at > this.now()) await this.sleep(at - this.now(), wake);
+      }
+      if (wake.aborted) this.wakeTimer = new AbortController();
+      if (signal.aborted || this.gone) return;
+      await this.run(this.discovery.tick(this.now()));
     }
   }
 
@@ -565,6 +483,19 @@ export class NetworkAgent {
     }
   }
 
+  private async onCheckin(res: CheckinResult): Promise<void> {
+    if (res.state === 'pending') await this.onState('pending');
+    if (res.state === 'rejected' || res.state === 'removed') {
+      await this.goneFor(res.state);
+      return;
+    }
+    if (res.map !== null) await this.acceptMap(res.map, 'check-in');
+    else if (this.reconciler.dirty && this.map !== null)
+      await this.reconciler
+        .serial(() => this.applyCurrent(`map v${this.map?.version}`))
+        .catch(() => undefined);
+  }
+
   private async onState(state: string): Promise<void> {
     if (state === 'pending') {
       if (!this.saidPending) {
@@ -573,11 +504,15 @@ export class NetworkAgent {
         );
         // Start the (userspace) device now, so approval only has to configure it.
         if (this.prepareWhilePending && this.map === null) {
-          void this.serial(async () => {
-            if (!this.gone && this.map === null) await this.d.dataplane.ensureInterface(this.iface);
-          }).catch((e: unknown) =>
-            this.log.debug(`${this.network}: could not prepare ${this.iface}: ${errorMessage(e)}`),
-          );
+          void this.reconciler
+            .serial(async () => {
+              if (!this.gone && this.map === null) await this.reconciler.ensureInterface();
+            })
+            .catch((e: unknown) =>
+              this.log.debug(
+                `${this.network}: could not prepare ${this.iface}: ${errorMessage(e)}`,
+              ),
+            );
         }
       }
       this.saidPending = true;
@@ -589,11 +524,13 @@ export class NetworkAgent {
   private async goneFor(reason: GoneReason): Promise<void> {
     if (this.gone) return;
     this.gone = true;
-    this.stopper.abort();
+    this.control.halt();
+    this.discovery.stop();
+    this.rearm();
     this.log.error(
       `${this.network}: the coordinator ${reason} this node; removing ${this.iface}, its routes and rules (join again to come back)`,
     );
-    await this.serial(async () => {
+    await this.reconciler.serial(async () => {
       try {
         await this.d.dataplane.removeInterface(this.iface);
       } catch (e) {
@@ -602,34 +539,6 @@ export class NetworkAgent {
     });
     this.d.store.remove(this.network);
     this.d.onGone?.(reason);
-  }
-
-  /** Handles an error from the coordinator; returns true when the agent must stop. */
-  private async onApiError(e: unknown, what: string): Promise<boolean> {
-    if (
-      e instanceof CoordinatorError &&
-      (e.code === 'node_removed' || e.code === 'node_rejected')
-    ) {
-      await this.goneFor(e.code === 'node_removed' ? 'removed' : 'rejected');
-      return true;
-    }
-    if (!this.outage) {
-      this.outage = true;
-      this.log.warn(
-        `${this.network}: ${what} failed: ${errorMessage(e)}; the mesh stays up with map ${this.map === null ? '(none)' : `v${this.map.version}`}, retrying`,
-      );
-    } else {
-      this.log.debug(`${this.network}: ${what} failed again: ${errorMessage(e)}`);
-    }
-    return false;
-  }
-
-  private recovered(): void {
-    this.wakeStream?.abort();
-    if (this.outage) {
-      this.outage = false;
-      this.log.info(`${this.network}: the coordinator is back`);
-    }
   }
 
   /** Builds this node's report from what the interface shows now. */
@@ -653,15 +562,21 @@ export class NetworkAgent {
     if (port !== null && port !== undefined && port > 0) {
       req.listenPort = port;
       req.localEndpoints = localEndpoints(this.d.localAddresses(), port);
-      // New LAN addresses: the host changed networks, so its public endpoint changed too.
-      const local = JSON.stringify(req.localEndpoints);
-      if (this.lastLocal !== null && local !== this.lastLocal) this.wakeReflect.abort();
-      this.lastLocal = local;
+      void this.run(
+        this.discovery.handle(this.now(), {
+          type: 'local-endpoints',
+          key: JSON.stringify(req.localEndpoints),
+        }),
+      );
+      this.rearm();
     }
     // Only a backend that owns the socket can learn it; others leave the stored value alone.
-    if (this.reflected !== null) req.reflectedEndpoint = this.reflected;
+    const reflected = this.discovery.reflected;
+    if (reflected !== null) req.reflectedEndpoint = reflected;
     if (observed?.exists) {
-      const paths = new Map((this.applied?.paths ?? []).map((p) => [p.publicKey, p.path]));
+      const paths = new Map(
+        (this.reconciler.applied?.paths ?? []).map((p) => [p.publicKey, p.path]),
+      );
       const now = this.now();
       req.peers = observed.peers.map((p): PeerStatus => ({
         publicKey: p.publicKey,
@@ -681,100 +596,29 @@ export class NetworkAgent {
    * One check-in: report, take a newer map if there is one, re-apply if the last apply failed.
    * Returns the node's state. Throws AgentError/CoordinatorError (the caller decides to retry).
    */
-  async checkinOnce(): Promise<string> {
-    let res;
-    try {
-      res = await this.d.api.checkin(await this.report());
-    } catch (e) {
-      if (
-        e instanceof CoordinatorError &&
-        (e.code === 'node_removed' || e.code === 'node_rejected')
-      ) {
-        const reason = e.code === 'node_removed' ? 'removed' : 'rejected';
-        await this.goneFor(reason);
-        return reason;
-      }
-      throw e;
-    }
-    this.recovered();
-    if (res.state === 'pending') await this.onState('pending');
-    if (res.state === 'rejected' || res.state === 'removed') {
-      await this.goneFor(res.state);
-      return res.state;
-    }
-    if (res.map !== null) await this.acceptMap(res.map, 'check-in');
-    else if (this.dirty && this.map !== null)
-      await this.serial(() => this.applyCurrent(`map v${this.map?.version}`)).catch(
-        () => undefined,
-      );
-    return res.state;
-  }
-
-  private async streamLoop(): Promise<void> {
-    const signal = this.stopper.signal;
-    while (!signal.aborted) {
-      let got = false;
-      try {
-        await this.d.api.stream((e) => {
-          got = true;
-          this.recovered();
-          this.backoff.reset();
-          this.events = this.events
-            .then(() => this.onEvent(e))
-            .catch((err: unknown) => void this.onApiError(err, 'handling a push event'));
-        }, signal);
-        if (signal.aborted) return;
-        this.log.debug(`${this.network}: push stream ended; reconnecting`);
-      } catch (e) {
-        if (await this.onApiError(e, 'the push stream')) return;
-      }
-      if (!got) {
-        // Reconnecting also polls, so a coordinator that lost its streams still delivers maps.
-        try {
-          await this.checkinOnce();
-        } catch (e) {
-          if (await this.onApiError(e, 'check-in')) return;
-        }
-      }
-      // A successful check-in during the wait means the coordinator is back: reconnect at once.
-      const wake = new AbortController();
-      this.wakeStream = wake;
-      const both = AbortSignal.any([signal, wake.signal]);
-      await this.sleep(this.backoff.next(), both);
-      this.wakeStream = null;
-    }
-  }
-
-  private async reportLoop(): Promise<void> {
-    const signal = this.stopper.signal;
-    const every = this.d.reportIntervalMs ?? REPORT_INTERVAL_MS;
-    while (!signal.aborted) {
-      await this.sleep(every, signal);
-      if (signal.aborted || this.gone) return;
-      try {
-        await this.checkinOnce();
-      } catch (e) {
-        if (await this.onApiError(e, 'check-in')) return;
-      }
-    }
+  checkinOnce(): Promise<string> {
+    return this.control.checkinOnce();
   }
 
   /**
-   * Starts the stream and report loops, the path watch, and (when the backend can send from the
-   * WireGuard socket) endpoint discovery. Returns at once; `stop` ends them.
+   * Starts the control client's loops and the discovery timer (probes when the backend can send
+   * from the WireGuard socket, path checks, kicks). Returns at once; `stop` ends them.
    */
   start(): void {
-    this.loops = [this.streamLoop(), this.reportLoop(), this.pathLoop()];
-    if (this.d.dataplane.reflect !== undefined) this.loops.push(this.reflectLoop());
+    this.control.start();
+    void this.run(this.discovery.start(this.now()));
+    this.timer = this.timerLoop();
   }
 
   /** Stops the loops (the interface stays as it is) and waits for them and any apply in flight. */
   async stop(): Promise<void> {
-    this.stopper.abort();
-    await Promise.allSettled(this.loops);
-    await this.reporting;
-    await this.events.catch(() => undefined);
-    await this.queue;
+    this.control.halt();
+    this.discovery.stop();
+    this.rearm();
+    await this.timer;
+    await this.control.stop();
+    while (this.tasks.size > 0) await Promise.allSettled([...this.tasks]);
+    await this.reconciler.idle();
   }
 }
 

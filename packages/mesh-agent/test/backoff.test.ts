@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { Backoff } from '../src/backoff.js';
+import { Backoff } from '../src/control/backoff.js';
 import { BACKOFF_MAX_MS, BACKOFF_MIN_MS } from '../src/constants.js';
 
 describe('Backoff', () => {

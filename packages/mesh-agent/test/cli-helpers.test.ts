@@ -4,10 +4,10 @@ import {
   defaultNodeName,
   formatStatus,
   type NetworkStatusView,
-} from '../src/commands.js';
+} from '../src/cli/commands.js';
 import { buildProgram } from '../src/cli.js';
-import { interfaceName, isInterfaceName } from '../src/iface-name.js';
-import { unitFile } from '../src/systemd.js';
+import { interfaceName, isInterfaceName } from '../src/dataplane/iface-name.js';
+import { unitFile } from '../src/cli/systemd.js';
 import { key } from './fixtures.js';
 
 describe('interface names', () => {

@@ -8,7 +8,7 @@ import {
   parseStreamEvent,
   validateMap,
   type StreamEvent,
-} from '../src/coordinator-client.js';
+} from '../src/control/coordinator-client.js';
 import { AgentError } from '../src/errors.js';
 import { map, peer } from './fixtures.js';
 

@@ -1,8 +1,13 @@
 import { describe, expect, it } from 'vitest';
-import { ipCommands, wgSetArgs } from '../src/dataplane.js';
-import { describeDiff, diffConfig, isEmptyDiff, type ObservedInterface } from '../src/diff.js';
-import { createFakeDataplane } from '../src/fake-dataplane.js';
-import { netmapToConfig } from '../src/netmap.js';
+import { ipCommands, wgSetArgs } from '../src/dataplane/dataplane.js';
+import {
+  describeDiff,
+  diffConfig,
+  isEmptyDiff,
+  type ObservedInterface,
+} from '../src/reconcile/diff.js';
+import { createFakeDataplane } from '../src/dataplane/fake-dataplane.js';
+import { netmapToConfig } from '../src/reconcile/netmap.js';
 import { key, LAN, map, peer } from './fixtures.js';
 
 const ID = { privateKeyFile: '/state/demo.key', publicKey: key(1) };

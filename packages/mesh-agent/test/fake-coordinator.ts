@@ -5,8 +5,9 @@ import type {
   CoordinatorApi,
   MapResult,
   StreamEvent,
-} from '../src/coordinator-client.js';
-import { validateMap } from '../src/coordinator-client.js';
+} from '../src/control/coordinator-client.js';
+import { validateMap } from '../src/control/coordinator-client.js';
+import { Backoff } from '../src/control/backoff.js';
 import { AgentError } from '../src/errors.js';
 
 interface Session {
@@ -94,37 +95,77 @@ export class FakeCoordinator implements CoordinatorApi {
   }
 }
 
-/** A Sleep the test releases by hand; records the delays asked for. */
-export function manualSleep() {
-  const waiting: { ms: number; resolve: () => void }[] = [];
-  const asked: number[] = [];
-  return {
-    asked,
-    waiting,
-    sleep: (ms: number, signal: AbortSignal) =>
-      new Promise<void>((resolve) => {
-        asked.push(ms);
-        const onAbort = () => resolve();
-        waiting.push({
-          ms,
-          resolve: () => {
-            signal.removeEventListener('abort', onAbort);
-            resolve();
-          },
-        });
-        signal.addEventListener('abort', onAbort, { once: true });
-      }),
-    /** Ends every pending sleep of exactly `ms` (or all when omitted). */
-    release(ms?: number) {
-      for (let i = waiting.length - 1; i >= 0; i--) {
-        const w = waiting[i]!;
-        if (ms === undefined || w.ms === ms) {
-          waiting.splice(i, 1);
-          w.resolve();
-        }
-      }
-    },
-  };
+/** A Backoff that records the delays it hands out. */
+export class RecordingBackoff extends Backoff {
+  readonly delays: number[] = [];
+  override next(): number {
+    const d = super.next();
+    this.delays.push(d);
+    return d;
+  }
+}
+
+/**
+ * A fake clock for the agent: `now` and `sleep` on one time line that only `advance` moves, so a
+ * test says "1 s later" and every sleep due by then ends, in deadline order. Records the delays
+ * asked for. No real timer is involved.
+ */
+export class FakeClock {
+  private t: number;
+  private readonly timers: { at: number; ms: number; resolve: () => void }[] = [];
+  /** Every delay asked for, in order. */
+  readonly asked: number[] = [];
+
+  constructor(start = 1_800_000_000_000) {
+    this.t = start;
+  }
+
+  /** The current time (unix ms). */
+  readonly now = (): number => this.t;
+
+  /** A Sleep on this clock. */
+  readonly sleep = (ms: number, signal: AbortSignal): Promise<void> =>
+    new Promise<void>((resolve) => {
+      if (signal.aborted) return resolve();
+      this.asked.push(ms);
+      const timer = {
+        at: this.t + ms,
+        ms,
+        resolve: () => {
+          signal.removeEventListener('abort', onAbort);
+          resolve();
+        },
+      };
+      const onAbort = () => {
+        const i = this.timers.indexOf(timer);
+        if (i >= 0) this.timers.splice(i, 1);
+        resolve();
+      };
+      signal.addEventListener('abort', onAbort, { once: true });
+      this.timers.push(timer);
+    });
+
+  /** The sleeps still waiting: their delays and when they end. */
+  get pending(): readonly { at: number; ms: number }[] {
+    return this.timers.map(({ at, ms }) => ({ at, ms }));
+  }
+
+  /** Moves time on by `ms`, ending every sleep due on the way (letting each one's work run). */
+  async advance(ms: number): Promise<void> {
+    const end = this.t + ms;
+    for (;;) {
+      await settle();
+      let next: (typeof this.timers)[number] | undefined;
+      for (const timer of this.timers)
+        if (timer.at <= end && (next === undefined || timer.at < next.at)) next = timer;
+      if (next === undefined) break;
+      this.timers.splice(this.timers.indexOf(next), 1);
+      this.t = Math.max(this.t, next.at);
+      next.resolve();
+    }
+    this.t = end;
+    await settle();
+  }
 }
 
 /** Lets pending promise chains run (no timers involved). */

@@ -8,9 +8,9 @@ import {
   parseTaggedRules,
   ruleTag,
   type ProcSys,
-} from '../src/firewall.js';
+} from '../src/dataplane/firewall.js';
 import { silentLogger } from '../src/log.js';
-import type { DesiredForwarding } from '../src/netmap.js';
+import type { DesiredForwarding } from '../src/reconcile/netmap.js';
 import type { CommandResult, Runner } from '../src/runner.js';
 
 /** iptables/ip6tables in memory: `-S`, `-I`, `-A`, `-D`, printing comments quoted as iptables does. */

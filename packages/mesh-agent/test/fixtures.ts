@@ -1,6 +1,7 @@
 /** Builders of schema-valid network maps for the agent's unit tests. */
 import { PROTOCOL_VERSION, type MapPeer, type NetworkMap } from '@wiremesh/protocol';
 import { keyToBase64 } from '@wiremesh/wg-core';
+import type { NetworkState } from '../src/state-store.js';
 
 /** A canonical base64 WireGuard key made of byte `n` (distinct n give distinct keys). */
 export function key(n: number): string {
@@ -67,3 +68,21 @@ export function map(
 
 /** Host addresses: on the 192.0.2.0/24 LAN as .1. */
 export const LAN = { localAddresses: [{ address: '192.0.2.1', cidr: '192.0.2.1/24' }] };
+
+/** The stored state of node 1 joined to network `demo` (userspace backend), with `over`. */
+export function nodeState(over: Partial<NetworkState> = {}): NetworkState {
+  return {
+    format: 1,
+    network: 'demo',
+    server: 'http://10.0.0.1:8080',
+    nodeId: 'node-1',
+    nodeSecret: 'wmn_node-1.secret',
+    name: 'node-1',
+    interface: 'wm-demo',
+    backend: 'userspace',
+    listenPort: null,
+    publicKey: key(1),
+    joinedAt: 0,
+    ...over,
+  };
+}

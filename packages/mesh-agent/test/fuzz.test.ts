@@ -15,15 +15,14 @@ import {
   type MapSelf,
   type NetworkMap,
 } from '@wiremesh/protocol';
-import { Backoff } from '../src/backoff.js';
-import { HttpCoordinator, validateMap } from '../src/coordinator-client.js';
-import { createFakeDataplane, type FakeDataplane } from '../src/fake-dataplane.js';
+import { Backoff } from '../src/control/backoff.js';
+import { HttpCoordinator, validateMap } from '../src/control/coordinator-client.js';
+import { createFakeDataplane, type FakeDataplane } from '../src/dataplane/fake-dataplane.js';
 import { memoryLogger } from '../src/log.js';
-import { netmapToConfig } from '../src/netmap.js';
-import { SseParser } from '../src/sse.js';
+import { netmapToConfig } from '../src/reconcile/netmap.js';
+import { SseParser } from '../src/control/sse.js';
 import { NetworkAgent } from '../src/network-agent.js';
-import type { NetworkState } from '../src/state-store.js';
-import { key, LAN, map, peer } from './fixtures.js';
+import { key, LAN, map, nodeState, peer } from './fixtures.js';
 
 // WIREMESH_FUZZ_RUNS raises the count for a long local run; CI keeps the default (seconds).
 const RUNS = Number(process.env.WIREMESH_FUZZ_RUNS ?? 40);
@@ -134,19 +133,7 @@ const streamOf =
 
 // --- the agent under test ---
 
-const STATE: NetworkState = {
-  format: 1,
-  network: 'demo',
-  server: 'http://127.0.0.1:1',
-  nodeId: 'node-1',
-  nodeSecret: SECRET,
-  name: 'node-1',
-  interface: 'wm-demo',
-  backend: 'userspace',
-  listenPort: null,
-  publicKey: key(1),
-  joinedAt: 0,
-};
+const STATE = nodeState({ server: 'http://127.0.0.1:1', nodeSecret: SECRET });
 
 interface Harness {
   agent: NetworkAgent;

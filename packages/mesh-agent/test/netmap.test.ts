@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { NetworkMap } from '@wiremesh/protocol';
-import { chooseEndpoint, netmapToConfig } from '../src/netmap.js';
+import { chooseEndpoint, netmapToConfig } from '../src/reconcile/netmap.js';
 import { canonicalCidr, cidrContains } from '../src/prefix.js';
 import { key, LAN, map, peer } from './fixtures.js';
 

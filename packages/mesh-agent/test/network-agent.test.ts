@@ -1,40 +1,23 @@
 import { describe, expect, it } from 'vitest';
 import type { NetworkMap } from '@wiremesh/protocol';
-import { Backoff } from '../src/backoff.js';
 import { PATH_CHECK_MS, PUNCH_STAGGER_MS } from '../src/constants.js';
-import { createFakeDataplane } from '../src/fake-dataplane.js';
+import { createFakeDataplane } from '../src/dataplane/fake-dataplane.js';
 import { memoryLogger } from '../src/log.js';
 import { NetworkAgent, type NetworkAgentDeps } from '../src/network-agent.js';
-import type { PortProbe } from '../src/reflect-client.js';
-import type { NetworkState } from '../src/state-store.js';
-import { FakeCoordinator, manualSleep, settle } from './fake-coordinator.js';
-import { key, LAN, map, peer } from './fixtures.js';
+import type { PortProbe } from '../src/discovery/reflect-client.js';
+import { FakeClock, FakeCoordinator, RecordingBackoff, settle } from './fake-coordinator.js';
+import { key, LAN, map, nodeState, peer } from './fixtures.js';
 
 const REPORT_MS = 10_000;
 
-const STATE: NetworkState = {
-  format: 1,
-  network: 'demo',
-  server: 'http://10.0.0.1:8080',
-  nodeId: 'node-1',
-  nodeSecret: 'wmn_node-1.secret',
-  name: 'node-1',
-  interface: 'wm-demo',
-  backend: 'userspace',
-  listenPort: null,
-  publicKey: key(1),
-  joinedAt: 0,
-};
+const STATE = nodeState();
 
-function setup(
-  saved: NetworkMap | null = null,
-  now: () => number = Date.now,
-  extra: Partial<NetworkAgentDeps> = {},
-) {
+function setup(saved: NetworkMap | null = null, extra: Partial<NetworkAgentDeps> = {}) {
   const api = new FakeCoordinator();
   const dp = createFakeDataplane();
   const { log, lines } = memoryLogger();
-  const clock = manualSleep();
+  const clock = new FakeClock();
+  const backoff = new RecordingBackoff({ minMs: 100, maxMs: 800, jitter: 0 });
   const store = {
     saved,
     removed: false,
@@ -52,15 +35,15 @@ function setup(
     log,
     localAddresses: () => LAN.localAddresses,
     sleep: clock.sleep,
-    backoff: new Backoff({ minMs: 100, maxMs: 800, jitter: 0 }),
+    backoff,
     reportIntervalMs: REPORT_MS,
     onGone: (r) => gone.push(r),
     prepareWhilePending: true,
-    now,
+    now: clock.now,
     resolveHost: async (host) => (host === '10.0.0.1' ? host : '192.0.2.250'),
     ...extra,
   });
-  return { api, dp, lines, clock, store, agent, gone };
+  return { api, dp, lines, clock, backoff, store, agent, gone };
 }
 
 describe('NetworkAgent', () => {
@@ -146,22 +129,18 @@ describe('NetworkAgent', () => {
     const before = JSON.stringify(await t.dp.observe('wm-demo'));
     t.api.crash();
     await settle();
-    const backoff = (ms: number) => ms !== REPORT_MS && ms !== PATH_CHECK_MS;
-    for (let i = 0; i < 6; i++) {
-      t.clock.release(t.clock.waiting.find((w) => backoff(w.ms))?.ms);
-      await settle();
-    }
-    // The report loop fails too, without touching the interface.
-    t.clock.release(REPORT_MS);
-    await settle();
+    // Each failed reconnect waits the next backoff delay (the test moves the clock by exactly it).
+    for (let i = 0; i < 6; i++) await t.clock.advance(t.backoff.delays.at(-1)!);
+    expect(t.backoff.delays).toEqual([100, 200, 400, 800, 800, 800, 800]);
+    // The report loop fails too, without touching the interface; the delay stays capped.
+    await t.clock.advance(REPORT_MS);
     expect(JSON.stringify(await t.dp.observe('wm-demo'))).toBe(before);
-    expect(t.clock.asked.filter(backoff)).toEqual([100, 200, 400, 800, 800, 800, 800]);
+    expect(t.backoff.delays.slice(7).every((d) => d === 800)).toBe(true);
     expect(t.lines.filter((l) => l.includes('the mesh stays up'))).toHaveLength(1);
 
     t.api.down = false;
     t.api.map = map([peer(2), peer(3)], 2);
-    t.clock.release(800);
-    await settle();
+    await t.clock.advance(800);
     // Reconnecting polls once (a missed change arrives) and the stream is open again.
     expect(t.agent.currentMap?.version).toBe(2);
     expect(t.api.connected).toBe(true);
@@ -288,7 +267,7 @@ describe('NetworkAgent', () => {
     });
     await settle(60);
     // The probe went to the coordinator's host (10.0.0.1 from the state) on the map's port.
-    expect(t.dp.probes[0]).toEqual({ address: '10.0.0.1', port: 3478 });
+    expect(t.dp.probes[0]).toEqual({ ip: '10.0.0.1', port: 3478 });
     expect(t.agent.reflected).toEqual({ ip: '203.0.113.2', port: 40000 });
     expect(t.lines.some((l) => l.includes('public endpoint 203.0.113.2:40000'))).toBe(true);
     const peers = t.dp.interfaces.get('wm-demo')?.peers;
@@ -318,7 +297,7 @@ describe('NetworkAgent', () => {
       });
       return { bound: true, endpoint: { ip: '203.0.113.2', port: 40000 } };
     };
-    t = setup(null, Date.now, { probePort });
+    t = setup(null, { probePort });
     t.dp.reflected = { ip: '203.0.113.2', port: 40000 };
     const elsewhere = peer(3, {
       endpoints: {
@@ -330,7 +309,7 @@ describe('NetworkAgent', () => {
     await t.agent.checkinOnce();
     // One probe, from the map's listen port to the coordinator's reflector, before any wg set.
     expect(calls).toEqual([
-      { port: 51820, target: { address: '10.0.0.1', port: 3478 }, wgSetsBefore: 0 },
+      { port: 51820, target: { ip: '10.0.0.1', port: 3478 }, wgSetsBefore: 0 },
     ]);
     expect(t.agent.reflected).toEqual({ ip: '203.0.113.2', port: 40000 });
     // The first apply already knew the public endpoint: peer 3 at its public endpoint at once,
@@ -347,7 +326,7 @@ describe('NetworkAgent', () => {
 
   it('probes from the listen port only for the order when the backend cannot probe later, and not when the port is taken', async () => {
     const ports: number[] = [];
-    const t = setup(null, Date.now, {
+    const t = setup(null, {
       probePort: async (port) => {
         ports.push(port);
         return { bound: true, endpoint: { ip: '203.0.113.2', port: 40000 } };
@@ -360,14 +339,14 @@ describe('NetworkAgent', () => {
     expect(t.agent.reflected).toBeNull();
     expect(t.api.checkins.every((c) => c.reflectedEndpoint === undefined)).toBe(true);
 
-    const busy = setup(null, Date.now, {
+    const busy = setup(null, {
       probePort: async () => ({ bound: false, endpoint: null }),
     });
     busy.dp.reflected = { ip: '203.0.113.2', port: 40000 };
     busy.api.map = { ...map([peer(2)], 1), reflectPort: 3478 };
     await busy.agent.checkinOnce();
     // The device already listened there: the usual probe from its own socket follows the apply.
-    expect(busy.dp.probes).toEqual([{ address: '10.0.0.1', port: 3478 }]);
+    expect(busy.dp.probes).toEqual([{ ip: '10.0.0.1', port: 3478 }]);
     expect(busy.agent.reflected).toEqual({ ip: '203.0.113.2', port: 40000 });
   });
 
@@ -381,8 +360,7 @@ describe('NetworkAgent', () => {
   });
 
   it('probes again and reports when a new endpoint shows no handshake, and reports the handshake when it comes', async () => {
-    let now = 1_800_000_000_000;
-    const t = setup(null, () => now);
+    const t = setup();
     t.dp.reflected = { ip: '203.0.113.2', port: 40000 };
     t.agent.start();
     await settle();
@@ -395,30 +373,25 @@ describe('NetworkAgent', () => {
     const reports = t.api.checkins.length;
     expect(reports).toBeGreaterThan(0);
     // Still within the wait: nothing happens.
-    now += 5_000;
-    t.clock.release(PATH_CHECK_MS);
-    await settle();
+    await t.clock.advance(5_000);
     expect(t.dp.probes.length).toBe(probes);
-    // Two handshake attempts later, still nothing: the NAT may have remapped us.
-    now += 5_000;
-    t.clock.release(PATH_CHECK_MS);
+    // Two handshake attempts later (DIRECT_WAIT_MS), still nothing: the NAT may have remapped us.
+    await t.clock.advance(4_999);
+    expect(t.dp.probes.length).toBe(probes);
+    await t.clock.advance(1);
     await settle(60);
     expect(t.dp.probes.length).toBe(probes + 1);
     expect(t.api.checkins.length).toBeGreaterThan(reports);
-    // The handshake arrives: reported at once, with its age on our clock.
+    // The handshake arrives: reported at the next look, with its age on our clock.
     const before = t.api.checkins.length;
-    now += 1_000;
-    t.dp.handshake('wm-demo', key(2), Math.floor(now / 1000) - 1);
-    t.clock.release(PATH_CHECK_MS);
+    t.dp.handshake('wm-demo', key(2), Math.floor(t.clock.now() / 1000));
+    await t.clock.advance(PATH_CHECK_MS);
     await settle(60);
     const last = t.api.checkins.at(-1);
     expect(t.api.checkins.length).toBeGreaterThan(before);
     expect(last?.peers?.find((p) => p.publicKey === key(2))?.handshakeAgeMs).toBe(1_000);
-    // Settled: the watch stops, no more sleeps of the path loop.
-    const sleeps = t.clock.asked.filter((ms) => ms === PATH_CHECK_MS).length;
-    t.clock.release(PATH_CHECK_MS);
-    await settle();
-    expect(t.clock.asked.filter((ms) => ms === PATH_CHECK_MS).length).toBe(sleeps);
+    // Settled: the watch stops, no more path looks (the next deadline is the periodic probe).
+    expect(t.agent.nextDeadline()).toBeGreaterThan(t.clock.now() + PATH_CHECK_MS);
     await t.agent.stop();
   });
 
@@ -434,10 +407,11 @@ describe('NetworkAgent', () => {
     const iface = t.dp.interfaces.get('wm-demo')!;
     expect(iface.peers.get(low.publicKey)?.persistentKeepalive).toBe(0);
     expect(iface.peers.get(high.publicKey)?.persistentKeepalive).toBe(25);
-    expect(t.clock.waiting.some((w) => w.ms === PUNCH_STAGGER_MS)).toBe(true);
+    // Still held just before the stagger ends; sent when it does.
+    await t.clock.advance(PUNCH_STAGGER_MS - 1);
+    expect(iface.peers.get(low.publicKey)?.persistentKeepalive).toBe(0);
     t.dp.commands.length = 0;
-    t.clock.release(PUNCH_STAGGER_MS);
-    await settle();
+    await t.clock.advance(1);
     expect(iface.peers.get(low.publicKey)?.persistentKeepalive).toBe(25);
     // No session yet: the kick adds the peer afresh, which sends at once.
     expect(t.dp.commands.map((c) => c.join(' '))).toEqual([

@@ -3,36 +3,35 @@
 // txid counts; lost probes are retried; garbage never throws.
 import { createSocket, type Socket } from 'node:dgram';
 import { describe, expect, it } from 'vitest';
-import { PROBE_LENGTH, encodeProbe, encodeReply, isProbe } from '@wiremesh/protocol';
+import { PROBE_LENGTH, encodeProbe, encodeReply, isProbe, type Endpoint } from '@wiremesh/protocol';
 import {
   ReflectionMatcher,
   Reflector,
   probeFromPort,
   resolveHost,
   type RawSocket,
-  type SocketAddress,
-} from '../src/reflect-client.js';
+} from '../src/discovery/reflect-client.js';
 
-const REFLECTOR = { address: '203.0.113.1', port: 3478 };
+const REFLECTOR = { ip: '203.0.113.1', port: 3478 };
 /** Where the NAT maps the socket: what a correct reply says. */
 const PUBLIC = { ip: '198.51.100.20', port: 40123 };
 
 /** A socket whose sends go to `onSend`; `deliver` plays a datagram arriving on it. */
-function fakeSocket(onSend: (data: Uint8Array, to: SocketAddress, s: FakeSocket) => void) {
+function fakeSocket(onSend: (data: Uint8Array, to: Endpoint, s: FakeSocket) => void) {
   const s = {
-    sent: [] as { data: Uint8Array; to: SocketAddress }[],
-    cb: null as ((data: Uint8Array, from: SocketAddress) => void) | null,
-    sendRaw(datagrams: readonly { endpoint: SocketAddress; data: Uint8Array }[]) {
+    sent: [] as { data: Uint8Array; to: Endpoint }[],
+    cb: null as ((data: Uint8Array, from: Endpoint) => void) | null,
+    sendRaw(datagrams: readonly { endpoint: Endpoint; data: Uint8Array }[]) {
       for (const d of datagrams) {
         s.sent.push({ data: d.data, to: d.endpoint });
         onSend(d.data, d.endpoint, s);
       }
       return datagrams.length;
     },
-    onForeignDatagram(cb: ((data: Uint8Array, from: SocketAddress) => void) | null) {
+    onForeignDatagram(cb: ((data: Uint8Array, from: Endpoint) => void) | null) {
       s.cb = cb;
     },
-    deliver(data: Uint8Array, from: SocketAddress) {
+    deliver(data: Uint8Array, from: Endpoint) {
       s.cb?.(data, from);
     },
   };
@@ -41,7 +40,7 @@ function fakeSocket(onSend: (data: Uint8Array, to: SocketAddress, s: FakeSocket)
 type FakeSocket = ReturnType<typeof fakeSocket>;
 
 /** The coordinator's reflector: answers each probe with where it came from. */
-const reflect = (data: Uint8Array, to: SocketAddress, s: FakeSocket) =>
+const reflect = (data: Uint8Array, to: Endpoint, s: FakeSocket) =>
   queueMicrotask(() => s.deliver(encodeReply(data, PUBLIC.ip, PUBLIC.port)!, to));
 
 describe('ReflectionMatcher', () => {
@@ -52,8 +51,8 @@ describe('ReflectionMatcher', () => {
     expect(p.datagram).toHaveLength(PROBE_LENGTH);
     const reply = encodeReply(p.datagram, PUBLIC.ip, PUBLIC.port)!;
     // From another address or port: not our reflector.
-    expect(m.receive(reply, { address: '203.0.113.99', port: 3478 })).toBe(false);
-    expect(m.receive(reply, { address: '203.0.113.1', port: 3479 })).toBe(false);
+    expect(m.receive(reply, { ip: '203.0.113.99', port: 3478 })).toBe(false);
+    expect(m.receive(reply, { ip: '203.0.113.1', port: 3479 })).toBe(false);
     // A reply to some other probe (another txid).
     const other = encodeReply(encodeProbe(new Uint8Array(8).fill(9)), '1.2.3.4', 5)!;
     expect(m.receive(other, REFLECTOR)).toBe(false);
@@ -76,14 +75,14 @@ describe('ReflectionMatcher', () => {
       new Uint8Array(4096).fill(0x57),
     ])
       expect(m.receive(junk, REFLECTOR)).toBe(false);
-    expect(() => m.start({ address: 'coordinator.example', port: 1 })).toThrow(TypeError);
+    expect(() => m.start({ ip: 'coordinator.example', port: 1 })).toThrow(TypeError);
   });
 
   it('compares the reflector address in canonical form and canonicalizes IPv6 answers', async () => {
     const m = new ReflectionMatcher((b) => b.fill(1));
-    const p = m.start({ address: '2001:db8:0:0::1', port: 3478 });
+    const p = m.start({ ip: '2001:db8:0:0::1', port: 3478 });
     const reply = encodeReply(p.datagram, '2001:db8::77', 51820)!;
-    expect(m.receive(reply, { address: '2001:db8::1', port: 3478 })).toBe(true);
+    expect(m.receive(reply, { ip: '2001:db8::1', port: 3478 })).toBe(true);
     await expect(p.result).resolves.toEqual({ ip: '2001:db8::77', port: 51820 });
   });
 });
@@ -162,7 +161,7 @@ describe('probeFromPort', () => {
     const spare = await udp();
     const port = spare.address().port;
     await closeSocket(spare);
-    const target = { address: '127.0.0.1', port: reflector.address().port };
+    const target = { ip: '127.0.0.1', port: reflector.address().port };
     await expect(probeFromPort(port, target, 2_000)).resolves.toEqual({
       bound: true,
       endpoint: PUBLIC,
@@ -177,7 +176,7 @@ describe('probeFromPort', () => {
     const reflector = await udp();
     let probes = 0;
     reflector.on('message', () => void probes++);
-    const target = { address: '127.0.0.1', port: reflector.address().port };
+    const target = { ip: '127.0.0.1', port: reflector.address().port };
     const device = await udp(0, '0.0.0.0');
     await expect(probeFromPort(device.address().port, target, 2_000)).resolves.toEqual({
       bound: false,
@@ -191,8 +190,6 @@ describe('probeFromPort', () => {
     await expect(probeFromPort(port, target, 50)).resolves.toEqual({ bound: true, endpoint: null });
     expect(probes).toBe(1);
     await closeSocket(reflector);
-    expect(() => probeFromPort(port, { address: 'reflector.example', port: 1 }, 1)).toThrow(
-      TypeError,
-    );
+    expect(() => probeFromPort(port, { ip: 'reflector.example', port: 1 }, 1)).toThrow(TypeError);
   });
 });

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { SseParser } from '../src/sse.js';
+import { SseParser } from '../src/control/sse.js';
 
 describe('SseParser', () => {
   it('dispatches events split anywhere across chunks', () => {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { parseIpAddr, parseIpRoutes, parseWgDump } from '../src/wg-dump.js';
+import { parseIpAddr, parseIpRoutes, parseWgDump } from '../src/dataplane/wg-dump.js';
 import { key } from './fixtures.js';
 
 describe('parseWgDump', () => {
@@ -10,10 +10,11 @@ describe('parseWgDump', () => {
       `${key(3)}\t(none)\t(none)\t(none)\t0\t0\t0\toff\n`;
     const d = parseWgDump(text);
     expect(JSON.stringify(d)).not.toContain('PRIVATEKEY');
-    expect(d?.device).toEqual({ publicKey: key(1), listenPort: 51820 });
+    expect(d?.device).toEqual({ publicKey: key(1), listenPort: 51820, fwmark: null });
     expect(d?.peers).toEqual([
       {
         publicKey: key(2),
+        hasPresharedKey: false,
         endpoint: '192.0.2.2:51820',
         allowedIps: ['10.8.0.2/32', '192.168.100.0/24'],
         latestHandshakeS: 1700000000,
@@ -23,6 +24,7 @@ describe('parseWgDump', () => {
       },
       {
         publicKey: key(3),
+        hasPresharedKey: false,
         endpoint: null,
         allowedIps: [],
         latestHandshakeS: 0,
@@ -31,6 +33,16 @@ describe('parseWgDump', () => {
         persistentKeepalive: 0,
       },
     ]);
+  });
+
+  it('says whether a preshared key is set without keeping it, and reads the fwmark', () => {
+    const text =
+      `PRIVATEKEYPRIVATEKEYPRIVATEKEYPRIVATEKEY000=\t${key(1)}\t51820\t0x2a\n` +
+      `${key(2)}\tPRESHAREDPRESHAREDPRESHAREDPRESHARED0000=\t(none)\t(none)\t0\t0\t0\toff\n`;
+    const d = parseWgDump(text);
+    expect(JSON.stringify(d)).not.toContain('PRESHARED');
+    expect(d?.device.fwmark).toBe(42);
+    expect(d?.peers[0]?.hasPresharedKey).toBe(true);
   });
 
   it('returns null for output that is not a dump', () => {

@@ -304,14 +304,14 @@ function parseIpv6(text: string): Uint8Array | null {
  * or a port outside 0..65535.
  */
 export function endpointBytes(ep: Endpoint): Uint8Array {
-  if (typeof ep !== 'object' || ep === null || typeof ep.address !== 'string') {
+  if (typeof ep !== 'object' || ep === null || typeof ep.ip !== 'string') {
     throw new TypeError('endpointBytes: ep must be an Endpoint');
   }
   if (!Number.isInteger(ep.port) || ep.port < 0 || ep.port > PORT_MAX) {
     throw new RangeError('endpointBytes: port must be an integer in 0..65535');
   }
-  const ip = ep.address.includes(':') ? parseIpv6(ep.address) : parseIpv4(ep.address);
-  if (ip === null) throw new RangeError(`endpointBytes: not an IP address: ${ep.address}`);
+  const ip = ep.ip.includes(':') ? parseIpv6(ep.ip) : parseIpv4(ep.ip);
+  if (ip === null) throw new RangeError(`endpointBytes: not an IP address: ${ep.ip}`);
   const out = new Uint8Array(ip.length + PORT_LEN);
   out.set(ip, 0);
   out[ip.length] = ep.port >>> 8;

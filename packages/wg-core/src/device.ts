@@ -427,7 +427,7 @@ export class Device {
         });
         return this.drop('mac2-missing', out);
       }
-      if (!this.rateLimiter.allow(from.address, now)) return this.drop('ratelimited', out);
+      if (!this.rateLimiter.allow(from.ip, now)) return this.drop('ratelimited', out);
     }
     if (msg[0] === 1) this.receiveInitiation(msg, from, now, out);
     else this.receiveResponse(msg, from, now, out);

@@ -1,8 +1,11 @@
 /** The engine's vocabulary at its boundary: endpoints in, actions out, typed drop reasons. */
 
-/** A UDP endpoint as the shell sees it: an IP address in text form and a port. */
+/**
+ * A UDP endpoint: a numeric IP address in text form and a port. The one endpoint shape of the
+ * project: @wiremesh/protocol's wire `Endpoint` ({ip, port}) and the agent use it as it is.
+ */
 export interface Endpoint {
-  readonly address: string;
+  readonly ip: string;
   readonly port: number;
 }
 

@@ -242,7 +242,7 @@ function parseEndpoint(text: string): Endpoint | string {
   if (!bracketed && a.bytes.length === IPV6_LEN) {
     return 'endpoint: an IPv6 address must be in square brackets, as [fd00::1]:51820';
   }
-  return { address: addrText(a), port };
+  return { ip: addrText(a), port };
 }
 
 /** Clears the host bits after `cidr`, in place, as wireguard-go's allowed-IPs trie does on insert. */
@@ -546,8 +546,8 @@ function maskedCidr(name: string, a: { address: Uint8Array; cidr: number }): str
 
 function formatEndpoint(name: string, e: Endpoint): string {
   assertUint(`${name}.port`, e.port, U16_MAX);
-  const a = typeof e.address === 'string' ? parseAddrZone(e.address) : null;
-  if (a === null) throw new TypeError(`${name}.address must be a numeric IPv4 or IPv6 address`);
+  const a = typeof e.ip === 'string' ? parseAddrZone(e.ip) : null;
+  if (a === null) throw new TypeError(`${name}.ip must be a numeric IPv4 or IPv6 address`);
   return endpointText(a, e.port);
 }
 

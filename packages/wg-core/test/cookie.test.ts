@@ -39,7 +39,7 @@ function setup() {
   return { initiator, responder, hsI, checker, gen, initiation };
 }
 
-const source = endpointBytes({ address: '192.0.2.1', port: 51820 });
+const source = endpointBytes({ ip: '192.0.2.1', port: 51820 });
 
 describe('mac1', () => {
   test('the generator writes a mac1 the checker accepts; a wrong key or byte fails', () => {
@@ -90,10 +90,10 @@ describe('cookie round trip (whitepaper §5.4.7)', () => {
     expect(checker.checkMac2(second, source, T0 + 1_000)).toBe(true);
     // A different address or port is a different cookie.
     expect(
-      checker.checkMac2(second, endpointBytes({ address: '192.0.2.2', port: 51820 }), T0 + 1_000),
+      checker.checkMac2(second, endpointBytes({ ip: '192.0.2.2', port: 51820 }), T0 + 1_000),
     ).toBe(false);
     expect(
-      checker.checkMac2(second, endpointBytes({ address: '192.0.2.1', port: 51821 }), T0 + 1_000),
+      checker.checkMac2(second, endpointBytes({ ip: '192.0.2.1', port: 51821 }), T0 + 1_000),
     ).toBe(false);
     // The message with its mac2 still goes through the handshake.
     const hsR = new Handshake(crypto, responder, initiator.publicKey, null);
@@ -198,27 +198,25 @@ describe('cookie round trip (whitepaper §5.4.7)', () => {
 
 describe('endpointBytes', () => {
   test('IPv4 address then big-endian port', () => {
-    expect(hex(endpointBytes({ address: '192.0.2.1', port: 51820 }))).toBe('c0000201ca6c');
-    expect(hex(endpointBytes({ address: '0.0.0.0', port: 0 }))).toBe('000000000000');
-    expect(hex(endpointBytes({ address: '255.255.255.255', port: 65535 }))).toBe('ffffffffffff');
+    expect(hex(endpointBytes({ ip: '192.0.2.1', port: 51820 }))).toBe('c0000201ca6c');
+    expect(hex(endpointBytes({ ip: '0.0.0.0', port: 0 }))).toBe('000000000000');
+    expect(hex(endpointBytes({ ip: '255.255.255.255', port: 65535 }))).toBe('ffffffffffff');
   });
   test('IPv6 forms', () => {
-    expect(hex(endpointBytes({ address: '2001:db8::1', port: 1 }))).toBe(
+    expect(hex(endpointBytes({ ip: '2001:db8::1', port: 1 }))).toBe(
       '20010db8000000000000000000000001' + '0001',
     );
-    expect(hex(endpointBytes({ address: '::', port: 256 }))).toBe('00'.repeat(16) + '0100');
-    expect(hex(endpointBytes({ address: '::ffff:192.0.2.1', port: 2 }))).toBe(
+    expect(hex(endpointBytes({ ip: '::', port: 256 }))).toBe('00'.repeat(16) + '0100');
+    expect(hex(endpointBytes({ ip: '::ffff:192.0.2.1', port: 2 }))).toBe(
       '00000000000000000000ffffc0000201' + '0002',
     );
-    expect(hex(endpointBytes({ address: 'fe80::1%eth0', port: 3 }))).toBe(
+    expect(hex(endpointBytes({ ip: 'fe80::1%eth0', port: 3 }))).toBe(
       'fe800000000000000000000000000001' + '0003',
     );
-    expect(hex(endpointBytes({ address: '1:2:3:4:5:6:7:8', port: 4 }))).toBe(
+    expect(hex(endpointBytes({ ip: '1:2:3:4:5:6:7:8', port: 4 }))).toBe(
       '00010002000300040005000600070008' + '0004',
     );
-    expect(hex(endpointBytes({ address: 'FFFF::', port: 4 }))).toBe(
-      'ffff' + '00'.repeat(14) + '0004',
-    );
+    expect(hex(endpointBytes({ ip: 'FFFF::', port: 4 }))).toBe('ffff' + '00'.repeat(14) + '0004');
   });
   test('rejects what is not an address or a port', () => {
     for (const address of [
@@ -236,10 +234,10 @@ describe('endpointBytes', () => {
       ':1',
       'example.com',
     ]) {
-      expect(() => endpointBytes({ address, port: 1 }), address).toThrow(RangeError);
+      expect(() => endpointBytes({ ip: address, port: 1 }), address).toThrow(RangeError);
     }
     for (const port of [-1, 65536, 1.5, Number.NaN]) {
-      expect(() => endpointBytes({ address: '1.2.3.4', port })).toThrow(RangeError);
+      expect(() => endpointBytes({ ip: '1.2.3.4', port })).toThrow(RangeError);
     }
   });
 });

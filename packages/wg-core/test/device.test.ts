@@ -392,10 +392,10 @@ describe('roaming', () => {
   test('the peer follows the latest authenticated source address', () => {
     const { net, a, b } = pair();
     net.send(a, ping('10.0.0.1', '10.0.0.2'));
-    net.seenAs.set('a', { address: '198.51.100.7', port: 40000 });
-    a.endpoint = { address: '198.51.100.7', port: 40000 };
+    net.seenAs.set('a', { ip: '198.51.100.7', port: 40000 });
+    a.endpoint = { ip: '198.51.100.7', port: 40000 };
     net.send(a, ping('10.0.0.1', '10.0.0.2', 1));
-    expect(b.device.peer(a.publicKey)!.endpoint).toEqual({ address: '198.51.100.7', port: 40000 });
+    expect(b.device.peer(a.publicKey)!.endpoint).toEqual({ ip: '198.51.100.7', port: 40000 });
     net.send(b, ping('10.0.0.2', '10.0.0.1'));
     expect(a.delivered).toHaveLength(1);
   });
@@ -405,7 +405,7 @@ describe('roaming', () => {
     net.send(a, ping('10.0.0.1', '10.0.0.2'));
     const forged = a.sent.find((d) => d[0] === DATA)!.slice();
     forged[20]! ^= 1;
-    b.device.receive(forged, { address: '203.0.113.9', port: 1 }, net.now, []);
+    b.device.receive(forged, { ip: '203.0.113.9', port: 1 }, net.now, []);
     expect(b.device.peer(a.publicKey)!.endpoint).toEqual(a.endpoint);
   });
 });
@@ -440,7 +440,7 @@ describe('untrusted input', () => {
       fc.property(fc.uint8Array({ maxLength: 300 }), fc.nat(3), (bytes, t) => {
         if (bytes.length > 0 && t > 0) bytes[0] = t + 1; // aim at each message type
         const out: Action[] = [];
-        b.device.receive(bytes, { address: '203.0.113.5', port: 9 }, net.now, out);
+        b.device.receive(bytes, { ip: '203.0.113.5', port: 9 }, net.now, out);
         expect(
           out.every((x) => x.type === 'drop' || (x.type === 'send' && x.data[0] === COOKIE)),
         ).toBe(true);
@@ -471,7 +471,7 @@ describe('untrusted input', () => {
           mutated[pos % m.length]! ^= x;
           for (const dev of [a.device, b.device]) {
             const out: Action[] = [];
-            dev.receive(mutated, { address: '203.0.113.5', port: 9 }, net.now + 1, out);
+            dev.receive(mutated, { ip: '203.0.113.5', port: 9 }, net.now + 1, out);
             expect(out.filter((o) => o.type === 'deliver')).toHaveLength(0);
           }
         },

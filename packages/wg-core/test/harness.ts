@@ -97,7 +97,7 @@ export class Net {
     const node: Node = {
       name,
       device,
-      endpoint: { address, port: 51820 },
+      endpoint: { ip: address, port: 51820 },
       delivered: [],
       sent: [],
       drops: [],
@@ -136,7 +136,7 @@ export class Net {
 
   private byEndpoint(ep: Endpoint): Node | undefined {
     for (const n of this.nodes.values())
-      if (n.endpoint.address === ep.address && n.endpoint.port === ep.port) return n;
+      if (n.endpoint.ip === ep.ip && n.endpoint.port === ep.port) return n;
     return undefined;
   }
 

@@ -210,7 +210,7 @@ describe('wireguard-go answers (captured vectors)', () => {
           remove: false,
           updateOnly: false,
           presharedKey: unhex('c'.repeat(64)),
-          endpoint: { address: '192.0.2.1', port: 51820 },
+          endpoint: { ip: '192.0.2.1', port: 51820 },
           persistentKeepaliveInterval: 25,
           replaceAllowedIps: true,
           allowedIps: [
@@ -222,7 +222,7 @@ describe('wireguard-go answers (captured vectors)', () => {
           publicKey: unhex('b'.repeat(63) + '2'),
           remove: false,
           updateOnly: false,
-          endpoint: { address: '2001:db8::1', port: 51821 },
+          endpoint: { ip: '2001:db8::1', port: 51821 },
           replaceAllowedIps: true,
           allowedIps: [
             { address: ip('10.8.1.0'), cidr: 24 },
@@ -301,11 +301,11 @@ describe('parseSet', () => {
   test('endpoints are canonicalised; zones kept; v4-mapped stays IPv6', () => {
     const ep = (text: string) =>
       mustParse(`public_key=${PK}\nendpoint=${text}\n`).peers[0]!.endpoint;
-    expect(ep('192.0.2.1:51820')).toEqual({ address: '192.0.2.1', port: 51820 });
-    expect(ep('[2001:DB8:0:0::0:1]:0051820')).toEqual({ address: '2001:db8::1', port: 51820 });
-    expect(ep('[fe80::1%eth0]:1')).toEqual({ address: 'fe80::1%eth0', port: 1 });
-    expect(ep('[::ffff:1.2.3.4]:65535')).toEqual({ address: '::ffff:1.2.3.4', port: 65535 });
-    expect(ep('0.0.0.0:0')).toEqual({ address: '0.0.0.0', port: 0 });
+    expect(ep('192.0.2.1:51820')).toEqual({ ip: '192.0.2.1', port: 51820 });
+    expect(ep('[2001:DB8:0:0::0:1]:0051820')).toEqual({ ip: '2001:db8::1', port: 51820 });
+    expect(ep('[fe80::1%eth0]:1')).toEqual({ ip: 'fe80::1%eth0', port: 1 });
+    expect(ep('[::ffff:1.2.3.4]:65535')).toEqual({ ip: '::ffff:1.2.3.4', port: 65535 });
+    expect(ep('0.0.0.0:0')).toEqual({ ip: '0.0.0.0', port: 0 });
   });
 
   test('sections: several for one key stay separate and ordered; remove keeps only the key', () => {
@@ -665,7 +665,7 @@ describe('formatGet', () => {
       {
         publicKey: unhex('a'.repeat(63) + '1'),
         presharedKey: unhex('c'.repeat(64)),
-        endpoint: { address: '192.0.2.1', port: 51820 },
+        endpoint: { ip: '192.0.2.1', port: 51820 },
         lastHandshakeWallMs: 1_700_000_000_123,
         txBytes: 123456,
         rxBytes: 654321,
@@ -678,7 +678,7 @@ describe('formatGet', () => {
       },
       {
         publicKey: unhex('b'.repeat(63) + '2'),
-        endpoint: { address: '2001:0db8::0:1', port: 51821 },
+        endpoint: { ip: '2001:0db8::0:1', port: 51821 },
         lastHandshakeWallMs: 0,
         txBytes: 0,
         rxBytes: 0,
@@ -748,7 +748,7 @@ describe('formatGet', () => {
   test('endpoint zones are printed inside the brackets', () => {
     const p = {
       ...state.peers[1]!,
-      endpoint: { address: 'fe80::1%eth0', port: 5 },
+      endpoint: { ip: 'fe80::1%eth0', port: 5 },
       allowedIps: [],
     };
     expect(formatGet({ listenPort: 0, fwmark: 0, peers: [p] })).toContain(
@@ -761,8 +761,8 @@ describe('formatGet', () => {
     const bad: Array<Partial<UapiPeerState>> = [
       { publicKey: new Uint8Array(31) },
       { presharedKey: new Uint8Array(33) },
-      { endpoint: { address: 'vpn.example.com', port: 1 } },
-      { endpoint: { address: '1.2.3.4', port: 65536 } },
+      { endpoint: { ip: 'vpn.example.com', port: 1 } },
+      { endpoint: { ip: '1.2.3.4', port: 65536 } },
       { txBytes: -1 },
       { rxBytes: 1.5 },
       { lastHandshakeWallMs: Number.NaN },
@@ -829,7 +829,7 @@ const arbEndpoint = fc.oneof(
   fc
     .tuple(fc.uint8Array({ minLength: 4, maxLength: 4 }), fc.integer({ min: 0, max: 65535 }))
     .map(([a, port]) => ({
-      address: formatIp(a),
+      ip: formatIp(a),
       port,
     })),
   fc
@@ -838,7 +838,7 @@ const arbEndpoint = fc.oneof(
       fc.constantFrom('', '%eth0', '%1'),
       fc.integer({ min: 0, max: 65535 }),
     )
-    .map(([a, zone, port]) => ({ address: formatIp(a) + zone, port })),
+    .map(([a, zone, port]) => ({ ip: formatIp(a) + zone, port })),
 );
 const opt = <T>(a: fc.Arbitrary<T>) => fc.option(a, { nil: undefined });
 
@@ -1025,8 +1025,8 @@ test('a large config (50 peers x 100 allowed IPs) parses and formats back', () =
       presharedKey: key(200 + i),
       endpoint:
         i % 2
-          ? { address: `192.0.2.${i}`, port: 51820 + i }
-          : { address: `2001:db8::${(i + 1).toString(16)}`, port: 51820 },
+          ? { ip: `192.0.2.${i}`, port: 51820 + i }
+          : { ip: `2001:db8::${(i + 1).toString(16)}`, port: 51820 },
       persistentKeepaliveInterval: 25,
       replaceAllowedIps: true,
       allowedIps,

@@ -12,6 +12,7 @@ export {
   type FakeTun,
   type FakeTunOptions,
   type IoStats,
+  type TunOffloads,
 } from './tun.js';
 export {
   openUdpBind,

@@ -12,6 +12,8 @@ export const MAX_INTERFACE_NAME_BYTES = IFNAMSIZ - 1;
 export const TUN_DEVICE_PATH = '/dev/net/tun';
 /** An IPv4 or IPv6 packet (without jumbograms) or a UDP datagram is at most this long. */
 export const MAX_PACKET_BYTES = 65_535;
+/** include/uapi/linux/virtio_net.h: struct virtio_net_hdr, before each packet with IFF_VNET_HDR. */
+export const VNET_HDR_BYTES = 10;
 /** RFC 791: the smallest MTU every IPv4 link carries; the kernel refuses to go lower. */
 export const MIN_MTU = 68;
 

@@ -1,9 +1,10 @@
 /**
- * The TUN device boundary (Linux Documentation/networking/tuntap.rst, IFF_TUN | IFF_NO_PI: each
- * read or write is one bare IPv4/IPv6 packet): the TunDevice interface, the native implementation
+ * The TUN device boundary (Linux Documentation/networking/tuntap.rst, IFF_TUN | IFF_NO_PI: callers
+ * read and write bare IPv4/IPv6 packets; with offloads the addon splits and coalesces TCP/UDP
+ * super-segments underneath, offload.ts): the TunDevice interface, the native implementation
  * `openTun`, and the in-memory fake `createFakeTun` (after wireguard-go's tun/tuntest).
  */
-import { loadAddon, type IoStats, type NativeTun } from './native/addon.js';
+import { loadAddon, type IoStats, type NativeTun, type TunOffloads } from './native/addon.js';
 import {
   DEFAULT_BATCH_SIZE,
   DEFAULT_SLOT_BYTES,
@@ -16,7 +17,7 @@ import {
 } from './io-constants.js';
 import { NativePort } from './native-port.js';
 
-export type { IoStats } from './native/addon.js';
+export type { IoStats, TunOffloads } from './native/addon.js';
 
 /**
  * One batch of packets, handed to a callback. Packet i is `buffer[offsets[i] .. offsets[i] +
@@ -49,6 +50,12 @@ export interface TunDevice {
   readonly fd: number;
   /** Reads the interface MTU. Throws Error (code ENODEV...) if the interface is gone or elsewhere. */
   mtu(): number;
+  /**
+   * What the device offloads: with TSO a read may be a TCP super-segment the device splits into
+   * MTU-sized packets before the callback sees them, and writes coalesce TCP segments; callers see
+   * plain IP packets either way.
+   */
+  readonly offloads: TunOffloads;
   /** Sets the interface MTU (needs CAP_NET_ADMIN). Throws RangeError outside 68..65535, Error if refused. */
   setMtu(mtu: number): void;
   /**
@@ -98,6 +105,12 @@ export interface TunOptions {
    * opening one; `name` and `devicePath` are then ignored. The device owns the fd once this returns.
    */
   readonly fd?: number;
+  /**
+   * TUN offloads (IFF_VNET_HDR, TSO4/TSO6, USO4/USO6) where the kernel has them; default true.
+   * Each one the kernel refuses falls back to plain packets (see `offloads.note`). They need
+   * 64 KiB slots and batches of 16 or more, and are off otherwise.
+   */
+  readonly offload?: boolean;
 }
 
 /**
@@ -204,6 +217,10 @@ class NativeTunDevice extends NativePort<NativeTun, RingBatch, Uint8Array> imple
     return this.native.fd();
   }
 
+  get offloads(): TunOffloads {
+    return this.native.offloads();
+  }
+
   mtu(): number {
     return this.native.mtu();
   }
@@ -265,9 +282,11 @@ export function openTun(options: TunOptions = {}): TunDevice {
   if (!Number.isInteger(fd) || fd < -1 || fd > 0x7fff_ffff) {
     throw new RangeError(`fd must be a file descriptor number, got ${fd}`);
   }
+  const offload = options.offload ?? true;
+  if (typeof offload !== 'boolean') throw new TypeError('offload must be a boolean');
   const { Tun } = loadAddon();
   const device = new NativeTunDevice(
-    new Tun(devicePath, name, batchSize, slotBytes, fd),
+    new Tun(devicePath, name, batchSize, slotBytes, fd, offload ? 1 : 0),
     batchSize,
     slotBytes,
   );
@@ -374,6 +393,7 @@ export function createFakeTun(options: FakeTunOptions = {}): FakeTun {
       return closed;
     },
     fd: -1,
+    offloads: Object.freeze({ vnetHeader: false, tso: false, uso: false, note: 'a fake device' }),
     mtu: () => mtu,
     setMtu(value: number) {
       checkMtu(value);
@@ -417,6 +437,7 @@ export function createFakeTun(options: FakeTunOptions = {}): FakeTun {
       txMessages: stats.txPackets,
       rxDroppedTruncated: 0,
       rxDroppedKernel: 0,
+      rxDroppedInvalid: 0,
       rxErrors: 0,
       txDroppedFull: 0,
       lastError: up ? undefined : 'EIO',

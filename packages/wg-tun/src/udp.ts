@@ -168,12 +168,12 @@ class NativeDatagramBatch extends RingBatch implements DatagramBatch {
       endpoint = this.#ipv4.get(key);
       if (endpoint === undefined) {
         const a = b + ADDRESS_BYTE;
-        endpoint = Object.freeze({ address: `${m[a]}.${m[a + 1]}.${m[a + 2]}.${m[a + 3]}`, port });
+        endpoint = Object.freeze({ ip: `${m[a]}.${m[a + 1]}.${m[a + 2]}.${m[a + 3]}`, port });
         if (this.#ipv4.size >= ENDPOINT_CACHE_SIZE) this.#ipv4.clear();
         this.#ipv4.set(key, endpoint);
       }
     } else {
-      endpoint = Object.freeze({ address: this.#addon.decodeAddress(m, i), port });
+      endpoint = Object.freeze({ ip: this.#addon.decodeAddress(m, i), port });
     }
     this.#lastEndpoint = endpoint;
     return endpoint;
@@ -181,8 +181,8 @@ class NativeDatagramBatch extends RingBatch implements DatagramBatch {
 }
 
 function checkEndpoint(endpoint: Endpoint, index: number): void {
-  if (typeof endpoint !== 'object' || endpoint === null || typeof endpoint.address !== 'string') {
-    throw new TypeError(`datagrams[${index}].endpoint must be { address: string, port: number }`);
+  if (typeof endpoint !== 'object' || endpoint === null || typeof endpoint.ip !== 'string') {
+    throw new TypeError(`datagrams[${index}].endpoint must be { ip: string, port: number }`);
   }
   checkUint(endpoint.port, `datagrams[${index}].endpoint.port`, MAX_PACKET_BYTES, 1);
 }
@@ -250,13 +250,13 @@ class NativeUdpBind
     checkEndpoint(endpoint, index);
     let record = this.#records.get(endpoint);
     if (record === undefined) {
-      const text = `${endpoint.address} ${endpoint.port}`;
+      const text = `${endpoint.ip} ${endpoint.port}`;
       record = this.#recordsByText.get(text);
       if (record === undefined) {
         record = new Uint8Array(ENDPOINT_RECORD_BYTES);
-        if (!this.#addon.encodeAddress(endpoint.address, endpoint.port, record, 0)) {
+        if (!this.#addon.encodeAddress(endpoint.ip, endpoint.port, record, 0)) {
           throw new TypeError(
-            `datagrams[${index}].endpoint.address '${endpoint.address}' is not a numeric IPv4 or IPv6 address`,
+            `datagrams[${index}].endpoint.ip '${endpoint.ip}' is not a numeric IPv4 or IPv6 address`,
           );
         }
         if (this.#recordsByText.size >= ENDPOINT_CACHE_SIZE) this.#recordsByText.clear();
@@ -366,7 +366,7 @@ export function createFakeNetwork(options: FakeNetworkOptions = {}): FakeNetwork
   let scheduled = false;
   let nextPort = FAKE_FIRST_PORT;
   let unroutable = 0;
-  const key = (e: Endpoint): string => `${e.address} ${e.port}`;
+  const key = (e: Endpoint): string => `${e.ip} ${e.port}`;
 
   class FakeBind implements UdpBind {
     readonly family: BindFamily = 'dual';
@@ -403,7 +403,7 @@ export function createFakeNetwork(options: FakeNetworkOptions = {}): FakeNetwork
       datagrams.forEach((d, i) => {
         checkPacket(d.data, `datagrams[${i}].data`);
         checkEndpoint(d.endpoint, i);
-        checkNumeric(d.endpoint.address, `datagrams[${i}].endpoint.address`);
+        checkNumeric(d.endpoint.ip, `datagrams[${i}].endpoint.ip`);
       });
       if (this.#closed) return 0;
       for (const d of datagrams) {
@@ -430,6 +430,7 @@ export function createFakeNetwork(options: FakeNetworkOptions = {}): FakeNetwork
         txMessages: this.#stats.txPackets,
         rxDroppedTruncated: 0,
         rxDroppedKernel: 0,
+        rxDroppedInvalid: 0,
         rxErrors: 0,
         txDroppedFull: 0,
         txErrors: 0,
@@ -501,7 +502,7 @@ export function createFakeNetwork(options: FakeNetworkOptions = {}): FakeNetwork
           continue;
         }
         target.inbox.push({
-          from: Object.freeze({ address: out.from.address, port: out.from.port }),
+          from: Object.freeze({ ip: out.from.ip, port: out.from.port }),
           data: out.data,
         });
         touched.add(target);
@@ -529,7 +530,7 @@ export function createFakeNetwork(options: FakeNetworkOptions = {}): FakeNetwork
         while (binds.has(`${address} ${nextPort}`)) nextPort++;
         port = nextPort++;
       }
-      const self = Object.freeze({ address, port });
+      const self = Object.freeze({ ip: address, port });
       if (binds.has(key(self))) {
         throw Object.assign(
           new Error(

@@ -58,7 +58,7 @@ export interface PeerConfig {
   updateOnly?: boolean;
   /** null or 32 zero bytes remove the preshared key. */
   presharedKey?: KeyInput | null;
-  /** "192.0.2.1:51820", "[2001:db8::1]:51820", or { address, port } with a numeric address. */
+  /** "192.0.2.1:51820", "[2001:db8::1]:51820", or { ip, port } with a numeric address. */
   endpoint?: string | Endpoint;
   /** Seconds, 0 turns it off. */
   persistentKeepalive?: number;
@@ -221,7 +221,7 @@ function checkUint(value: unknown, what: string, max: number): number {
   return value;
 }
 
-/** "a.b.c.d:port", "[v6]:port" or { address, port } -> an Endpoint with the address in canonical text. */
+/** "a.b.c.d:port", "[v6]:port" or { ip, port } -> an Endpoint with the address in canonical text. */
 function toEndpoint(input: string | Endpoint, what: string): Endpoint {
   let host: string;
   let port: unknown;
@@ -230,11 +230,11 @@ function toEndpoint(input: string | Endpoint, what: string): Endpoint {
     if (m === null) throw new TypeError(`${what} must be IPv4:port or [IPv6]:port, got '${input}'`);
     host = m[1]!;
     port = Number(m[2]);
-  } else if (typeof input === 'object' && input !== null && typeof input.address === 'string') {
-    host = input.address;
+  } else if (typeof input === 'object' && input !== null && typeof input.ip === 'string') {
+    host = input.ip;
     port = input.port;
   } else {
-    throw new TypeError(`${what} must be a string or { address, port }`);
+    throw new TypeError(`${what} must be a string or { ip, port }`);
   }
   const bytes = parseIp(host);
   if (bytes === null) {
@@ -242,7 +242,7 @@ function toEndpoint(input: string | Endpoint, what: string): Endpoint {
       `${what}: '${host}' is not a numeric IPv4 or IPv6 address (resolve host names first)`,
     );
   }
-  return { address: formatIp(bytes), port: checkUint(port, `${what}.port`, PORT_MAX) };
+  return { ip: formatIp(bytes), port: checkUint(port, `${what}.port`, PORT_MAX) };
 }
 
 function toAllowedIp(text: string, what: string): UapiAllowedIp {

@@ -98,7 +98,7 @@ function pair(opts: { bindHook?: (b: UdpBind) => UdpBind } = {}) {
     peers: [
       {
         publicKey: a.publicKey,
-        endpoint: { address: '192.0.2.1', port: 51820 },
+        endpoint: { ip: '192.0.2.1', port: 51820 },
         allowedIps: ['10.0.0.1/32', 'fd00::1/128'],
       },
     ],
@@ -178,7 +178,7 @@ describe('two devices over the fake network', () => {
     const [sb] = b.device.peerStats();
     expect(sa!.publicKey).toBe(b.publicKey);
     expect(sa!.lastHandshakeMs).toBeGreaterThan(0);
-    expect(sa!.endpoint).toEqual({ address: '192.0.2.2', port: 51821 });
+    expect(sa!.endpoint).toEqual({ ip: '192.0.2.2', port: 51821 });
     expect(sa!.allowedIps).toEqual(['10.0.0.2/32', 'fd00::2/128']);
     // What one side sent is what the other received (every message arrived).
     expect(sa!.txBytes).toBe(sb!.rxBytes);
@@ -301,7 +301,7 @@ describe('configuration', () => {
         {
           publicKey: keyFromBase64(peer.publicKey),
           presharedKey: keyFromBase64(psk),
-          endpoint: { address: '2001:db8::5', port: 51820 },
+          endpoint: { ip: '2001:db8::5', port: 51820 },
           lastHandshakeWallMs: 0,
           txBytes: 0,
           rxBytes: 0,
@@ -505,17 +505,15 @@ describe('non-WireGuard datagrams on the WireGuard port', () => {
     const { net, a, b } = pair();
     const seen: Array<{ data: Uint8Array; from: string }> = [];
     b.device.onForeignDatagram((data, from) =>
-      seen.push({ data, from: `${from.address}:${from.port}` }),
+      seen.push({ data, from: `${from.ip}:${from.port}` }),
     );
     const probe = new Uint8Array(64).fill(0xee); // first byte is no WireGuard message type
-    expect(
-      a.device.sendRaw([{ endpoint: { address: '192.0.2.2', port: 51821 }, data: probe }]),
-    ).toBe(1);
+    expect(a.device.sendRaw([{ endpoint: { ip: '192.0.2.2', port: 51821 }, data: probe }])).toBe(1);
     net.flush();
     expect(seen).toEqual([{ data: probe, from: '192.0.2.1:51820' }]);
     // Without a callback the engine counts them as malformed, as before.
     b.device.onForeignDatagram(null);
-    a.device.sendRaw([{ endpoint: { address: '192.0.2.2', port: 51821 }, data: probe }]);
+    a.device.sendRaw([{ endpoint: { ip: '192.0.2.2', port: 51821 }, data: probe }]);
     net.flush();
     expect(seen).toHaveLength(1);
     expect(b.device.drops().malformed).toBe(1);

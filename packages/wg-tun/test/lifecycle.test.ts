@@ -39,7 +39,7 @@ describe('addon lifecycle', () => {
         b.close();
         first.done();
       });
-      const to = { address: '127.0.0.1', port: b.port };
+      const to = { ip: '127.0.0.1', port: b.port };
       a.send([{ endpoint: to, data: Uint8Array.of(1) }]);
       await first.promise;
       a.send([{ endpoint: to, data: Uint8Array.of(2) }]);

@@ -4,6 +4,7 @@
  * issue names. The fake TUN is held to the same contract at the end.
  */
 import { closeSync, openSync } from 'node:fs';
+import { release } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
@@ -179,13 +180,16 @@ describe('native TUN lifecycle and errors', () => {
     let exit;
     try {
       const addon = fileURLToPath(new URL('../build/Release/wgtun.node', import.meta.url));
-      const script = `const t=new (require(${JSON.stringify(addon)}).Tun)('','',8,2048,3);console.log(t.createdName,t.fd());t.close()`;
+      const script = `const t=new (require(${JSON.stringify(addon)}).Tun)('','',8,2048,3);console.log(t.createdName,t.fd(),JSON.stringify(t.offloads()));t.close()`;
       exit = await spawnBounded(process.execPath, ['-e', script], WAIT_MS, [tun.fd]);
     } finally {
       tun.close();
     }
     expect(exit.stderr).toBe('');
-    expect(exit.stdout.trim()).toBe(`${name} 3`);
+    // The parent attached with IFF_VNET_HDR (offloads on): the child keeps the header, offloads off.
+    expect(exit.stdout.trim()).toBe(
+      `${name} 3 ${JSON.stringify({ vnetHeader: true, tso: false, uso: false, note: 'turned off' })}`,
+    );
     expect(linkExists(name)).toBe(false); // both copies closed: the interface is gone
   });
 
@@ -265,6 +269,34 @@ describe('native TUN lifecycle and errors', () => {
       expect(() => tun.onPackets(undefined as unknown as () => void)).toThrow(TypeError);
     } finally {
       tun.close();
+    }
+    expect(() => openTun({ offload: 1 as unknown as boolean })).toThrow(TypeError);
+  });
+
+  it('reports its offloads: on by default, off when asked or when the ring cannot hold a super-segment', () => {
+    const [major = 0, minor = 0] = release().split('.').map(Number);
+    const on = openTun();
+    try {
+      // Linux has had TSO on TUN for ages and USO since 6.2.
+      expect(on.offloads).toMatchObject({ vnetHeader: true, tso: true });
+      expect(on.offloads.uso).toBe(major > 6 || (major === 6 && minor >= 2));
+    } finally {
+      on.close();
+    }
+    const off = openTun({ offload: false });
+    const small = openTun({ slotBytes: 2048 });
+    try {
+      expect(off.offloads).toEqual({
+        vnetHeader: false,
+        tso: false,
+        uso: false,
+        note: 'turned off',
+      });
+      expect(small.offloads).toMatchObject({ vnetHeader: false, tso: false });
+      expect(small.offloads.note).toMatch(/64 KiB ring slots/);
+    } finally {
+      off.close();
+      small.close();
     }
   });
 });

@@ -153,10 +153,10 @@ export function describeUdpBindConformance(label: string, makePair: () => BindPa
           TypeError,
         );
         expect(() =>
-          a.send([{ endpoint: { address: to.address, port: 0 }, data: new Uint8Array(8) }]),
+          a.send([{ endpoint: { ip: to.ip, port: 0 }, data: new Uint8Array(8) }]),
         ).toThrow(RangeError);
         expect(() =>
-          a.send([{ endpoint: { address: 'example.com', port: 1 }, data: new Uint8Array(8) }]),
+          a.send([{ endpoint: { ip: 'example.com', port: 1 }, data: new Uint8Array(8) }]),
         ).toThrow(TypeError);
         expect(a.stats().txPackets).toBe(0);
         expect(() => a.onDatagrams('x' as unknown as () => void)).toThrow(TypeError);

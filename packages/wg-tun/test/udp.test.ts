@@ -18,7 +18,7 @@ describeUdpBindConformance('native on 127.0.0.1', () => {
   return {
     a,
     b,
-    address: (bind) => ({ address: '127.0.0.1', port: bind.port }),
+    address: (bind) => ({ ip: '127.0.0.1', port: bind.port }),
     close: () => (a.close(), b.close()),
   };
 });
@@ -29,7 +29,7 @@ describeUdpBindConformance('native on 127.0.0.1 without offloads', () => {
   return {
     a,
     b,
-    address: (bind) => ({ address: '127.0.0.1', port: bind.port }),
+    address: (bind) => ({ ip: '127.0.0.1', port: bind.port }),
     close: () => (a.close(), b.close()),
   };
 });
@@ -40,7 +40,7 @@ describeUdpBindConformance('native on ::1', () => {
   return {
     a,
     b,
-    address: (bind) => ({ address: '::1', port: bind.port }),
+    address: (bind) => ({ ip: '::1', port: bind.port }),
     close: () => (a.close(), b.close()),
   };
 });
@@ -56,7 +56,7 @@ describeUdpBindConformance('fake network', () => {
   return {
     a,
     b,
-    address: (bind) => ({ address: where.get(bind)!, port: bind.port }),
+    address: (bind) => ({ ip: where.get(bind)!, port: bind.port }),
     close: () => (a.close(), b.close()),
   };
 });
@@ -84,13 +84,13 @@ describe('native UDP bind', () => {
     b.onDatagrams((batch) => {
       for (let i = 0; i < batch.count; i++) {
         const e = batch.endpoint(i);
-        expect(batch.packet(i)[0]).toBe(e.address === '::1' ? 6 : 4);
-        sources.set(`${e.address} ${e.port}`, (sources.get(`${e.address} ${e.port}`) ?? 0) + 1);
+        expect(batch.packet(i)[0]).toBe(e.ip === '::1' ? 6 : 4);
+        sources.set(`${e.ip} ${e.port}`, (sources.get(`${e.ip} ${e.port}`) ?? 0) + 1);
       }
       if (b.stats().rxPackets === 2 * perFamily) all.done();
     });
-    const v4 = { address: '127.0.0.1', port: b.port };
-    const v6 = { address: '::1', port: b.port };
+    const v4 = { ip: '127.0.0.1', port: b.port };
+    const v6 = { ip: '::1', port: b.port };
     for (let s = 0; s < perFamily; s += 250) {
       const chunk: Datagram[] = [];
       for (let i = 0; i < 250; i++) {
@@ -127,7 +127,7 @@ describe('native UDP bind', () => {
       expected.get(to)!.push(seq);
       const data = new Uint8Array(size).fill(seq & 0xff);
       new DataView(data.buffer).setUint16(0, seq);
-      return { endpoint: { address: '127.0.0.1', port: to.port }, data };
+      return { endpoint: { ip: '127.0.0.1', port: to.port }, data };
     });
     const got = new Map<UdpBind, number[]>([
       [b, []],
@@ -141,7 +141,7 @@ describe('native UDP bind', () => {
           const seq = new DataView(p.buffer, p.byteOffset, p.byteLength).getUint16(0);
           expect(p.length).toBe(plan[seq]![1]);
           expect(p[p.length - 1]).toBe(seq & 0xff);
-          expect(batch.endpoint(i)).toEqual({ address: '127.0.0.1', port: a.port });
+          expect(batch.endpoint(i)).toEqual({ ip: '127.0.0.1', port: a.port });
           got.get(rx)!.push(seq);
         }
         if (got.get(b)!.length + got.get(c)!.length === plan.length) all.done();
@@ -212,7 +212,7 @@ describe('native UDP bind', () => {
         if (lines.includes('ready')) ready.done();
       });
       await ready.promise;
-      const to = { address: '10.202.0.2', port: 7000 };
+      const to = { ip: '10.202.0.2', port: 7000 };
       for (const size of sizes) {
         const batch = Array.from({ length: perSize }, () => ({
           endpoint: to,
@@ -238,7 +238,7 @@ describe('native UDP bind', () => {
   it('sends one message per datagram with offloads off', () => {
     const a = bind({ offload: false });
     expect(a.offloads).toEqual({ gso: false, gro: false });
-    const to = { address: '127.0.0.1', port: bind().port };
+    const to = { ip: '127.0.0.1', port: bind().port };
     expect(
       a.send(Array.from({ length: 50 }, () => ({ endpoint: to, data: new Uint8Array(100) }))),
     ).toBe(50);
@@ -255,7 +255,7 @@ describe('native UDP bind', () => {
       for (let i = 0; i < batch.count; i++, n++) endpoints.add(batch.endpoint(i));
       if (n === 3) got.done();
     });
-    const to = { address: '127.0.0.1', port: b.port };
+    const to = { ip: '127.0.0.1', port: b.port };
     a.send([1, 2, 3].map((x) => ({ endpoint: to, data: Uint8Array.of(x) })));
     await got.promise;
     expect(endpoints.size).toBe(1);
@@ -271,7 +271,7 @@ describe('native UDP bind', () => {
       expect(batch.packet(0)).toEqual(big);
       got.done();
     });
-    expect(a.send([{ endpoint: { address: '127.0.0.1', port: b.port }, data: big }])).toBe(1);
+    expect(a.send([{ endpoint: { ip: '127.0.0.1', port: b.port }, data: big }])).toBe(1);
     await got.promise;
   });
 
@@ -288,7 +288,7 @@ describe('native UDP bind', () => {
     // without offloads, so that the kernel drops (and counts) single datagrams, not coalesced runs
     const a = bind({ offload: false });
     const b = bind({ receiveBufferBytes: 1, offload: false }); // rounded up to the minimum: a few fit
-    const to = { address: '127.0.0.1', port: b.port };
+    const to = { ip: '127.0.0.1', port: b.port };
     const sent = 200;
     let got = 0;
     let first = deadline('the datagrams that fit', WAIT_MS);
@@ -327,7 +327,7 @@ describe('native UDP bind', () => {
   it('binds one address family when given a host, and counts what it cannot reach', () => {
     const v4 = bind({ host: '127.0.0.1' });
     expect(v4.family).toBe('ipv4');
-    expect(v4.send([{ endpoint: { address: '::1', port: 9 }, data: new Uint8Array(4) }])).toBe(0);
+    expect(v4.send([{ endpoint: { ip: '::1', port: 9 }, data: new Uint8Array(4) }])).toBe(0);
     expect(v4.stats()).toMatchObject({ txErrors: 1, txPackets: 0, lastError: 'EAFNOSUPPORT' });
     expect(bind({ host: '::1' }).family).toBe('ipv6');
   });
@@ -362,15 +362,15 @@ describe('fake network', () => {
     const seen: string[] = [];
     b.onDatagrams((batch) => {
       for (let i = 0; i < batch.count; i++)
-        seen.push(`${batch.endpoint(i).address}:${batch.endpoint(i).port} ${batch.packet(i)[0]}`);
+        seen.push(`${batch.endpoint(i).ip}:${batch.endpoint(i).port} ${batch.packet(i)[0]}`);
     });
     // a NAT in front of a: rewrite the source; drop datagram 2
     net.setFilter((d) =>
-      d.data[0] === 2 ? false : { ...d, from: { address: '203.0.113.7', port: 62000 } },
+      d.data[0] === 2 ? false : { ...d, from: { ip: '203.0.113.7', port: 62000 } },
     );
-    const to = { address: '10.0.0.2', port: b.port };
+    const to = { ip: '10.0.0.2', port: b.port };
     a.send([1, 2, 3].map((x) => ({ endpoint: to, data: Uint8Array.of(x) })));
-    a.send([{ endpoint: { address: '10.9.9.9', port: 1 }, data: Uint8Array.of(4) }]);
+    a.send([{ endpoint: { ip: '10.9.9.9', port: 1 }, data: Uint8Array.of(4) }]);
     expect(seen).toEqual([]); // autoFlush off: nothing moves until flush()
     net.flush();
     expect(seen).toEqual(['203.0.113.7:62000 1', '203.0.113.7:62000 3']);

@@ -12,6 +12,6 @@ export type {
 } from './kernel-vm.js';
 export { startUserspaceWg } from './userspace-wg.js';
 export type { UserspaceWg, UserspaceWgOptions } from './userspace-wg.js';
-export { parseWgDump } from './wg-dump.js';
-export type { WgDump, WgDumpInterface, WgDumpPeer } from './wg-dump.js';
+export { parseDump as parseWgDump } from '../wg-dump.js';
+export type { WgDump, WgDumpPeer } from '../wg-dump.js';
 export { vmRunner, vmWriteSecret } from './vm-runner.js';

@@ -13,7 +13,7 @@ import {
   spawnChild,
   stopChild,
 } from '../netns.js';
-import { parseWgDump, type WgDump } from './wg-dump.js';
+import { parseDump, type WgDump } from '../wg-dump.js';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const REPO = resolve(HERE, '../../..');
@@ -414,7 +414,7 @@ export async function startKernelVm(options: KernelVmOptions = {}): Promise<Kern
         await vm.run(`echo '${b64}' | base64 -d | wg setconf '${iface}' /dev/stdin`);
       },
       async wgDump(iface = wgIface ?? 'wg0') {
-        return parseWgDump(await vm.run(`wg show '${iface}' dump`));
+        return parseDump(await vm.run(`wg show '${iface}' dump`));
       },
       async ping(
         address,

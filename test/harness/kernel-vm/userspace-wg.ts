@@ -4,7 +4,7 @@ import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { check, pollUntil, spawnChild, stopChild, trackFile } from '../netns.js';
-import { parseWgDump, type WgDump } from './wg-dump.js';
+import { parseDump, type WgDump } from '../wg-dump.js';
 
 const UAPI_DIR = '/var/run/wireguard';
 const STOP_GRACE_MS = 3_000;
@@ -121,7 +121,7 @@ export async function startUserspaceWg(options: UserspaceWgOptions): Promise<Use
       await check(null, ['ip', '-n', netns, 'link', 'set', iface, 'up']);
     },
     async wgDump() {
-      return parseWgDump(await check(netns, ['wg', 'show', iface, 'dump']));
+      return parseDump(await check(netns, ['wg', 'show', iface, 'dump']));
     },
     stop() {
       // A clean exit removes the socket; one killed after the grace period leaves it behind.

@@ -20,6 +20,7 @@ import {
 import { createLogger, parseLogLevel, type Logger } from '../log.js';
 import { openTun, type TunDevice } from '../tun.js';
 import type { UapiServer } from '../uapi-server.js';
+import { openUdpBind } from '../udp.js';
 import {
   createUserspaceDevice,
   type CryptoChoice,
@@ -31,6 +32,8 @@ const ENV_FOREGROUND = 'WG_PROCESS_FOREGROUND';
 const ENV_LOG_LEVEL = 'LOG_LEVEL';
 /** auto | noble | native: which crypto provider the daemon uses. */
 const ENV_CRYPTO = 'WGTS_CRYPTO';
+/** auto | udp | off: TUN and UDP offloads, UDP's only (one packet per TUN read/write), or none. */
+const ENV_OFFLOAD = 'WGTS_OFFLOAD';
 /** A file the daemonized process appends its log to (instead of /dev/null). */
 const ENV_LOG_FILE = 'WGTS_LOG_FILE';
 /** Set by the daemonizing parent: the fd on which the child reports "ready" or "failed <why>". */
@@ -60,6 +63,13 @@ function usage(): string {
 
 function message(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
+}
+
+type OffloadChoice = 'auto' | 'udp' | 'off';
+
+function parseOffload(text: string | undefined): OffloadChoice | null {
+  if (text === undefined || text === '' || text === 'auto') return 'auto';
+  return text === 'udp' || text === 'off' ? text : null;
 }
 
 function parseCrypto(text: string | undefined): CryptoChoice | null {
@@ -190,8 +200,12 @@ async function runForeground(iface: string): Promise<void> {
   if (crypto === null)
     fail(`${ENV_CRYPTO} must be auto, noble or native, got '${process.env[ENV_CRYPTO]}'`);
 
+  const offload = parseOffload(process.env[ENV_OFFLOAD]);
+  if (offload === null)
+    fail(`${ENV_OFFLOAD} must be auto, udp or off, got '${process.env[ENV_OFFLOAD]}'`);
+
   try {
-    tun = openTun({ name: iface, mtu: DEFAULT_TUN_MTU });
+    tun = openTun({ name: iface, mtu: DEFAULT_TUN_MTU, offload: offload === 'auto' });
   } catch (err) {
     fail(`Failed to create TUN device: ${message(err)}`);
   }
@@ -204,12 +218,24 @@ async function runForeground(iface: string): Promise<void> {
       mtu: DEFAULT_TUN_MTU,
       crypto: crypto!,
       logger,
+      ...(offload === 'off'
+        ? {
+            openBind: (port: number, fwmark: number) =>
+              openUdpBind({ port, fwmark, offload: false }),
+          }
+        : {}),
     });
   } catch (err) {
     fail(`Failed to start the device: ${message(err)}`);
   }
   const dev = device!;
   logger.info(`Crypto: ${dev.cryptoName} (${dev.cryptoReason})`);
+  const tunOffloads = tun!.offloads;
+  logger.info(
+    tunOffloads.tso
+      ? `TUN offloads: TSO4/TSO6${tunOffloads.uso ? ', USO4/USO6' : ''}${tunOffloads.note === '' ? '' : ` (${tunOffloads.note})`}`
+      : `TUN offloads ${tunOffloads.note}${offload === 'auto' ? '; one packet per TUN read and write' : ` (${ENV_OFFLOAD}=${offload})`}`,
+  );
   logger.verbose('Device started');
   try {
     uapi = await dev.listenUapi();

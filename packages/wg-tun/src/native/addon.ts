@@ -16,7 +16,7 @@ export interface IoStats {
   readonly rxBatches: number;
   /** Reads from the kernel: datagrams, or GRO-coalesced runs of them (so fewer than rxPackets). */
   readonly rxMessages: number;
-  /** Datagrams larger than a ring slot, dropped (UDP only). */
+  /** Datagrams larger than a ring slot (UDP), or TUN reads that split into more than the ring holds, dropped. */
   readonly rxDroppedTruncated: number;
   /**
    * Datagrams the kernel dropped because the socket's receive buffer was full (SO_RXQ_OVFL; a
@@ -26,6 +26,8 @@ export interface IoStats {
   readonly rxDroppedKernel: number;
   /** Transient receive errors (a queued socket error), counted and passed over. */
   readonly rxErrors: number;
+  /** TUN reads with offloads whose virtio_net_hdr or packet could not be split, dropped (TUN only). */
+  readonly rxDroppedInvalid: number;
   /** Packets the kernel accepted. */
   readonly txPackets: number;
   /** Messages handed to the kernel: one per packet, or one per GSO run of datagrams. */
@@ -63,6 +65,19 @@ export interface NativeTun extends NativeIo {
   fd(): number;
   name(): string;
   mtu(set?: number): number;
+  offloads(): TunOffloads;
+}
+
+/** What a TUN device offloads (IFF_VNET_HDR, TUNSETOFFLOAD). */
+export interface TunOffloads {
+  /** Reads and writes carry a virtio_net_hdr. */
+  readonly vnetHeader: boolean;
+  /** TCP super-segments are read (and split here) and coalesced TCP segments written. */
+  readonly tso: boolean;
+  /** UDP super-segments are read and split here (Linux 6.2+). */
+  readonly uso: boolean;
+  /** Why an offload is off ('' when all are on). */
+  readonly note: string;
 }
 
 /** The addon's Udp object. */
@@ -82,7 +97,14 @@ export interface NativeUdp extends NativeIo {
 
 /** The addon's exports. */
 export interface NativeAddon {
-  Tun: new (devicePath: string, name: string, batch: number, slot: number, fd: number) => NativeTun;
+  Tun: new (
+    devicePath: string,
+    name: string,
+    batch: number,
+    slot: number,
+    fd: number,
+    offload?: number,
+  ) => NativeTun;
   Udp: new (
     host: string,
     port: number,
@@ -95,6 +117,16 @@ export interface NativeAddon {
   ) => NativeUdp;
   encodeAddress(address: string, port: number, meta: Uint8Array, index: number): boolean;
   decodeAddress(meta: Uint8Array, index: number): string;
+  vnetSplit(input: Uint8Array, out: Uint8Array, offsets: Uint32Array, lengths: Uint32Array): number;
+  groCoalesce(
+    buffer: Uint8Array,
+    offsets: Uint32Array,
+    lengths: Uint32Array,
+    count: number,
+    out: Uint8Array,
+    outOffsets: Uint32Array,
+    outLengths: Uint32Array,
+  ): number;
   readonly META_STRIDE: number;
   readonly MAX_BATCH: number;
   readonly MIN_SLOT: number;
@@ -125,7 +157,8 @@ export function loadAddon(): NativeAddon {
   if (
     loaded.META_STRIDE !== ENDPOINT_RECORD_BYTES ||
     loaded.MAX_BATCH !== MAX_BATCH_SIZE ||
-    loaded.MIN_SLOT !== MIN_SLOT_BYTES
+    loaded.MIN_SLOT !== MIN_SLOT_BYTES ||
+    typeof loaded.vnetSplit !== 'function'
   ) {
     throw new Error(
       `wg-tun's native addon at ${ADDON_PATH} is stale (its layout differs from this code): rebuild it with \`pnpm --filter @wiremesh/wg-tun run build:native\``,

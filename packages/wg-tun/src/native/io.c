@@ -429,6 +429,7 @@ napi_value wgtun_io_stats(napi_env env, napi_callback_info info) {
   set_number(env, obj, "rxDroppedTruncated", io->stats.rx_dropped_truncated);
   set_number(env, obj, "rxDroppedKernel", io->stats.rx_dropped_kernel);
   set_number(env, obj, "rxErrors", io->stats.rx_errors);
+  set_number(env, obj, "rxDroppedInvalid", io->stats.rx_dropped_invalid);
   set_number(env, obj, "txPackets", io->stats.tx_packets);
   set_number(env, obj, "txMessages", io->stats.tx_messages);
   set_number(env, obj, "txDroppedFull", io->stats.tx_dropped_full);

@@ -33,6 +33,7 @@ typedef int (*wgtun_read_batch_fn)(wgtun_io *io);
 
 typedef struct {
   double rx_packets, rx_batches, rx_messages, rx_dropped_truncated, rx_dropped_kernel, rx_errors;
+  double rx_dropped_invalid; /* TUN reads whose virtio_net_hdr or packet could not be split */
   double tx_packets, tx_messages, tx_dropped_full, tx_errors;
   int last_errno;
 } wgtun_stats;

@@ -4,7 +4,7 @@
  * the difference between two of its results.
  */
 import { formatEndpoint, type Endpoint, type MapPeer, type NetworkMap } from '@wiremesh/protocol';
-import { canonicalCidr, cidrContains, isIpv6 } from './prefix.js';
+import { canonicalCidr, cidrContains, isIpv6 } from '../prefix.js';
 
 /** A WireGuard peer as the interface should have it. */
 export interface DesiredPeer {

@@ -24,8 +24,8 @@ import {
   type ErrorCode,
   type RegisterRequest,
 } from '@wiremesh/protocol';
-import { HTTP_TIMEOUT_MS, MAX_MESSAGE_BYTES } from './constants.js';
-import { AgentError, errorMessage } from './errors.js';
+import { HTTP_TIMEOUT_MS, MAX_MESSAGE_BYTES } from '../constants.js';
+import { AgentError, errorMessage } from '../errors.js';
 import { SseParser } from './sse.js';
 
 /** A `{code, message}` answer of the coordinator. */

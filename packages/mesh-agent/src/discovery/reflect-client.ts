@@ -10,18 +10,12 @@ import { isIP } from 'node:net';
 import { lookup } from 'node:dns/promises';
 import { REFLECT_TXID_LENGTH, decodeReply, encodeProbe, type Endpoint } from '@wiremesh/protocol';
 import { formatIp, parseIp } from '@wiremesh/wg-core';
-import { REFLECT_ATTEMPTS, REFLECT_TIMEOUT_MS } from './constants.js';
-
-/** A UDP endpoint as the userspace device names it. */
-export interface SocketAddress {
-  readonly address: string;
-  readonly port: number;
-}
+import { REFLECT_ATTEMPTS, REFLECT_TIMEOUT_MS } from '../constants.js';
 
 /** What the prober needs from a device: wg-tun's UserspaceDevice has exactly this. */
 export interface RawSocket {
-  sendRaw(datagrams: readonly { endpoint: SocketAddress; data: Uint8Array }[]): number;
-  onForeignDatagram(cb: ((data: Uint8Array, from: SocketAddress) => void) | null): void;
+  sendRaw(datagrams: readonly { endpoint: Endpoint; data: Uint8Array }[]): number;
+  onForeignDatagram(cb: ((data: Uint8Array, from: Endpoint) => void) | null): void;
 }
 
 /** Canonical text of an IP address (as the device prints sources), or null if it is not one. */
@@ -47,14 +41,13 @@ export class ReflectionMatcher {
    * and `cancel` (which leaves the promise pending forever; callers race it with a timeout).
    * Throws TypeError when `target.address` is not an IP literal.
    */
-  start(target: SocketAddress): {
+  start(target: Endpoint): {
     datagram: Uint8Array;
     result: Promise<Endpoint>;
     cancel(): void;
   } {
-    const addr = canonicalIp(target.address);
-    if (addr === null)
-      throw new TypeError(`reflector address ${target.address} is not an IP address`);
+    const addr = canonicalIp(target.ip);
+    if (addr === null) throw new TypeError(`reflector address ${target.ip} is not an IP address`);
     const txid = new Uint8Array(REFLECT_TXID_LENGTH);
     this.random(txid);
     const key = Buffer.from(txid).toString('hex');
@@ -68,13 +61,12 @@ export class ReflectionMatcher {
    * Takes one datagram that arrived on the socket and was not WireGuard. Returns true when it
    * answered an outstanding probe (from the probed address and port, with its txid). Never throws.
    */
-  receive(data: Uint8Array, from: SocketAddress): boolean {
+  receive(data: Uint8Array, from: Endpoint): boolean {
     const reply = decodeReply(data);
     if (reply === null) return false;
     const key = Buffer.from(reply.txid).toString('hex');
     const w = this.waiting.get(key);
-    if (w === undefined || w.port !== from.port || canonicalIp(from.address) !== w.target)
-      return false;
+    if (w === undefined || w.port !== from.port || canonicalIp(from.ip) !== w.target) return false;
     const ip = canonicalIp(reply.ip);
     if (ip === null) return false;
     this.waiting.delete(key);
@@ -117,7 +109,7 @@ export class Reflector {
    * came. Rejects only for a target that is not an IP literal.
    */
   async probe(
-    target: SocketAddress,
+    target: Endpoint,
     timeoutMs = REFLECT_TIMEOUT_MS,
     attempts = REFLECT_ATTEMPTS,
   ): Promise<Endpoint | null> {
@@ -163,23 +155,26 @@ export interface PortProbe {
  */
 export function probeFromPort(
   port: number,
-  target: SocketAddress,
+  target: Endpoint,
   timeoutMs: number,
 ): Promise<PortProbe> {
-  const family = isIP(target.address);
-  if (family === 0) throw new TypeError(`reflector address ${target.address} is not an IP address`);
+  const family = isIP(target.ip);
+  if (family === 0) throw new TypeError(`reflector address ${target.ip} is not an IP address`);
   return probeFrom(port, family, target, timeoutMs);
 }
 
 async function probeFrom(
   port: number,
   family: number,
-  target: SocketAddress,
+  target: Endpoint,
   timeoutMs: number,
 ): Promise<PortProbe> {
   const socket = createSocket({ type: family === 6 ? 'udp6' : 'udp4' });
   const matcher = new ReflectionMatcher();
-  socket.on('message', (data, from) => void matcher.receive(data, from));
+  socket.on(
+    'message',
+    (data, from) => void matcher.receive(data, { ip: from.address, port: from.port }),
+  );
   const bound = await new Promise<boolean>((resolve) => {
     socket.once('error', () => resolve(false));
     socket.bind({ port, exclusive: true }, () => resolve(true));
@@ -189,7 +184,7 @@ async function probeFrom(
     if (!bound) return { bound: false, endpoint: null };
     socket.on('error', () => undefined);
     const p = matcher.start(target);
-    socket.send(p.datagram, target.port, target.address);
+    socket.send(p.datagram, target.port, target.ip);
     const endpoint = await Promise.race([
       p.result,
       new Promise<null>((r) => (timer = setTimeout(() => r(null), timeoutMs))),

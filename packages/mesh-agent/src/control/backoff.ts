@@ -3,7 +3,7 @@
  * first retries, then at most one attempt per BACKOFF_MAX_MS however long the outage lasts, spread
  * so a fleet of agents does not reconnect in lockstep.
  */
-import { BACKOFF_FACTOR, BACKOFF_JITTER, BACKOFF_MAX_MS, BACKOFF_MIN_MS } from './constants.js';
+import { BACKOFF_FACTOR, BACKOFF_JITTER, BACKOFF_MAX_MS, BACKOFF_MIN_MS } from '../constants.js';
 
 /** Backoff settings (defaults from constants.ts). */
 export interface BackoffOptions {

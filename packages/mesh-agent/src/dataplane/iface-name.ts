@@ -8,7 +8,7 @@ import {
   INTERFACE_HASH_HEX_DIGITS,
   INTERFACE_PREFIX,
   MAX_INTERFACE_NAME_LENGTH,
-} from './constants.js';
+} from '../constants.js';
 
 /** The interface of `network`: `wm-demo`, or `wm-averylo-1a2b` for long names. Pure. */
 export function interfaceName(network: string): string {

@@ -4,8 +4,8 @@
  * would have run is recorded, so tests see exactly which peers, addresses and routes were touched.
  */
 import type { Backend as BackendKind, Endpoint } from '@wiremesh/protocol';
-import type { ObservedPeer, PunchOptions } from './diff.js';
-import { describeDiff, diffConfig, isEmptyDiff } from './diff.js';
+import type { ObservedPeer, PunchOptions } from '../reconcile/diff.js';
+import { describeDiff, diffConfig, isEmptyDiff } from '../reconcile/diff.js';
 import {
   ipCommands,
   NOT_THERE,
@@ -15,7 +15,7 @@ import {
   type DeviceIdentity,
   type Observed,
 } from './dataplane.js';
-import type { DesiredConfig } from './netmap.js';
+import type { DesiredConfig } from '../reconcile/netmap.js';
 import { forwardingRules, ruleTag } from './firewall.js';
 
 interface FakeInterface {
@@ -44,7 +44,7 @@ export interface FakeDataplane extends Dataplane {
    * backend cannot probe at all, like the kernel's. Every probe's target is kept in `probes`.
    */
   reflected: Endpoint | null | undefined;
-  readonly probes: { address: string; port: number }[];
+  readonly probes: Endpoint[];
 }
 
 /** A new FakeDataplane of kind `backend`. */
@@ -52,7 +52,7 @@ export function createFakeDataplane(backend: BackendKind = 'userspace'): FakeDat
   const ifaces = new Map<string, FakeInterface>();
   const commands: string[][] = [];
   let failure: Error | null = null;
-  const probes: { address: string; port: number }[] = [];
+  const probes: Endpoint[] = [];
   const observe = async (iface: string): Promise<Observed> => {
     const i = ifaces.get(iface);
     if (i === undefined) return NOT_THERE;
@@ -161,7 +161,7 @@ export function createFakeDataplane(backend: BackendKind = 'userspace'): FakeDat
     get: () =>
       fake.reflected === undefined
         ? undefined
-        : async (iface: string, target: { address: string; port: number }, _probe?: unknown) => {
+        : async (iface: string, target: Endpoint, _probe?: unknown) => {
             probes.push(target);
             return ifaces.has(iface) ? (fake.reflected ?? null) : null;
           },

@@ -1,11 +1,12 @@
 /**
  * The dataplane (tailscale's wgengine + router): reads what an interface has, applies the diff to
  * the desired config with wg(8) and ip(8), and reconciles gateway forwarding. One implementation
- * for both backends, because both are configured by the same tools; a fake lives in fake.ts.
+ * for both backends, because both are configured by the same tools; the in-memory fake is
+ * fake-dataplane.ts (tests import it by path; it is not in the package's index).
  */
 import type { Backend as BackendKind, Endpoint } from '@wiremesh/protocol';
 import type { Backend, ProbeOptions } from './backend.js';
-import { ROUTE_PROTOCOL } from './constants.js';
+import { ROUTE_PROTOCOL } from '../constants.js';
 import {
   describeDiff,
   diffConfig,
@@ -13,13 +14,13 @@ import {
   type ConfigDiff,
   type ObservedInterface,
   type PunchOptions,
-} from './diff.js';
-import { AgentError } from './errors.js';
+} from '../reconcile/diff.js';
+import { AgentError } from '../errors.js';
 import type { Firewall } from './firewall.js';
-import type { Logger } from './log.js';
-import type { DesiredConfig } from './netmap.js';
-import { isIpv6 } from './prefix.js';
-import { commandError, type Runner } from './runner.js';
+import type { Logger } from '../log.js';
+import type { DesiredConfig } from '../reconcile/netmap.js';
+import { isIpv6 } from '../prefix.js';
+import { commandError, type Runner } from '../runner.js';
 import { parseIpAddr, parseIpRoutes, parseWgDump } from './wg-dump.js';
 
 /** The node's WireGuard identity as the dataplane needs it: never the key bytes, only its file. */
@@ -70,11 +71,7 @@ export interface Dataplane {
    * public endpoint the reflector at `target` saw, or null without a reply. Absent when the backend
    * cannot send from that socket (kernel WireGuard, a detached userspace process).
    */
-  reflect?(
-    iface: string,
-    target: { address: string; port: number },
-    probe?: ProbeOptions,
-  ): Promise<Endpoint | null>;
+  reflect?(iface: string, target: Endpoint, probe?: ProbeOptions): Promise<Endpoint | null>;
   /** Closes the devices this process runs (the in-process backend); the daemon calls it on exit. */
   close?(): Promise<void>;
 }

@@ -3,9 +3,9 @@
  * sd_booted(3) does. The unit keeps userspace WireGuard processes alive across agent restarts.
  */
 import { existsSync, writeFileSync } from 'node:fs';
-import { SYSTEMD_RUN_DIR, SYSTEMD_UNIT_NAME, SYSTEMD_UNIT_PATH } from './constants.js';
-import { AgentError } from './errors.js';
-import { commandError, type Runner } from './runner.js';
+import { SYSTEMD_RUN_DIR, SYSTEMD_UNIT_NAME, SYSTEMD_UNIT_PATH } from '../constants.js';
+import { AgentError } from '../errors.js';
+import { commandError, type Runner } from '../runner.js';
 
 /** Whether systemd runs this host (the directory it creates at boot exists). */
 export function systemdRunning(runDir = SYSTEMD_RUN_DIR): boolean {

@@ -7,12 +7,12 @@
 import { createHash } from 'node:crypto';
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { RULE_HASH_HEX_DIGITS, RULE_TAG_PREFIX } from './constants.js';
-import { AgentError } from './errors.js';
-import type { Logger } from './log.js';
-import type { DesiredForwarding } from './netmap.js';
-import { isIpv6 } from './prefix.js';
-import { commandError, findExecutable, type Runner } from './runner.js';
+import { RULE_HASH_HEX_DIGITS, RULE_TAG_PREFIX } from '../constants.js';
+import { AgentError } from '../errors.js';
+import type { Logger } from '../log.js';
+import type { DesiredForwarding } from '../reconcile/netmap.js';
+import { isIpv6 } from '../prefix.js';
+import { commandError, findExecutable, type Runner } from '../runner.js';
 
 /** One rule: family, table, chain and the match/target arguments (without the comment). */
 export interface FirewallRule {

@@ -1,22 +1,30 @@
 /**
  * Readers for what the host reports: `wg show IFACE dump` (wg(8) "dump": tab-separated, one line
  * for the interface, one per peer) and iproute2's JSON (`ip -j`). Pure and total: malformed text
- * gives empty results, never an exception. The interface line's private key is never kept.
+ * gives empty results, never an exception. The private and preshared keys are never kept. The
+ * system tests' harness reads dumps with this parser too (test/harness/wg-dump.ts).
  */
-import type { ObservedPeer } from './diff.js';
-import { canonicalCidr } from './prefix.js';
+import type { ObservedPeer } from '../reconcile/diff.js';
+import { canonicalCidr } from '../prefix.js';
 
 /** The interface line of a dump, without its private key. */
 export interface DumpInterface {
   /** Base64, or null when the interface has no private key yet. */
   readonly publicKey: string | null;
   readonly listenPort: number;
+  /** The firewall mark, or null for `off`. */
+  readonly fwmark: number | null;
+}
+
+/** A peer line of a dump: what the agent observes, and whether a preshared key is set (never the key). */
+export interface DumpPeer extends ObservedPeer {
+  readonly hasPresharedKey: boolean;
 }
 
 /** A parsed dump. */
 export interface WgDump {
   readonly device: DumpInterface;
-  readonly peers: readonly ObservedPeer[];
+  readonly peers: readonly DumpPeer[];
 }
 
 const NONE = '(none)';
@@ -35,14 +43,16 @@ export function parseWgDump(text: string): WgDump | null {
   const device: DumpInterface = {
     publicKey: first[1] === NONE || first[1] === undefined ? null : first[1],
     listenPort: num(first[2]),
+    fwmark: first[3] === OFF || first[3] === undefined ? null : num(first[3]),
   };
-  const peers: ObservedPeer[] = [];
+  const peers: DumpPeer[] = [];
   for (const line of lines.slice(1)) {
     const f = line.split('\t');
     if (f.length < 8) continue;
     const allowed = f[3] === NONE || f[3] === undefined ? [] : f[3].split(',');
     peers.push({
       publicKey: f[0] ?? '',
+      hasPresharedKey: f[1] !== NONE && f[1] !== undefined,
       endpoint: f[2] === NONE || f[2] === undefined ? null : f[2],
       allowedIps: allowed.map((c) => canonicalCidr(c) ?? c).sort(),
       latestHandshakeS: num(f[4]),

@@ -4,8 +4,8 @@
  */
 import { networkInterfaces } from 'node:os';
 import { MAX_LOCAL_ENDPOINTS, type Endpoint } from '@wiremesh/protocol';
-import { INTERFACE_PREFIX } from './constants.js';
-import type { LocalAddress } from './netmap.js';
+import { INTERFACE_PREFIX } from '../constants.js';
+import type { LocalAddress } from '../reconcile/netmap.js';
 
 /**
  * Global-scope addresses of the host's interfaces, leaving out loopback, link-local and every

@@ -4,7 +4,7 @@
  * that fails after registering withdraws the registration and removes what it created.
  */
 import { randomFillSync } from 'node:crypto';
-import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, rmSync } from 'node:fs';
 import { hostname, release, type as osType } from 'node:os';
 import { join } from 'node:path';
 import {
@@ -29,28 +29,35 @@ import {
   socketPath,
   userspaceBackend,
   type BackendChoice,
-} from './backend.js';
-import { netmapToConfig, type PeerPath } from './netmap.js';
-import { parseIpAddr, parseWgDump } from './wg-dump.js';
+} from '../dataplane/backend.js';
+import { netmapToConfig, type PeerPath } from '../reconcile/netmap.js';
+import { parseIpAddr, parseWgDump } from '../dataplane/wg-dump.js';
 import {
   APPROVAL_REMINDER_MS,
   HANDOVER_WAIT_MS,
   MAX_INTERFACE_NAME_LENGTH,
   SOCKET_POLL_MS,
-} from './constants.js';
-import { CoordinatorError, HttpCoordinator, type MapResult } from './coordinator-client.js';
-import { systemDataplane, type Dataplane } from './dataplane.js';
-import { AgentError, errorMessage } from './errors.js';
-import { createFirewall } from './firewall.js';
-import { interfaceName, isInterfaceName } from './iface-name.js';
-import { localAddresses, localEndpoints } from './local-addresses.js';
-import type { Logger } from './log.js';
-import { NetworkAgent, notApproved } from './network-agent.js';
-import { probeFromPort } from './reflect-client.js';
-import { findExecutable, type Runner } from './runner.js';
-import { StateStore, type NetworkState } from './state-store.js';
+} from '../constants.js';
+import {
+  CoordinatorError,
+  HttpCoordinator,
+  type MapResult,
+} from '../control/coordinator-client.js';
+import { systemDataplane, type Dataplane } from '../dataplane/dataplane.js';
+import { AgentError, errorMessage } from '../errors.js';
+import { createFirewall } from '../dataplane/firewall.js';
+import { interfaceName, isInterfaceName } from '../dataplane/iface-name.js';
+import { localAddresses, localEndpoints } from '../discovery/local-addresses.js';
+import type { Logger } from '../log.js';
+import { NetworkAgent, notApproved } from '../network-agent.js';
+import { probeFromPort } from '../discovery/reflect-client.js';
+import { findExecutable, type Runner } from '../runner.js';
+import { StateStore, type NetworkState } from '../state-store.js';
+import { runningDaemon, signalDaemon, Supervisor } from './supervisor.js';
 import { installService, systemdRunning } from './systemd.js';
-import { AGENT_VERSION } from './version.js';
+import { AGENT_VERSION } from '../version.js';
+
+export { runningDaemon } from './supervisor.js';
 
 /** What every command runs with. */
 export interface CommandContext {
@@ -64,7 +71,6 @@ export interface CommandContext {
   argv0: readonly string[];
 }
 
-const DAEMON_PID_FILE = 'daemon.pid';
 const MS_PER_S = 1000;
 const SECONDS_PER_MINUTE = 60;
 const SECONDS_PER_HOUR = 3600;
@@ -582,72 +588,21 @@ export async function daemonCommand(ctx: CommandContext, o: DaemonOptions = {}):
   requireRoot();
   requireTools();
   ctx.store.ensureDir();
-  const other = runningDaemon(ctx.store);
-  if (other !== null) {
-    throw new AgentError(
-      'usage',
-      `another wiremesh agent (pid ${other}) already runs with ${ctx.store.dir}: stop it first, or send it SIGHUP to pick up changes`,
-    );
-  }
-  const pidFile = join(ctx.store.dir, DAEMON_PID_FILE);
-  writeFileSync(pidFile, `${process.pid}\n`);
-  const agents = new Map<string, NetworkAgent>();
-  const dataplanes = new Map<string, Dataplane>();
-  let busy: Promise<void> = Promise.resolve();
-
-  const startOne = async (network: string): Promise<void> => {
-    const state = ctx.store.load(network);
-    if (state === null) return;
-    const dataplane = await dataplaneFor(ctx, state.backend, state.interface, true);
-    dataplanes.set(network, dataplane);
-    ctx.log.info(
-      `${network}: interface ${state.interface}, backend ${dataplane.backend} (${dataplane.reason}), node ${state.name} (${state.nodeId}), coordinator ${state.server}`,
-    );
-    const agent = agentFor(ctx, state, dataplane, () => agents.delete(network), true);
-    agents.set(network, agent);
-    try {
-      await agent.restore();
-    } catch {
-      // logged by the agent; the loops retry
-    }
-    agent.start();
-  };
-  const rescan = async (): Promise<void> => {
-    const wanted = new Set(ctx.store.networks());
-    for (const [n, a] of agents) {
-      if (!wanted.has(n)) {
-        ctx.log.info(`${n}: no longer joined; stopping`);
-        agents.delete(n);
-        await a.stop();
-        await dataplanes.get(n)?.close?.();
-        dataplanes.delete(n);
-      }
-    }
-    for (const n of wanted) {
-      if (agents.has(n)) continue;
-      try {
-        await startOne(n);
-      } catch (e) {
-        ctx.log.error(`${n}: cannot start: ${errorMessage(e)}`);
-      }
-    }
-    if (agents.size === 0)
-      ctx.log.warn(
-        'no network is joined; waiting (run "wiremesh join", then the daemon picks it up on SIGHUP)',
-      );
-  };
-  const onHup = () => {
-    busy = busy.then(rescan);
-  };
-  process.on('SIGHUP', onHup);
-  busy = busy.then(rescan);
-  await busy;
+  const supervisor = new Supervisor({
+    store: ctx.store,
+    log: ctx.log,
+    async open(state, onGone) {
+      const dataplane = await dataplaneFor(ctx, state.backend, state.interface, true);
+      return { dataplane, agent: agentFor(ctx, state, dataplane, onGone, true) };
+    },
+  });
+  await supervisor.start();
 
   let reminder: NodeJS.Timeout | undefined;
   if (o.reminder) {
     const network = o.reminder;
     reminder = setInterval(() => {
-      const a = agents.get(network);
+      const a = supervisor.agent(network);
       if (a !== undefined && a.currentMap === null)
         ctx.out(`${network}: still waiting for an admin to approve this node`);
     }, APPROVAL_REMINDER_MS);
@@ -661,20 +616,9 @@ export async function daemonCommand(ctx: CommandContext, o: DaemonOptions = {}):
     });
   await stop;
   clearInterval(reminder);
-  process.off('SIGHUP', onHup);
-  await busy;
-  await Promise.allSettled([...agents.values()].map((a) => a.stop()));
-  // Devices run inside the daemon go with it; kernel and detached ones stay as they are.
-  const owned = [...dataplanes.values()].filter((d) => d.close !== undefined);
-  await Promise.allSettled(owned.map((d) => d.close?.()));
-  try {
-    if (readFileSync(pidFile, 'utf8').trim() === String(process.pid))
-      rmSync(pidFile, { force: true });
-  } catch {
-    // already gone
-  }
+  const owned = await supervisor.stop();
   ctx.log.info(
-    owned.length > 0
+    owned > 0
       ? 'agent stopped; its userspace devices were closed with it (other interfaces keep their configuration)'
       : 'agent stopped; the interfaces keep their last configuration',
   );
@@ -888,31 +832,6 @@ export async function statusCommand(
 ): Promise<void> {
   const views = await collectStatus(ctx, o.network);
   ctx.out(o.json ? JSON.stringify(views, null, 2) : formatStatus(views));
-}
-
-/** The pid of a live agent daemon on this state directory, or null. */
-export function runningDaemon(store: StateStore): number | null {
-  try {
-    const pid = Number(readFileSync(join(store.dir, DAEMON_PID_FILE), 'utf8').trim());
-    if (!Number.isInteger(pid) || pid <= 0 || pid === process.pid) return null;
-    // A recycled pid is some other program: only trust a live process that runs this agent.
-    const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
-    return argv.includes('daemon') || argv.includes('join') ? pid : null;
-  } catch {
-    return null;
-  }
-}
-
-/** Tells a running daemon to rescan the state directory. Returns its pid, or null if none runs. */
-function signalDaemon(store: StateStore): number | null {
-  const pid = runningDaemon(store);
-  if (pid === null) return null;
-  try {
-    process.kill(pid, 'SIGHUP');
-    return pid;
-  } catch {
-    return null;
-  }
 }
 
 /** `wiremesh leave`: deregister, remove the interface, its routes and firewall rules, forget the network. */

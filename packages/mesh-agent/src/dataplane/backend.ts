@@ -20,11 +20,11 @@ import {
   TUN_DEVICE_PATH,
   USERSPACE_IMPLEMENTATION_ENV,
   WG_SOCKET_DIR,
-} from './constants.js';
-import { AgentError } from './errors.js';
-import type { Logger } from './log.js';
-import { Reflector } from './reflect-client.js';
-import { commandError, findExecutable, type Runner } from './runner.js';
+} from '../constants.js';
+import { AgentError } from '../errors.js';
+import type { Logger } from '../log.js';
+import { Reflector } from '../discovery/reflect-client.js';
+import { commandError, findExecutable, type Runner } from '../runner.js';
 import { parseIpAddr } from './wg-dump.js';
 
 /** How hard one reflection round tries (default REFLECT_ATTEMPTS of REFLECT_TIMEOUT_MS). */
@@ -49,11 +49,7 @@ export interface Backend {
    * Asks the reflector at `target` for the public endpoint of `iface`'s WireGuard socket. Resolves
    * with it, or null when no reply came. Only backends that own the socket have it.
    */
-  reflect?(
-    iface: string,
-    target: { address: string; port: number },
-    probe?: ProbeOptions,
-  ): Promise<Endpoint | null>;
+  reflect?(iface: string, target: Endpoint, probe?: ProbeOptions): Promise<Endpoint | null>;
   /** Closes the devices this backend runs in this process (the interfaces go with them). Idempotent. */
   close?(): Promise<void>;
 }
