@@ -42,7 +42,10 @@ export interface ExtClientRecord {
   readonly networkId: string;
   readonly name: string;
   readonly publicKey: string;
-  /** Base64, when the coordinator generated the key pair; a secret (never logged). */
+  /**
+   * Base64, when the coordinator generated the key pair; a secret (never logged). Opened only by
+   * `ExtClients.record`; the read models (`extClientsOf`) carry it sealed as stored.
+   */
   readonly privateKey: string | null;
   readonly ingressNodeId: string;
   readonly hostIndex: number;
