@@ -10,7 +10,7 @@ APT_PACKAGES=(
   qemu-system-x86 busybox-static cpio kmod
   python3 make g++
   gcc-aarch64-linux-gnu g++-aarch64-linux-gnu qemu-user-static shellcheck systemd
-  postgresql chromium
+  postgresql chromium openssl
 )
 
 need=()

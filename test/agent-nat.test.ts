@@ -217,6 +217,8 @@ beforeAll(async () => {
       'serve',
       '--listen',
       `0.0.0.0:${HTTP_PORT}`,
+      // Plain HTTP inside the test's own namespaces (test/tls.test.ts covers TLS).
+      '--insecure-http',
       '--reflect-port',
       String(REFLECT_PORT),
       '--data-dir',

@@ -15,7 +15,7 @@ const INNER_LINK = 'host0';
 
 /** A running host port: the URL the host uses and how to close it. */
 export interface HostPort {
-  /** http://127.0.0.1:PORT */
+  /** http://127.0.0.1:PORT, or https:// when the forwarded server speaks TLS */
   readonly url: string;
   readonly port: number;
   /** The root namespace's end of the veth (deleted with the namespace, or at cleanup). */
@@ -59,6 +59,7 @@ export async function exposeOnLoopback(
   ns: string,
   targetPort: number,
   port: number,
+  tls = false,
 ): Promise<HostPort> {
   const net = `198.18.${randomInt(OCTET_VALUES)}`;
   const base = randomInt(OCTET_VALUES / BLOCK_SIZE) * BLOCK_SIZE;
@@ -95,5 +96,5 @@ export async function exposeOnLoopback(
     removeLink();
   };
   onCleanup(() => server.close());
-  return { url: `http://127.0.0.1:${bound}`, port: bound, link, close };
+  return { url: `${tls ? 'https' : 'http'}://127.0.0.1:${bound}`, port: bound, link, close };
 }

@@ -2,7 +2,8 @@
 // web UI and a small mesh behind NATs: two homes, an egress LAN, a public ingress gateway and a
 // phone-like stock WireGuard client. Run as root: `bash scripts/demo.sh [--duration N] [--port N]`.
 import { spawnSync } from 'node:child_process';
-import { chmodSync, writeFileSync } from 'node:fs';
+import { X509Certificate } from 'node:crypto';
+import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 
@@ -124,6 +125,42 @@ function preflight(): void {
     );
 }
 
+/** A self-signed certificate (openssl) for the coordinator's address and loopback. */
+function selfSignedCertificate(address: string): {
+  cert: string;
+  key: string;
+  fingerprint: string;
+} {
+  const dir = tempDir('wiremesh-demo-tls');
+  const cert = join(dir, 'coordinator.crt');
+  const key = join(dir, 'coordinator.key');
+  const r = spawnSync(
+    'openssl',
+    [
+      'req',
+      '-x509',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:prime256v1',
+      '-nodes',
+      '-keyout',
+      key,
+      '-out',
+      cert,
+      '-days',
+      '30',
+      '-subj',
+      '/CN=wiremesh demo coordinator',
+      '-addext',
+      `subjectAltName=IP:${address},IP:127.0.0.1`,
+    ],
+    { encoding: 'utf8' },
+  );
+  if (r.status !== 0) throw new Error(`openssl could not make a certificate: ${r.stderr.trim()}`);
+  return { cert, key, fingerprint: new X509Certificate(readFileSync(cert)).fingerprint256 };
+}
+
 /** Shell wrappers so that the printed commands read `wiremesh ...` and `wiremesh-coordinator ...`. */
 function wrappers(): string {
   const dir = tempDir('wiremesh-demo-bin');
@@ -146,13 +183,20 @@ class AdminCli {
   constructor(
     private readonly server: string,
     private readonly token: string,
+    /** The coordinator's self-signed certificate, trusted by the CLI as a CA. */
+    private readonly ca: string,
   ) {}
 
   /** Runs `wiremesh-coordinator ARGS`; prints the command and (unless quiet) its output. */
   async run(args: string[], show = true): Promise<string> {
     if (show) say(`$ wiremesh-coordinator ${args.join(' ')}`);
     const r = await run(null, [process.execPath, COORDINATOR_JS, ...args], {
-      env: { ...process.env, WIREMESH_SERVER: this.server, WIREMESH_ADMIN_TOKEN: this.token },
+      env: {
+        ...process.env,
+        WIREMESH_SERVER: this.server,
+        WIREMESH_ADMIN_TOKEN: this.token,
+        NODE_EXTRA_CA_CERTS: this.ca,
+      },
     });
     if (r.status !== 0)
       throw new Error(`wiremesh-coordinator ${args.join(' ')}: ${(r.stderr || r.stdout).trim()}`);
@@ -213,20 +257,31 @@ async function main(): Promise<number> {
   const topo = await buildTopology(SPEC);
   console.log(indent(layout(topo)));
   const internet = topo.node('internet');
+  const tls = selfSignedCertificate(internet.ipv4);
+  say(
+    `a self-signed TLS certificate for the coordinator (${internet.ipv4}, 127.0.0.1): SHA-256 ${tls.fingerprint}`,
+  );
   const hub = new Hub({
     ns: topo.ns('internet'),
     address: internet.ipv4,
     reflectPort: REFLECT_PORT,
+    tls,
   });
   await hub.start();
-  const ui = await exposeOnLoopback(topo.ns('internet'), Number(new URL(hub.url).port), opts.port);
+  const ui = await exposeOnLoopback(
+    topo.ns('internet'),
+    Number(new URL(hub.url).port),
+    opts.port,
+    true,
+  );
   say(`coordinator up in the internet namespace at ${hub.url} (reflect port ${REFLECT_PORT}/udp)`);
   say(`web UI on this host: ${ui.url} (forwarded through a veth into that namespace)`);
-  const admin = new AdminCli(ui.url, hub.token);
+  const admin = new AdminCli(ui.url, hub.token, tls.cert);
 
   await admin.run(['network', 'create', NETWORK, '--cidr', NETWORK_CIDR]);
+  // The key carries the certificate's fingerprint: each agent pins the self-signed certificate.
   const key = (
-    await admin.json<{ key: string }>([
+    await admin.json<{ key: string; pinnedKey: string }>([
       'key',
       'create',
       '--network',
@@ -236,7 +291,7 @@ async function main(): Promise<number> {
       '--uses',
       String(MESH_NODES.length),
     ])
-  ).key;
+  ).pinnedKey;
   say(
     `$ wiremesh-coordinator key create --network ${NETWORK} --name demo-key --uses ${MESH_NODES.length}`,
   );
@@ -363,7 +418,10 @@ async function main(): Promise<number> {
   console.log(`  web UI            ${ui.url}   (sign in with the admin token)`);
   console.log(`  admin token       ${hub.token}`);
   console.log(
-    `  coordinator CLI   export WIREMESH_SERVER=${ui.url} WIREMESH_ADMIN_TOKEN=${hub.token}`,
+    `  coordinator CLI   export WIREMESH_SERVER=${ui.url} WIREMESH_ADMIN_TOKEN=${hub.token} NODE_EXTRA_CA_CERTS=${tls.cert}`,
+  );
+  console.log(
+    `  TLS certificate   ${tls.cert} (SHA-256 ${tls.fingerprint}; trust it in the browser)`,
   );
   console.log(`                    ${bin}/wiremesh-coordinator node list --network ${NETWORK}`);
   console.log(`  a node's status   ${statusCmd}`);

@@ -76,6 +76,8 @@ export interface HubPlacement {
   address: string;
   /** Also start the UDP endpoint reflector on this port (`serve --reflect-port`). */
   reflectPort?: number;
+  /** Serve HTTPS with this certificate and key (PEM files); plain HTTP otherwise. */
+  tls?: { cert: string; key: string };
 }
 
 /** The running coordinator in the hub namespace. */
@@ -85,6 +87,7 @@ export class Hub {
   readonly subnet: string;
   readonly address: string;
   readonly url: string;
+  readonly tls: { cert: string; key: string } | undefined;
   readonly dataDir: string;
   readonly reflectPort: number | undefined;
   token = '';
@@ -95,11 +98,12 @@ export class Hub {
   constructor(placement?: HubPlacement) {
     this.dataDir = tempDir('wmag-coord');
     this.reflectPort = placement?.reflectPort;
+    this.tls = placement?.tls;
     if (placement !== undefined) {
       this.ns = placement.ns;
       this.subnet = '';
       this.address = placement.address;
-      this.url = `http://${this.address}:${COORDINATOR_PORT}`;
+      this.url = `${this.tls === undefined ? 'http' : 'https'}://${this.address}:${COORDINATOR_PORT}`;
       return;
     }
     this.ns = createNamespace(NS_TAG);
@@ -120,6 +124,10 @@ export class Hub {
       'serve',
       '--listen',
       `0.0.0.0:${COORDINATOR_PORT}`,
+      // Plain HTTP inside the test's own namespaces unless asked (test/tls.test.ts covers TLS).
+      ...(this.tls === undefined
+        ? ['--insecure-http']
+        : ['--tls-cert', this.tls.cert, '--tls-key', this.tls.key]),
       '--data-dir',
       this.dataDir,
       '--admin-token-file',
@@ -159,7 +167,16 @@ export class Hub {
       headers,
       ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
     });
-    const r = await run(this.ns, [process.execPath, '-e', FETCH_SCRIPT, `${this.url}${path}`, req]);
+    const r = await run(
+      this.ns,
+      [process.execPath, '-e', FETCH_SCRIPT, `${this.url}${path}`, req],
+      {
+        // The hub's own certificate is trusted for its own calls (a self-signed one is no CA).
+        ...(this.tls === undefined
+          ? {}
+          : { env: { ...process.env, NODE_EXTRA_CA_CERTS: this.tls.cert } }),
+      },
+    );
     if (r.status !== 0) throw new Error(`${method} ${path}: ${r.stderr.trim()}`);
     const cut = r.stdout.indexOf('\n');
     return { status: Number(r.stdout.slice(0, cut)), text: r.stdout.slice(cut + 1) };

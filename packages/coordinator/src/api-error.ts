@@ -39,12 +39,22 @@ export function parseBody<S extends z.ZodType>(
   if (r.success) return r.data;
   const issues = r.error.issues.slice(0, 3).map((i) => {
     const where = i.path.length ? i.path.join('.') : what;
+    if (i.code === 'unrecognized_keys') {
+      const known = fieldsOf(schema);
+      return `${where}: unknown field${i.keys.length > 1 ? 's' : ''} ${i.keys.join(', ')}${known === null ? '' : ` (this request takes ${known.join(', ')})`}`;
+    }
     // zod words a missing field as "received undefined", which reads like a coordinator bug.
     return i.code === 'invalid_type' && valueAt(input, i.path) === undefined
       ? `${where}: missing (expected ${i.expected})`
       : `${where}: ${i.message}`;
   });
   throw new ApiError('validation_failed', `invalid ${what}: ${issues.join('; ')}`);
+}
+
+/** The field names of an object schema, or null for another kind. */
+function fieldsOf(schema: z.ZodType): string[] | null {
+  const shape = (schema as { shape?: unknown }).shape;
+  return typeof shape === 'object' && shape !== null ? Object.keys(shape) : null;
 }
 
 function valueAt(value: unknown, path: readonly PropertyKey[]): unknown {

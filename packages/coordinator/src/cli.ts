@@ -13,6 +13,9 @@ import {
   PROTOCOL_VERSION,
   formatEndpoint,
   type DnsRecord,
+  formatFingerprint,
+  type AdminToken,
+  type AuditEntry,
   type EnrollmentKey,
   type ExtClient,
   type Network,
@@ -43,6 +46,10 @@ const USAGE = `usage: ${PROG} <command> [options]
 
   serve [--listen HOST:PORT] [--data-dir DIR] [--database postgres://...] [--reflect-port N]
         [--admin-token-file FILE] [--log-level LEVEL] [--register-burst N] [--register-rate PER_S]
+        [--seal-key-file FILE]   (seals generated client keys; default DIR/seal.key, 0600)
+        [--metrics-public]       (network names at /metrics without the admin token)
+        [--tls-cert FILE --tls-key FILE]   (HTTPS; both re-read on SIGHUP)
+        [--insecure-http]        (plain HTTP beyond loopback: only behind a TLS-terminating proxy)
         [--relay-after S]   (seconds without a direct handshake before a pair is relayed; 0 = never)
   admin-token rotate [--data-dir DIR | --database URL]
   install-service [--listen HOST:PORT] [--reflect-port N] [--print]
@@ -52,6 +59,7 @@ Admin commands (over the REST API; --server URL or $WIREMESH_SERVER, default ${D
 --token TOKEN or $WIREMESH_ADMIN_TOKEN; --json for machine output):
   network list | show NAME | delete NAME
   network create NAME --cidr 10.8.0.0/16 [--ipv6 fd00:8::/64] [--port N] [--keepalive S] [--mtu N] [--allow-without-key]
+                 [--allow-public-range] [--allow-overlap]
   network update NAME [--port N] [--keepalive S] [--mtu N] [--allow-without-key | --require-key]
   key list --network NET | revoke --network NET ID
   key create --network NET [--uses N] [--expires 24h] [--auto-approve] [--name NAME]
@@ -65,6 +73,9 @@ Admin commands (over the REST API; --server URL or $WIREMESH_SERVER, default ${D
   extclient qr ID [--png FILE]
   dns show --network NET | domain --network NET DOMAIN [--force]
   dns add --network NET NAME IP | list --network NET | remove --network NET NAME|ID
+  token list | create NAME --scope read|approve|full | revoke ID|NAME
+        (named admin tokens: read = every GET and /metrics, approve = also approve/reject, full)
+  audit list [--limit N]   (mutating admin calls: who, what, when, from where)
 `;
 
 class CliError extends Error {}
@@ -75,6 +86,11 @@ const OPTIONS = {
   database: { type: 'string' },
   'reflect-port': { type: 'string' },
   'admin-token-file': { type: 'string' },
+  'seal-key-file': { type: 'string' },
+  'metrics-public': { type: 'boolean' },
+  'tls-cert': { type: 'string' },
+  'tls-key': { type: 'string' },
+  'insecure-http': { type: 'boolean' },
   'log-level': { type: 'string' },
   'register-burst': { type: 'string' },
   'register-rate': { type: 'string' },
@@ -90,6 +106,8 @@ const OPTIONS = {
   keepalive: { type: 'string' },
   mtu: { type: 'string' },
   'allow-without-key': { type: 'boolean' },
+  'allow-public-range': { type: 'boolean' },
+  'allow-overlap': { type: 'boolean' },
   'require-key': { type: 'boolean' },
   network: { type: 'string' },
   uses: { type: 'string' },
@@ -109,6 +127,8 @@ const OPTIONS = {
   print: { type: 'boolean' },
   'mesh-dns': { type: 'boolean' },
   force: { type: 'boolean' },
+  scope: { type: 'string' },
+  limit: { type: 'string' },
 } as const;
 
 type Values = ReturnType<
@@ -232,6 +252,33 @@ function showKeys(ks: EnrollmentKey[]): string {
   );
 }
 
+function showTokens(ts: AdminToken[]): string {
+  return table(
+    ['ID', 'NAME', 'SCOPE', 'CREATED', 'LAST USED', 'REVOKED'],
+    ts.map((t) => [
+      t.id,
+      t.name,
+      t.scope,
+      new Date(t.createdAt).toISOString(),
+      t.lastUsedAt === null ? 'never' : ago(t.lastUsedAt),
+      t.revoked ? 'yes' : 'no',
+    ]),
+  );
+}
+
+function showAudit(es: AuditEntry[]): string {
+  return table(
+    ['WHEN', 'WHO', 'FROM', 'WHAT', 'STATUS'],
+    es.map((e) => [
+      new Date(e.at).toISOString(),
+      e.actor,
+      e.ip,
+      `${e.method} ${e.path}`,
+      String(e.status),
+    ]),
+  );
+}
+
 function showNodes(ns: Node[]): string {
   return table(
     ['ID', 'NETWORK', 'NAME', 'STATE', 'ADDRESS', 'ENDPOINT', 'BACKEND', 'ROLES', 'LAST SEEN'],
@@ -300,9 +347,17 @@ async function serve(v: Values): Promise<void> {
     database: v.database,
     reflectPort: reflect ?? null,
     adminTokenFile: v['admin-token-file'],
+    sealKeyFile: v['seal-key-file'],
+    metricsPublic: v['metrics-public'] === true,
+    tlsCert: v['tls-cert'],
+    tlsKey: v['tls-key'],
+    insecureHttp: v['insecure-http'] === true,
     registerBurst: int(v['register-burst'], 'register-burst'),
     registerRefillPerS: int(v['register-rate'], 'register-rate'),
     logger: pino({ level: v['log-level'] ?? 'info', base: { service: PROG } }, pino.destination(2)),
+  }).catch((e: unknown) => {
+    // Refusals (no TLS beyond loopback, bad certificate files, a port in use) as one line.
+    throw new CliError((e as Error).message);
   });
   if (c.adminToken !== null) {
     out(`${PROG}: first start: admin token (shown once; store it now): ${c.adminToken}`);
@@ -314,6 +369,19 @@ async function serve(v: Values): Promise<void> {
   out(
     `${PROG}: listening on ${c.url} (${storage})${c.reflectPort === null ? '' : `, reflect port ${c.reflectPort}/udp`}`,
   );
+  if (c.tlsFingerprint !== null) {
+    out(`${PROG}: TLS certificate SHA-256 ${formatFingerprint(c.tlsFingerprint)}`);
+    // certbot and friends renew the files, then signal: new connections get the new certificate.
+    process.on('SIGHUP', () => {
+      try {
+        out(`${PROG}: TLS certificate reloaded: SHA-256 ${formatFingerprint(c.reloadTls())}`);
+      } catch (e) {
+        process.stderr.write(
+          `${PROG}: TLS reload failed, still serving the old certificate: ${(e as Error).message}\n`,
+        );
+      }
+    });
+  }
   const stop = (): void => {
     c.close().then(
       () => process.exit(0),
@@ -382,6 +450,8 @@ async function adminCommand(group: string, args: string[], v: Values): Promise<v
         persistentKeepalive: int(v.keepalive, 'keepalive'),
         mtu: int(v.mtu, 'mtu'),
         allowJoinWithoutKey: v['allow-without-key'] === true,
+        ...(v['allow-public-range'] === true ? { allowPublicRange: true } : {}),
+        ...(v['allow-overlap'] === true ? { allowOverlap: true } : {}),
       });
       return print(n, () => showNetworks([n]));
     }
@@ -418,8 +488,35 @@ async function adminCommand(group: string, args: string[], v: Values): Promise<v
       return print(
         k,
         () =>
-          `${showKeys([k])}\n\nenrollment key (shown once): ${k.key}\njoin with: wiremesh join --server ${v.server ?? process.env.WIREMESH_SERVER ?? DEFAULT_SERVER} --network ${k.network} --key ${k.key}`,
+          `${showKeys([k])}\n\nenrollment key (shown once): ${k.key}\n` +
+          (k.pinnedKey === undefined
+            ? ''
+            : `the same key pinning this coordinator's TLS certificate (for a self-signed one): ${k.pinnedKey}\n`) +
+          `join with: wiremesh join --server ${v.server ?? process.env.WIREMESH_SERVER ?? DEFAULT_SERVER} --network ${k.network} --key ${k.pinnedKey ?? k.key}`,
       );
+    }
+    case 'token list': {
+      const ts = await c.json<AdminToken[]>('GET', ADMIN_ROUTES.tokens);
+      return print(ts, () => showTokens(ts));
+    }
+    case 'token create': {
+      const t = await c.json<AdminToken>('POST', ADMIN_ROUTES.tokens, {
+        name: id(),
+        scope: need(v.scope, '--scope read|approve|full'),
+      });
+      return print(t, () => `${showTokens([t])}\n\nadmin token ${t.name} (shown once): ${t.token}`);
+    }
+    case 'token revoke': {
+      const t = await c.json<AdminToken>('DELETE', ADMIN_ROUTES.token(id()));
+      return print(t, () => showTokens([t]));
+    }
+    case 'audit list': {
+      const limit = int(v.limit, 'limit');
+      const es = await c.json<AuditEntry[]>(
+        'GET',
+        `${ADMIN_ROUTES.audit}${limit === undefined ? '' : `?limit=${limit}`}`,
+      );
+      return print(es, () => showAudit(es));
     }
     case 'key revoke': {
       const k = await c.json<EnrollmentKey>(
@@ -620,7 +717,7 @@ async function main(argv: string[]): Promise<void> {
     return rotate(v);
   }
   if (cmd === 'install-service') return installService(v);
-  if (['network', 'key', 'node', 'gateway', 'extclient', 'dns'].includes(cmd))
+  if (['network', 'key', 'node', 'gateway', 'extclient', 'dns', 'token', 'audit'].includes(cmd))
     return adminCommand(cmd, rest, v);
   throw new CliError(`unknown command ${cmd}\n\n${USAGE}`);
 }

@@ -11,6 +11,8 @@ export const DEFAULT_LISTEN = '127.0.0.1:8080';
 export const DEFAULT_DATA_DIR = './wiremesh-data';
 /** File name of the SQLite database inside the data directory. */
 export const SQLITE_FILE_NAME = 'coordinator.db';
+/** File name of the seal key (key-seal.ts) inside the data directory. */
+export const SEAL_KEY_FILE_NAME = 'seal.key';
 /** Port of the HTTP listen address when only a host is given. */
 export const DEFAULT_HTTP_PORT = 8080;
 
@@ -36,6 +38,19 @@ export const MIN_IPV6_PREFIX = 64;
 export const MAX_IPV6_PREFIX = 120;
 
 // --- Timings ---
+
+/**
+ * Longest time a request may take to arrive, headers and body (a body that trickles is cut off
+ * with 408, as slow headers are by Node's headersTimeout). The push stream's response is not bound.
+ */
+export const REQUEST_TIMEOUT_MS = 30_000;
+/**
+ * A connection with no I/O for this long is closed: four push-stream keepalives
+ * (STREAM_KEEPALIVE_MS), so a live stream never is, while a client that stopped reading is.
+ */
+export const CONNECTION_IDLE_TIMEOUT_MS = 60_000;
+/** How often Node checks connections against REQUEST_TIMEOUT_MS (its default is 30 s). */
+export const TIMEOUT_CHECK_INTERVAL_MS = 1_000;
 
 /** How long the hub waits to coalesce a burst of changes into one map push. */
 export const PUSH_COALESCE_MS = 5;

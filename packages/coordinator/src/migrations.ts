@@ -136,6 +136,34 @@ CREATE TABLE dns_records (
 );
 `,
   },
+  {
+    // Named admin tokens with scopes (store/admin-tokens.ts) and the audit log of mutating admin
+    // calls (store/audit-log.ts). Version 4 belongs to DNS.
+    version: 5,
+    sql: `
+CREATE TABLE admin_tokens (
+  id TEXT PRIMARY KEY,
+  name TEXT NOT NULL UNIQUE,
+  scope TEXT NOT NULL,
+  token_hash TEXT NOT NULL UNIQUE,
+  created_at BIGINT NOT NULL,
+  last_used_at BIGINT,
+  revoked_at BIGINT
+);
+CREATE TABLE audit_log (
+  seq BIGINT NOT NULL,
+  id TEXT PRIMARY KEY,
+  at BIGINT NOT NULL,
+  actor TEXT NOT NULL,
+  method TEXT NOT NULL,
+  route TEXT NOT NULL,
+  path TEXT NOT NULL,
+  status INTEGER NOT NULL,
+  ip TEXT NOT NULL
+);
+CREATE INDEX audit_log_seq ON audit_log(seq);
+`,
+  },
 ];
 
 /** The newest schema version this build knows. */

@@ -6,6 +6,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import { STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { Duplex } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import Fastify, {
   type FastifyBaseLogger,
@@ -20,6 +21,7 @@ import {
   ADMIN_TOKEN_PREFIX,
   API_PREFIX,
   CheckinRequest,
+  CreateAdminTokenRequest,
   CreateExtClientRequest,
   CreateKeyRequest,
   CreateNetworkRequest,
@@ -35,19 +37,29 @@ import {
   SetIngressRequest,
   SetRelayRequest,
   UpdateNetworkRequest,
+  pinnedKey,
+  splitEnrollmentKey,
   statusOf,
+  type AdminScope,
   type ErrorCode,
   type InfoResponse,
 } from '@wiremesh/protocol';
 import { ApiError, parseBody } from './api-error.js';
-import { BODY_LIMIT_BYTES, MAX_PATH_PARAM_LENGTH } from './constants.js';
+import {
+  BODY_LIMIT_BYTES,
+  CONNECTION_IDLE_TIMEOUT_MS,
+  MAX_PATH_PARAM_LENGTH,
+  REQUEST_TIMEOUT_MS,
+  TIMEOUT_CHECK_INTERVAL_MS,
+} from './constants.js';
 import { dnsRoutes } from './dns-routes.js';
 import { qrPng, qrText, renderWgQuick } from './ext-config.js';
 import type { Hub } from './hub.js';
 import type { Metrics } from './metrics.js';
 import { RateLimiter } from './rate-limit.js';
+import { localEndpointProblem, weakKeyProblem } from './registration-policy.js';
 import { mapJsonFor } from './snapshot.js';
-import { domainOf, type NodeRecord, type Store } from './store/index.js';
+import { allows, domainOf, type NodeRecord, type Principal, type Store } from './store/index.js';
 
 /** What the HTTP layer needs from the rest of the coordinator. */
 export interface ServerDeps {
@@ -62,6 +74,14 @@ export interface ServerDeps {
   webRoot: string;
   /** Told about check-ins that carry peer status (automatic relay fallback); null when off. */
   relayFallback?: { poke(networkId: string): void } | null;
+  /** Longest time a request may take to arrive (default REQUEST_TIMEOUT_MS). */
+  requestTimeoutMs?: number;
+  /** Show network names at /metrics to unauthenticated scrapes too. */
+  metricsPublic?: boolean;
+  /** Serve HTTPS with this certificate and key (PEM); null or absent for plain HTTP. */
+  tls?: { cert: Buffer; key: Buffer } | null;
+  /** The fingerprint of the certificate served now (pinned keys carry it), or null. */
+  fingerprint?: () => Uint8Array | null;
 }
 
 const WEB_FILES: Record<string, string> = {
@@ -76,6 +96,24 @@ const CONTENT_TYPES: Record<string, string> = {
 };
 
 const IdParam = z.object({ id: Id });
+const DEFAULT_AUDIT_LIMIT = 100;
+const MAX_AUDIT_LIMIT = 10_000;
+const MAX_AUDIT_PATH = 300;
+const AuditQuery = z.object({
+  limit: z.coerce.number().int().min(1).max(MAX_AUDIT_LIMIT).optional(),
+});
+
+/**
+ * The scope a route needs: reads need `read` (but an external client's config, which holds its
+ * private key, `full`), approving and rejecting nodes `approve`, the rest `full`.
+ */
+function scopeOf(method: string, route: string): AdminScope {
+  // An external client's config and QR codes hold its private key.
+  if (/\/extclients\/:id\/(?:config|qr\.png|qr\.txt)$/.test(route)) return 'full';
+  if (method === 'GET' || method === 'HEAD') return 'read';
+  if (method === 'POST' && /\/nodes\/:id\/(?:approve|reject)$/.test(route)) return 'approve';
+  return 'full';
+}
 const NetworkParam = z.object({ network: Id });
 const NetworkKeyParam = z.object({ network: Id, id: Id });
 const NodeQuery = z.object({ network: z.string().optional(), state: NodeState.optional() });
@@ -110,12 +148,54 @@ function checkAlive(node: NodeRecord): void {
     throw new ApiError('node_removed', 'this node was removed from the network; join again');
 }
 
+const REQUEST_TIMEOUT_MESSAGE = 'the request did not arrive in time; send it again';
+
+/** Writes a registry error straight onto a connection no reply can use, and closes it. */
+function answerAndClose(socket: Duplex, code: ErrorCode, message: string): void {
+  const status = statusOf(code);
+  const body = JSON.stringify({ code, message });
+  if (socket.writable)
+    socket.write(
+      `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\nContent-Type: application/json\r\n` +
+        `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+    );
+  socket.destroy();
+}
+
+/** `wiremesh_nodes` summed over networks, for scrapes that may not see network names. */
+export function withoutNetworks(text: string): string {
+  const byState = new Map<string, number>();
+  const out: string[] = [];
+  for (const line of text.split('\n')) {
+    const m = /^wiremesh_nodes\{network="(?:[^"\\]|\\.)*",state="([a-z]+)"\} (\d+)$/.exec(line);
+    if (m === null) {
+      out.push(line);
+      continue;
+    }
+    if (!byState.has(m[1] ?? '')) out.push(`\0${m[1]}`);
+    byState.set(m[1] ?? '', (byState.get(m[1] ?? '') ?? 0) + Number(m[2]));
+  }
+  return out
+    .map((l) =>
+      l.startsWith('\0') ? `wiremesh_nodes{state="${l.slice(1)}"} ${byState.get(l.slice(1))}` : l,
+    )
+    .join('\n');
+}
+
 /** Builds the fastify app (not yet listening). */
 export function buildServer(d: ServerDeps): FastifyInstance {
   const { store, hub, metrics } = d;
+  const requestTimeoutMs = d.requestTimeoutMs ?? REQUEST_TIMEOUT_MS;
   const app = Fastify({
+    ...(d.tls === null || d.tls === undefined
+      ? {}
+      : { https: { cert: d.tls.cert, key: d.tls.key } }),
     loggerInstance: d.logger as FastifyBaseLogger,
     bodyLimit: BODY_LIMIT_BYTES,
+    // Node's requestTimeout (off in fastify's defaults) bounds the headers; bodies are bound below.
+    requestTimeout: requestTimeoutMs,
+    connectionTimeout: CONNECTION_IDLE_TIMEOUT_MS,
+    http: { connectionsCheckingInterval: Math.min(TIMEOUT_CHECK_INTERVAL_MS, requestTimeoutMs) },
     forceCloseConnections: true,
     routerOptions: { maxParamLength: MAX_PATH_PARAM_LENGTH },
     // Requests the router cannot even look up still get a registry error, never fastify's own body.
@@ -135,19 +215,27 @@ export function buildServer(d: ServerDeps): FastifyInstance {
       if (err.code === 'ECONNRESET' || socket.destroyed) return;
       const [code, message]: [ErrorCode, string] =
         err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
-          ? ['request_timeout', 'the request did not arrive in time; send it again']
+          ? ['request_timeout', REQUEST_TIMEOUT_MESSAGE]
           : err.code === 'HPE_HEADER_OVERFLOW'
             ? ['headers_too_large', 'the request line and headers are too large']
             : ['bad_request', 'the request is not valid HTTP/1.1'];
-      const status = statusOf(code);
-      const body = JSON.stringify({ code, message });
-      if (socket.writable)
-        socket.write(
-          `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\nContent-Type: application/json\r\n` +
-            `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
-        );
-      socket.destroy();
+      answerAndClose(socket, code, message);
     },
+  });
+  // Node's requestTimeout stops counting once the headers are in: a body that trickles is cut
+  // off here, as slow headers are there.
+  app.addHook('onRequest', async (req) => {
+    const raw = req.raw;
+    const hasBody =
+      raw.headers['transfer-encoding'] !== undefined ||
+      Number(raw.headers['content-length'] ?? 0) > 0;
+    if (!hasBody || raw.complete) return;
+    const timer = setTimeout(() => {
+      if (!raw.complete) answerAndClose(raw.socket, 'request_timeout', REQUEST_TIMEOUT_MESSAGE);
+    }, requestTimeoutMs);
+    const clear = (): void => clearTimeout(timer);
+    raw.once('end', clear);
+    raw.once('close', clear);
   });
   // Node answers an Expect other than 100-continue itself (417, empty body) unless told otherwise.
   app.server.on('checkExpectation', (_req: IncomingMessage, res: ServerResponse) => {
@@ -166,7 +254,12 @@ export function buildServer(d: ServerDeps): FastifyInstance {
 
   metrics.counter('wiremesh_http_requests_total', 'HTTP requests by method, route and status.');
   metrics.counter('wiremesh_registrations_total', 'Node registrations by result.');
-  metrics.gauge('wiremesh_nodes', 'Nodes by network and state.');
+  metrics.gauge(
+    'wiremesh_nodes',
+    d.metricsPublic === true
+      ? 'Nodes by network and state (serve --metrics-public: network names shown to every scrape).'
+      : 'Nodes by state; by network and state when the scrape sends Authorization: Bearer <admin token> (or serve --metrics-public).',
+  );
   metrics.gauge('process_resident_memory_bytes', 'Resident set size of the coordinator.');
   metrics.collect(async () => {
     metrics.reset('wiremesh_nodes');
@@ -235,14 +328,23 @@ export function buildServer(d: ServerDeps): FastifyInstance {
     return fail(reply, 'route_not_found', `no route ${req.method} ${shown}`);
   });
 
-  const requireAdmin = async (req: FastifyRequest): Promise<void> => {
+  const principals = new WeakMap<FastifyRequest, Principal>();
+  const requireAdmin = async (req: FastifyRequest): Promise<Principal> => {
     const token = bearer(req);
     if (token === null)
       throw new ApiError(
         'auth_required',
         'this route needs the admin token: Authorization: Bearer wma_...',
       );
-    if (token.startsWith(ADMIN_TOKEN_PREFIX) && (await store.adminToken.matches(token))) return;
+    if (token.startsWith(ADMIN_TOKEN_PREFIX)) {
+      const p: Principal | null = (await store.adminToken.matches(token))
+        ? { actor: 'admin', scope: 'full' }
+        : await store.adminTokens.authenticate(token);
+      if (p !== null) {
+        principals.set(req, p);
+        return p;
+      }
+    }
     if ((await store.nodes.authenticate(token)) !== null)
       throw new ApiError('forbidden', 'a node secret cannot use admin routes');
     throw new ApiError('invalid_token', 'the admin token is wrong or was rotated');
@@ -272,9 +374,18 @@ export function buildServer(d: ServerDeps): FastifyInstance {
   // --- public ---
 
   app.get('/healthz', async () => ({ ok: true }));
-  app.get('/metrics', async (_req, reply) =>
-    reply.type('text/plain; version=0.0.4; charset=utf-8').send(await metrics.render()),
-  );
+  app.get('/metrics', async (req, reply) => {
+    // Network names tell a stranger what this coordinator serves: only for an admin's scrape.
+    let detailed = d.metricsPublic === true;
+    if (!detailed && bearer(req) !== null) {
+      await requireAdmin(req);
+      detailed = true;
+    }
+    const text = await metrics.render();
+    return reply
+      .type('text/plain; version=0.0.4; charset=utf-8')
+      .send(detailed ? text : withoutNetworks(text));
+  });
   app.get(NODE_ROUTES.info, async (): Promise<InfoResponse> => ({
     name: 'wiremesh-coordinator',
     version: d.version,
@@ -313,6 +424,14 @@ export function buildServer(d: ServerDeps): FastifyInstance {
     }
     const body = parseBody(RegisterRequest, req.body);
     checkProtocol(body.protocolVersion);
+    // A pinned key's fingerprint is the agent's business; the coordinator checks the key part.
+    if (body.enrollmentKey !== undefined) {
+      const split = splitEnrollmentKey(body.enrollmentKey);
+      if ('problem' in split) throw new ApiError('enrollment_key_invalid', split.problem);
+      body.enrollmentKey = split.key;
+    }
+    const claim = weakKeyProblem(body.publicKey) ?? localEndpointProblem(body.localEndpoints);
+    if (claim !== null) throw new ApiError('validation_failed', `invalid body: ${claim}`);
     let out;
     try {
       out = await store.nodes.register(body);
@@ -345,6 +464,8 @@ export function buildServer(d: ServerDeps): FastifyInstance {
     const node = await requireNode(req);
     const body = parseBody(CheckinRequest, req.body);
     checkProtocol(body.protocolVersion);
+    const local = localEndpointProblem(body.localEndpoints);
+    if (local !== null) throw new ApiError('validation_failed', `invalid body: ${local}`);
     checkAlive(node);
     await store.nodes.checkin(node, body);
     if (body.peers !== undefined && node.state === 'approved')
@@ -418,7 +539,31 @@ export function buildServer(d: ServerDeps): FastifyInstance {
   // --- admin routes ---
 
   app.register(async (admin) => {
-    admin.addHook('onRequest', async (req) => requireAdmin(req));
+    admin.addHook('onRequest', async (req) => {
+      const p = await requireAdmin(req);
+      const need = scopeOf(req.method, req.routeOptions.url ?? '');
+      if (!allows(p.scope, need))
+        throw new ApiError(
+          'forbidden',
+          `admin token ${p.actor} has scope ${p.scope}; ${req.method} ${req.routeOptions.url ?? ''} needs ${need}`,
+        );
+    });
+    // Every mutating call with a valid token, refused ones too: who, what, when, from where
+    // (never a body). Calls without one are not kept: strangers could grow the table at will.
+    admin.addHook('onResponse', async (req, reply) => {
+      const who = principals.get(req);
+      if (req.method === 'GET' || req.method === 'HEAD' || who === undefined) return;
+      await store.audit
+        .record({
+          actor: who.actor,
+          method: req.method,
+          route: req.routeOptions.url ?? 'unmatched',
+          path: (req.url.split('?')[0] ?? '').slice(0, MAX_AUDIT_PATH),
+          status: reply.statusCode,
+          ip: req.ip,
+        })
+        .catch((e: unknown) => req.log.error({ err: e }, 'audit log write failed'));
+    });
 
     admin.get(ADMIN_ROUTES.networks, async () => store.networks.list());
     admin.post(ADMIN_ROUTES.networks, async (req, reply) =>
@@ -441,16 +586,16 @@ export function buildServer(d: ServerDeps): FastifyInstance {
     admin.get(`${API_PREFIX}/networks/:network/keys`, async (req) =>
       store.keys.list(parseBody(NetworkParam, req.params, 'path').network),
     );
-    admin.post(`${API_PREFIX}/networks/:network/keys`, async (req, reply) =>
-      reply
+    admin.post(`${API_PREFIX}/networks/:network/keys`, async (req, reply) => {
+      const k = await store.keys.create(
+        parseBody(NetworkParam, req.params, 'path').network,
+        parseBody(CreateKeyRequest, req.body),
+      );
+      const fp = d.fingerprint?.() ?? null;
+      return reply
         .code(201)
-        .send(
-          await store.keys.create(
-            parseBody(NetworkParam, req.params, 'path').network,
-            parseBody(CreateKeyRequest, req.body),
-          ),
-        ),
-    );
+        .send(fp === null || k.key === undefined ? k : { ...k, pinnedKey: pinnedKey(k.key, fp) });
+    });
     admin.delete(`${API_PREFIX}/networks/:network/keys/:id`, async (req) => {
       const p = parseBody(NetworkKeyParam, req.params, 'path');
       return store.keys.revoke(p.network, p.id);
@@ -526,16 +671,13 @@ export function buildServer(d: ServerDeps): FastifyInstance {
     admin.get(`${API_PREFIX}/networks/:network/extclients`, async (req) =>
       store.extClients.list(parseBody(NetworkParam, req.params, 'path').network),
     );
-    admin.post(`${API_PREFIX}/networks/:network/extclients`, async (req, reply) =>
-      reply
-        .code(201)
-        .send(
-          await store.extClients.create(
-            parseBody(NetworkParam, req.params, 'path').network,
-            parseBody(CreateExtClientRequest, req.body),
-          ),
-        ),
-    );
+    admin.post(`${API_PREFIX}/networks/:network/extclients`, async (req, reply) => {
+      const network = parseBody(NetworkParam, req.params, 'path').network;
+      const body = parseBody(CreateExtClientRequest, req.body);
+      const weak = body.publicKey === undefined ? null : weakKeyProblem(body.publicKey);
+      if (weak !== null) throw new ApiError('validation_failed', `invalid body: ${weak}`);
+      return reply.code(201).send(await store.extClients.create(network, body));
+    });
     admin.get(`${API_PREFIX}/extclients/:id`, async (req) =>
       store.extClients.get(parseBody(IdParam, req.params, 'path').id),
     );
@@ -576,6 +718,17 @@ export function buildServer(d: ServerDeps): FastifyInstance {
     );
 
     dnsRoutes(admin, store);
+    admin.get(ADMIN_ROUTES.tokens, async () => store.adminTokens.list());
+    admin.post(ADMIN_ROUTES.tokens, async (req, reply) => {
+      const body = parseBody(CreateAdminTokenRequest, req.body);
+      return reply.code(201).send(await store.adminTokens.create(body.name, body.scope));
+    });
+    admin.delete(`${API_PREFIX}/admin/tokens/:id`, async (req) =>
+      store.adminTokens.revoke(parseBody(IdParam, req.params, 'path').id),
+    );
+    admin.get(ADMIN_ROUTES.audit, async (req) =>
+      store.audit.list(parseBody(AuditQuery, req.query, 'query').limit ?? DEFAULT_AUDIT_LIMIT),
+    );
 
     admin.post(ADMIN_ROUTES.rotateToken, async (req) => {
       const token = await store.adminToken.rotate();

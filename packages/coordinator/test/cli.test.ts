@@ -119,6 +119,29 @@ it(
   },
 );
 
+it(
+  'creates, lists and revokes named admin tokens, and lists the audit log',
+  { timeout: 30_000 },
+  async () => {
+    const made = await cli('token', 'create', 'grafana', '--scope', 'read');
+    expect(made.code, made.stderr).toBe(0);
+    const token = /admin token grafana \(shown once\): (wma_\S+)/.exec(made.stdout)?.[1] ?? '';
+    expect((await api(c.url, 'GET', '/api/v1/networks', { token })).status).toBe(200);
+    expect((await api(c.url, 'DELETE', '/api/v1/networks/x', { token })).status).toBe(403);
+    expect((await cli('token', 'list')).stdout).toMatch(/grafana\s+read\s+\S+\s+\S+.*\s+no/);
+    const audit = await cli('audit', 'list', '--limit', '2');
+    expect(audit.stdout).toMatch(/^WHEN\s+WHO\s+FROM\s+WHAT\s+STATUS$/m);
+    expect(audit.stdout).toMatch(/grafana\s+127\.0\.0\.1\s+DELETE \/api\/v1\/networks\/x\s+403/);
+    expect(audit.stdout).toMatch(/admin\s+127\.0\.0\.1\s+POST \/api\/v1\/admin\/tokens\s+201/);
+    expect(audit.stdout).not.toContain(token);
+    expect((await cli('token', 'revoke', 'grafana')).stdout).toMatch(/grafana\s+read.*yes/);
+    expect((await api(c.url, 'GET', '/api/v1/networks', { token })).status).toBe(401);
+    const bad = await cli('token', 'create', 'x', '--scope', 'root');
+    expect(bad.code).toBe(1);
+    expect(bad.stderr.trim().split('\n')).toHaveLength(1);
+  },
+);
+
 it('rotates the admin token directly in the database', { timeout: 30_000 }, async () => {
   const r = await cli('admin-token', 'rotate', '--data-dir', c.dir, '--json');
   expect(r.code, r.stderr).toBe(0);

@@ -71,4 +71,23 @@ describe('the store with a damaged column', () => {
       await db.close();
     }
   });
+
+  it('refuses a named admin token whose scope is not one it knows', async () => {
+    const db = openSqlite(':memory:');
+    try {
+      await migrate(db, 0);
+      const store = new Store(db);
+      const t = await store.adminTokens.create('grafana', 'read');
+      expect(await store.adminTokens.authenticate(t.token ?? '')).toEqual({
+        actor: 'grafana',
+        scope: 'read',
+      });
+      await db.run("UPDATE admin_tokens SET scope = 'root'");
+      const message = `stored admin token ${t.id} has a bad column scope`;
+      await expect(store.adminTokens.list()).rejects.toThrow(message);
+      await expect(store.adminTokens.authenticate(t.token ?? '')).rejects.toThrow(message);
+    } finally {
+      await db.close();
+    }
+  });
 });

@@ -103,6 +103,8 @@ it('manages a network end to end from the browser', { timeout: 60_000 }, async (
   page.once('dialog', (d) => void d.accept('192.168.100.0/24'));
   await page.click('#nodes tr[data-node=alpha] button:has-text("Make egress")');
   await page.waitForSelector('#nodes tr[data-node=alpha]:has-text("egress 192.168.100.0/24")');
+  // Asked for the endpoint clients dial; empty: the node's public endpoint.
+  page.once('dialog', (d) => void d.accept(''));
   await page.click('#nodes tr[data-node=beta] button:has-text("Make ingress")');
   await page.waitForSelector('#nodes tr[data-node=beta]:has-text("ingress")');
 
@@ -148,3 +150,81 @@ it('manages a network end to end from the browser', { timeout: 60_000 }, async (
   await page.waitForSelector('#signin:not([hidden])');
   expect(await page.evaluate(() => sessionStorage.getItem('wiremesh-admin-token'))).toBeNull();
 });
+
+it('creates and revokes admin tokens and shows the audit log', { timeout: 60_000 }, async () => {
+  await page.goto(c.url);
+  await page.fill('#token', c.admin);
+  await page.click('#signin-form button');
+  await page.waitForSelector('#app:not([hidden])');
+
+  await page.fill('#token-form [name=name]', 'grafana');
+  await page.selectOption('#token-form [name=scope]', 'read');
+  await page.click('#token-form button');
+  await page.waitForSelector('#new-token:not([hidden])');
+  const token = /wma_\S+/.exec((await page.textContent('#new-token')) ?? '')?.[0] ?? '';
+  expect((await api(c.url, 'GET', '/api/v1/networks', { token })).status).toBe(200);
+  expect((await api(c.url, 'DELETE', '/api/v1/networks/ui', { token })).status).toBe(403);
+  await page.waitForSelector('#tokens tr[data-token=grafana]:has-text("active")');
+  expect(await page.textContent('#tokens tr[data-token=grafana]')).toContain('read');
+
+  await page.click('#tokens tr[data-token=grafana] button:has-text("Revoke")');
+  await page.waitForSelector('#tokens tr[data-token=grafana]:has-text("revoked")');
+  expect((await api(c.url, 'GET', '/api/v1/networks', { token })).status).toBe(401);
+  // The log shows the browser's calls and the refused one, never the token.
+  const audit = (await page.textContent('#audit')) ?? '';
+  expect(audit).toMatch(/grafana127\.0\.0\.1DELETE \/api\/v1\/networks\/ui403/);
+  expect(audit).toMatch(/admin127\.0\.0\.1POST \/api\/v1\/admin\/tokens201/);
+  expect(audit).not.toContain(token);
+  await page.screenshot({ path: `${c.dir}/ui-admins.png`, fullPage: true });
+  await page.click('#signout');
+  await page.waitForSelector('#signin:not([hidden])');
+});
+
+it(
+  'edits and deletes a network, makes a relay, and creates a public-range network',
+  { timeout: 60_000 },
+  async () => {
+    await page.goto(c.url);
+    await page.fill('#token', c.admin);
+    await page.click('#signin-form button');
+    await page.waitForSelector('#app:not([hidden])');
+    await page.click('[data-network=ui]');
+    await page.waitForSelector('#network-title:has-text("Network ui")');
+    expect(await page.inputValue('#settings-form [name=mtu]')).toBe('1420');
+    await page.fill('#settings-form [name=mtu]', '1300');
+    await page.fill('#settings-form [name=persistentKeepalive]', '15');
+    await page.click('#settings-form button[type=submit]');
+    await expect.poll(async () => (await admin('GET', '/api/v1/networks/ui')).body.mtu).toBe(1300);
+    expect((await admin('GET', '/api/v1/networks/ui')).body.persistentKeepalive).toBe(15);
+    await page.waitForSelector('#network-info:has-text("MTU 1300")');
+
+    // The node beta relays for (alpha, renamed by the DNS test before this one).
+    const before = (await admin('GET', '/api/v1/networks/ui/nodes')).body as { name: string }[];
+    const other = before.find((n) => n.name !== 'beta')?.name ?? 'alpha';
+    page.once('dialog', (d) => void d.accept(other));
+    await page.click('#nodes tr[data-node=beta] button:has-text("Make relay")');
+    await page.waitForSelector('#nodes tr[data-node=beta] button:has-text("Unmake relay")');
+    const nodes = (await admin('GET', '/api/v1/networks/ui/nodes')).body as {
+      name: string;
+      isRelay: boolean;
+      relayedBy: string | null;
+      id: string;
+    }[];
+    const beta = nodes.find((n) => n.name === 'beta');
+    expect(beta?.isRelay).toBe(true);
+    expect(nodes.find((n) => n.name === other)?.relayedBy).toBe(beta?.id);
+
+    page.once('dialog', (d) => void d.accept());
+    await page.click('#network-delete');
+    await expect.poll(async () => (await admin('GET', '/api/v1/networks/ui')).status).toBe(404);
+    await page.waitForSelector('#network', { state: 'hidden' });
+
+    await page.fill('#network-form [name=name]', 'pub');
+    await page.fill('#network-form [name=ipv4Cidr]', '8.8.0.0/24');
+    await page.click('#network-form button');
+    await expect.poll(() => page.textContent('#error')).toContain('--allow-public-range');
+    await page.check('#network-form [name=allowPublicRange]');
+    await page.click('#network-form button');
+    await page.waitForSelector('#network-title:has-text("Network pub")');
+  },
+);

@@ -5,6 +5,7 @@ const $ = (id) => document.getElementById(id);
 let token = sessionStorage.getItem('wiremesh-admin-token');
 let current = null;
 let timer = null;
+let settingsOf = null;
 
 function h(tag, attrs = {}, ...children) {
   const el = document.createElement(tag);
@@ -117,6 +118,49 @@ function table(el, headers, rows) {
   if (rows.length === 0) el.append(h('tr', {}, h('td', { colspan: headers.length }, 'none')));
 }
 
+/** Named admin tokens and the newest audit entries (every scope may read them). */
+async function refreshAdmins() {
+  const [tokens, audit] = await Promise.all([
+    call('GET', '/admin/tokens'),
+    call('GET', '/admin/audit?limit=50'),
+  ]);
+  table(
+    $('tokens'),
+    ['Name', 'Scope', 'Created', 'Last used', 'State', ''],
+    tokens.map((t) => ({
+      attrs: { 'data-token': t.name },
+      cells: [
+        t.name,
+        t.scope,
+        ago(t.createdAt),
+        t.lastUsedAt === null ? 'never' : ago(t.lastUsedAt),
+        t.revoked ? 'revoked' : 'active',
+        t.revoked
+          ? ''
+          : h(
+              'button',
+              { onclick: () => act(() => call('DELETE', `/admin/tokens/${t.id}`)) },
+              'Revoke',
+            ),
+      ],
+    })),
+  );
+  table(
+    $('audit'),
+    ['When', 'Who', 'From', 'What', 'Status'],
+    audit.map((e) => ({
+      attrs: { 'data-audit': e.id },
+      cells: [
+        new Date(e.at).toISOString(),
+        e.actor,
+        e.ip,
+        `${e.method} ${e.path}`,
+        String(e.status),
+      ],
+    })),
+  );
+}
+
 async function refresh() {
   const networks = await call('GET', '/networks');
   $('networks').replaceChildren(
@@ -136,6 +180,7 @@ async function refresh() {
       ),
     ),
   );
+  await refreshAdmins();
   if (current !== null && !networks.some((n) => n.name === current)) current = null;
   $('network').hidden = current === null;
   if (current === null) return;
@@ -147,6 +192,15 @@ async function refresh() {
     call('GET', `/networks/${current}/dns`),
   ]);
   $('network-title').textContent = `Network ${net.name}`;
+  if (settingsOf !== net.name) {
+    // Filled when another network is shown, not on every refresh (the admin may be typing).
+    settingsOf = net.name;
+    const form = $('settings-form');
+    form.listenPort.value = net.listenPort;
+    form.persistentKeepalive.value = net.persistentKeepalive;
+    form.mtu.value = net.mtu;
+    form.allowJoinWithoutKey.checked = net.allowJoinWithoutKey;
+  }
   $('network-info').textContent =
     `${net.ipv4Cidr}${net.ipv6Cidr ? `, ${net.ipv6Cidr}` : ''} · port ${net.listenPort} · keepalive ${net.persistentKeepalive}s · MTU ${net.mtu} · ${net.allowJoinWithoutKey ? 'open join (approval needed)' : 'key required'} · map version ${net.revision}`;
   const names = new Map(nodes.map((n) => [n.id, n.name]));
@@ -247,8 +301,49 @@ async function refresh() {
                   )
                 : h(
                     'button',
-                    { onclick: () => act(() => call('PUT', `/nodes/${n.id}/ingress`, {})) },
+                    {
+                      onclick: () =>
+                        act(async () => {
+                          // Empty: the node's reflected public endpoint, else its first LAN one.
+                          const endpoint = prompt(
+                            'Endpoint external clients dial (host:port; empty: the node’s public endpoint)',
+                            '',
+                          );
+                          if (endpoint === null) return;
+                          await call(
+                            'PUT',
+                            `/nodes/${n.id}/ingress`,
+                            endpoint.trim() ? { endpoint: endpoint.trim() } : {},
+                          );
+                        }),
+                    },
                     'Make ingress',
+                  ),
+              n.isRelay
+                ? h(
+                    'button',
+                    { onclick: () => act(() => call('DELETE', `/nodes/${n.id}/relay`)) },
+                    'Unmake relay',
+                  )
+                : h(
+                    'button',
+                    {
+                      onclick: () =>
+                        act(async () => {
+                          const r = prompt(
+                            'Relay for these nodes (comma-separated names; empty: relay-capable only)',
+                            '',
+                          );
+                          if (r === null) return;
+                          await call('PUT', `/nodes/${n.id}/relay`, {
+                            relayedNodeIds: r
+                              .split(',')
+                              .map((s) => s.trim())
+                              .filter(Boolean),
+                          });
+                        }),
+                    },
+                    'Make relay',
                   ),
               h(
                 'button',
@@ -378,6 +473,8 @@ $('network-form').addEventListener('submit', (e) => {
       ipv4Cidr: f.ipv4Cidr,
       ipv6Cidr: f.ipv6Cidr || undefined,
       allowJoinWithoutKey: f.allowJoinWithoutKey === 'on',
+      ...(f.allowPublicRange === 'on' ? { allowPublicRange: true } : {}),
+      ...(f.allowOverlap === 'on' ? { allowOverlap: true } : {}),
     });
     current = f.name;
     e.target.reset();
@@ -430,6 +527,37 @@ $('dns-record-form').addEventListener('submit', (e) => {
   const f = fields(e.target);
   void act(async () => {
     await call('POST', `/networks/${current}/dns/records`, { name: f.name, ip: f.ip });
+    e.target.reset();
+  });
+});
+$('settings-form').addEventListener('submit', (e) => {
+  e.preventDefault();
+  const f = fields(e.target);
+  void act(async () => {
+    await call('PATCH', `/networks/${current}`, {
+      listenPort: Number(f.listenPort),
+      persistentKeepalive: Number(f.persistentKeepalive),
+      mtu: Number(f.mtu),
+      allowJoinWithoutKey: f.allowJoinWithoutKey === 'on',
+    });
+  });
+});
+$('network-delete').addEventListener('click', () => {
+  void act(async () => {
+    if (!confirm(`Delete network ${current} with all its nodes, keys and external clients?`))
+      return;
+    await call('DELETE', `/networks/${current}`);
+    current = null;
+    settingsOf = null;
+  });
+});
+$('token-form').addEventListener('submit', (e) => {
+  e.preventDefault();
+  const f = fields(e.target);
+  void act(async () => {
+    const t = await call('POST', '/admin/tokens', { name: f.name, scope: f.scope });
+    $('new-token').textContent = `New admin token ${t.name} (shown once): ${t.token}`;
+    $('new-token').hidden = false;
     e.target.reset();
   });
 });

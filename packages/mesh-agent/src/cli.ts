@@ -69,6 +69,10 @@ export function buildProgram(): Command {
     .requiredOption('--server <url>', 'coordinator URL, e.g. http://coordinator:8080')
     .requiredOption('--network <name>', 'network to join')
     .option('--key <key>', 'enrollment key (wmk_...); without one the node waits for approval')
+    .option(
+      '--server-fingerprint <sha256>',
+      "pin the coordinator's TLS certificate (self-signed): its SHA-256 as the coordinator prints it",
+    )
     .option('--name <name>', 'node name (default: the host name)')
     .addOption(
       new Option(
@@ -102,6 +106,7 @@ export function buildProgram(): Command {
         server: string;
         network: string;
         key?: string;
+        serverFingerprint?: string;
         name?: string;
         daemon: 'on' | 'off';
         dns: 'on' | 'off';
@@ -117,6 +122,7 @@ export function buildProgram(): Command {
           dns: o.dns,
           backend: o.backend,
           ...(o.key !== undefined ? { key: o.key } : {}),
+          ...(o.serverFingerprint !== undefined ? { serverFingerprint: o.serverFingerprint } : {}),
           ...(o.name !== undefined ? { name: o.name } : {}),
           ...(o.port !== undefined ? { port: o.port } : {}),
           ...(o.interface !== undefined ? { interface: o.interface } : {}),

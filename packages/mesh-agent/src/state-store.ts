@@ -43,6 +43,8 @@ export const NetworkState = z.object({
   listenPort: Port.nullable(),
   publicKey: WgKey,
   joinedAt: z.int().min(0),
+  /** The pinned SHA-256 of the coordinator's certificate (colon hex), or absent for none. */
+  serverFingerprint: z.string().nullable().optional(),
 });
 /** What the agent remembers about one joined network. */
 export type NetworkState = z.infer<typeof NetworkState>;

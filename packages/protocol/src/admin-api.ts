@@ -2,6 +2,7 @@
  * The admin side of the REST API (used by the CLI, the web UI and tests): networks, enrollment
  * keys, nodes, gateway roles, relays and external clients. Admin routes need
  * `Authorization: Bearer wma_...`. Secrets (enrollment keys, generated private keys) appear once.
+ * Request bodies are strict: an unknown field is refused, never silently ignored.
  */
 import { z } from 'zod';
 import {
@@ -32,7 +33,7 @@ import {
 } from './primitives.js';
 
 /** Body of `POST /api/v1/networks`. */
-export const CreateNetworkRequest = z.object({
+export const CreateNetworkRequest = z.strictObject({
   name: Name,
   ipv4Cidr: Ipv4Cidr,
   /** An IPv6 ULA prefix (fc00::/7) of length 64-120, or omitted for IPv4 only. */
@@ -42,12 +43,16 @@ export const CreateNetworkRequest = z.object({
   mtu: Mtu.optional(),
   /** Let nodes register without an enrollment key; they then wait for approval. */
   allowJoinWithoutKey: z.boolean().optional(),
+  /** Allow an IPv4 range outside private space (RFC 1918, 100.64.0.0/10): it hides real hosts. */
+  allowPublicRange: z.boolean().optional(),
+  /** Allow ranges that overlap another network's on this coordinator. */
+  allowOverlap: z.boolean().optional(),
 });
 /** Body of a network creation. */
 export type CreateNetworkRequest = z.infer<typeof CreateNetworkRequest>;
 
 /** Body of `PATCH /api/v1/networks/:network`: the settings that can change without renumbering. */
-export const UpdateNetworkRequest = z.object({
+export const UpdateNetworkRequest = z.strictObject({
   listenPort: Port.optional(),
   persistentKeepalive: Keepalive.optional(),
   mtu: Mtu.optional(),
@@ -74,7 +79,7 @@ export const Network = z.object({
 export type Network = z.infer<typeof Network>;
 
 /** Body of `POST /api/v1/networks/:network/keys`. */
-export const CreateKeyRequest = z.object({
+export const CreateKeyRequest = z.strictObject({
   name: Name.optional(),
   /** How many registrations the key admits; omitted means unlimited (reusable). */
   maxUses: z.int().min(1).max(MAX_KEY_USES).optional(),
@@ -98,6 +103,11 @@ export const EnrollmentKey = z.object({
   revoked: z.boolean(),
   createdAt: UnixMs,
   key: z.string().optional(),
+  /**
+   * The key carrying the fingerprint of the coordinator's TLS certificate (pinning.ts): present
+   * in the creation response when the coordinator serves TLS. For self-signed certificates.
+   */
+  pinnedKey: z.string().optional(),
 });
 /** An enrollment key. */
 export type EnrollmentKey = z.infer<typeof EnrollmentKey>;
@@ -131,7 +141,7 @@ export const Node = z.object({
 export type Node = z.infer<typeof Node>;
 
 /** Body of `PUT /api/v1/nodes/:id/egress`. */
-export const SetEgressRequest = z.object({
+export const SetEgressRequest = z.strictObject({
   ranges: z.array(Cidr).min(1).max(MAX_EGRESS_RANGES),
   interface: InterfaceName.optional(),
 });
@@ -139,7 +149,7 @@ export const SetEgressRequest = z.object({
 export type SetEgressRequest = z.infer<typeof SetEgressRequest>;
 
 /** Body of `PUT /api/v1/nodes/:id/ingress`. */
-export const SetIngressRequest = z.object({
+export const SetIngressRequest = z.strictObject({
   /**
    * The `host:port` external clients dial (written into their config). Omitted means the node's
    * reflected public endpoint, else its first local endpoint.
@@ -150,14 +160,14 @@ export const SetIngressRequest = z.object({
 export type SetIngressRequest = z.infer<typeof SetIngressRequest>;
 
 /** Body of `PUT /api/v1/nodes/:id/relay`: the node relays for these nodes (ids or names) of its network. */
-export const SetRelayRequest = z.object({
+export const SetRelayRequest = z.strictObject({
   relayedNodeIds: z.array(Id).max(MAX_RELAYED_NODES),
 });
 /** Body of a relay change. */
 export type SetRelayRequest = z.infer<typeof SetRelayRequest>;
 
 /** Body of `POST /api/v1/networks/:network/extclients`. */
-export const CreateExtClientRequest = z.object({
+export const CreateExtClientRequest = z.strictObject({
   name: Name,
   /** The ingress gateway node; omitted means the network's only ingress gateway. */
   ingressNodeId: Id.optional(),
@@ -197,12 +207,12 @@ export const RotateTokenResponse = z.object({ token: z.string() });
 export type RotateTokenResponse = z.infer<typeof RotateTokenResponse>;
 
 /** Body of `PUT /api/v1/nodes/:id/name`: a new name (the node's DNS name follows). */
-export const RenameNodeRequest = z.object({ name: Name });
+export const RenameNodeRequest = z.strictObject({ name: Name });
 /** Body of a node rename. */
 export type RenameNodeRequest = z.infer<typeof RenameNodeRequest>;
 
 /** Body of `PUT /api/v1/networks/:network/dns`: the network's DNS domain. */
-export const SetDnsDomainRequest = z.object({
+export const SetDnsDomainRequest = z.strictObject({
   domain: DnsDomain,
   /** Confirms a domain that ends in a public top-level domain (its real names stop resolving). */
   force: z.boolean().optional(),
@@ -211,7 +221,7 @@ export const SetDnsDomainRequest = z.object({
 export type SetDnsDomainRequest = z.infer<typeof SetDnsDomainRequest>;
 
 /** Body of `POST /api/v1/networks/:network/dns/records`: `<name>.<domain>` answers with `ip`. */
-export const CreateDnsRecordRequest = z.object({ name: Name, ip: IpAddress });
+export const CreateDnsRecordRequest = z.strictObject({ name: Name, ip: IpAddress });
 /** Body of a custom DNS record creation. */
 export type CreateDnsRecordRequest = z.infer<typeof CreateDnsRecordRequest>;
 
@@ -245,3 +255,47 @@ export const NetworkDns = z.object({
 });
 /** A network's DNS names. */
 export type NetworkDns = z.infer<typeof NetworkDns>;
+
+/**
+ * What a named admin token may do: `read` every GET route (and /metrics with network names),
+ * `approve` also approve and reject nodes, `full` everything (the first admin token is `full`).
+ */
+export const AdminScope = z.enum(['read', 'approve', 'full']);
+/** A scope of an admin token. */
+export type AdminScope = z.infer<typeof AdminScope>;
+
+/** Body of `POST /api/v1/admin/tokens`. */
+export const CreateAdminTokenRequest = z.strictObject({ name: Name, scope: AdminScope });
+/** Body of a named-token creation. */
+export type CreateAdminTokenRequest = z.infer<typeof CreateAdminTokenRequest>;
+
+/** A named admin token. `token` is present only in the creation response (shown once). */
+export const AdminToken = z.object({
+  id: Id,
+  name: Name,
+  scope: AdminScope,
+  createdAt: UnixMs,
+  lastUsedAt: UnixMs.nullable(),
+  revoked: z.boolean(),
+  token: z.string().optional(),
+});
+/** A named admin token. */
+export type AdminToken = z.infer<typeof AdminToken>;
+
+/**
+ * One mutating admin call as the audit log keeps it: who (the token's name; `admin` for the first
+ * token), what (method, route pattern, path, status), when, and
+ * from where (client address). Bodies are never kept, so no secret is.
+ */
+export const AuditEntry = z.object({
+  id: Id,
+  at: UnixMs,
+  actor: z.string(),
+  method: z.string(),
+  route: z.string(),
+  path: z.string(),
+  status: z.int(),
+  ip: z.string(),
+});
+/** One audit-log entry. */
+export type AuditEntry = z.infer<typeof AuditEntry>;

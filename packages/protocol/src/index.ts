@@ -11,3 +11,4 @@ export * from './node-api.js';
 export * from './admin-api.js';
 export * from './reflect.js';
 export * from './routes.js';
+export * from './pinning.js';

@@ -27,11 +27,13 @@ const DNS_LABEL_MAX = 63;
  */
 const INTERFACE_NAME_RE = /^[A-Za-z0-9_.+-]*$/;
 /**
- * Text without control characters (C0 and DEL): PostgreSQL refuses NUL in text, and line breaks
- * or escape sequences would rewrite log lines and the admin's terminal.
+ * Text without control characters (C0 and DEL) or bidirectional controls (Unicode TR 9: ALM,
+ * LRM, RLM, the embeddings, overrides and isolates): PostgreSQL refuses NUL in text, line breaks
+ * or escape sequences would rewrite log lines and the admin's terminal, and bidi controls make
+ * the UI and the CLI show text in another order than it is (a version reading as another).
  */
-const PRINTABLE_RE = /^[^\u0000-\u001f\u007f]*$/;
-const PRINTABLE_MESSAGE = 'must not contain control characters';
+const PRINTABLE_RE = /^[^\u0000-\u001f\u007f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]*$/;
+const PRINTABLE_MESSAGE = 'must not contain control characters (C0, DEL or bidirectional)';
 /** `host:port` with a DNS name or IPv4 address, or `[IPv6]:port`: one line, nothing else. */
 const HOST_PORT_RE = /^(?:[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?|\[[0-9A-Fa-f:.]+\]):(\d{1,5})$/;
 

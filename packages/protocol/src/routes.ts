@@ -48,4 +48,10 @@ export const ADMIN_ROUTES = {
   dnsRecord: (network: string, idOrName: string) =>
     `${API_PREFIX}/networks/${e(network)}/dns/records/${e(idOrName)}`,
   rotateToken: `${API_PREFIX}/admin/token/rotate`,
+  /** GET, POST: named admin tokens with scopes. */
+  tokens: `${API_PREFIX}/admin/tokens`,
+  /** DELETE: revoke a named admin token. */
+  token: (id: string) => `${API_PREFIX}/admin/tokens/${e(id)}`,
+  /** GET `?limit=N&before=ID`: the audit log of mutating admin calls, newest first. */
+  audit: `${API_PREFIX}/admin/audit`,
 } as const;

@@ -9,6 +9,7 @@ import { IpAddress, type CreateExtClientRequest, type ExtClient } from '@wiremes
 import { generatePrivateKey, keyToBase64, nobleCrypto, publicKeyOf, wipe } from '@wiremesh/wg-core';
 import { ApiError } from '../api-error.js';
 import { UniqueViolation, type Queryable } from '../db.js';
+import { isSealed, type KeySeal } from '../key-seal.js';
 import { allocateAddress, freeAddress } from './addresses.js';
 import { newId, type StoreContext } from './context.js';
 import { meshDnsList } from './dns.js';
@@ -43,7 +44,10 @@ export interface ExtClientRecord {
   readonly networkId: string;
   readonly name: string;
   readonly publicKey: string;
-  /** Base64, when the coordinator generated the key pair; a secret (never logged). */
+  /**
+   * Base64, when the coordinator generated the key pair; a secret (never logged). Opened only by
+   * `ExtClients.record`; the read models (`extClientsOf`) carry it sealed as stored.
+   */
   readonly privateKey: string | null;
   readonly ingressNodeId: string;
   readonly hostIndex: number;
@@ -122,7 +126,11 @@ async function pickIngress(
 
 /** External clients: creation (with a generated key pair unless given a key), listing, deletion. */
 export class ExtClients {
-  constructor(private readonly s: StoreContext) {}
+  constructor(
+    private readonly s: StoreContext,
+    /** Seals generated private keys at rest (key-seal.ts); null stores them as they are. */
+    private readonly seal: KeySeal | null = null,
+  ) {}
 
   /** Creates an external client behind an ingress gateway; generates its key pair unless given one. */
   async create(network: string, req: CreateExtClientRequest): Promise<ExtClient> {
@@ -139,6 +147,25 @@ export class ExtClients {
         wipe(priv);
       }
       await assertNameFree(q, net.id, req.name);
+      // One public key per peer of the network, nodes and external clients alike.
+      const node = await q.get<{ name: string }>(
+        "SELECT name FROM nodes WHERE network_id = ? AND state IN ('pending', 'approved') AND public_key = ?",
+        [net.id, publicKey],
+      );
+      if (node !== undefined)
+        throw new ApiError(
+          'conflict',
+          `node ${node.name} already uses this public key in ${network}`,
+        );
+      const sameKey = await q.get<{ name: string }>(
+        'SELECT name FROM ext_clients WHERE network_id = ? AND public_key = ?',
+        [net.id, publicKey],
+      );
+      if (sameKey !== undefined)
+        throw new ApiError(
+          'conflict',
+          `external client ${sameKey.name} already uses this public key in ${network}`,
+        );
       const hostIndex = await allocateAddress(q, net, id);
       try {
         await q.run(
@@ -149,7 +176,7 @@ export class ExtClients {
             net.id,
             req.name,
             publicKey,
-            privateKey,
+            privateKey === null || this.seal === null ? privateKey : this.seal.seal(privateKey, id),
             ingress.id,
             hostIndex,
             jsonText(meshDnsList(req, ingress, net)),
@@ -184,7 +211,30 @@ export class ExtClients {
   async record(id: string): Promise<{ client: ExtClientRecord; network: NetworkRecord }> {
     const row = await this.s.db.get<ExtClientRow>('SELECT * FROM ext_clients WHERE id = ?', [id]);
     if (row === undefined) throw new ApiError('not_found', `no external client with id ${id}`);
+    if (row.private_key !== null && this.seal !== null)
+      row.private_key = this.seal.open(row.private_key, row.id);
     return { client: recordOf(row), network: await networkById(this.s.db, row.network_id) };
+  }
+
+  /** Seals the private keys stored before sealing existed (none without a seal). Returns how many. */
+  async sealStored(): Promise<number> {
+    const seal = this.seal;
+    if (seal === null) return 0;
+    return this.s.db.tx(async (q) => {
+      const rows = await q.all<{ id: string; private_key: string }>(
+        'SELECT id, private_key FROM ext_clients WHERE private_key IS NOT NULL',
+      );
+      let n = 0;
+      for (const r of rows) {
+        if (isSealed(r.private_key)) continue;
+        await q.run('UPDATE ext_clients SET private_key = ? WHERE id = ?', [
+          seal.seal(r.private_key, r.id),
+          r.id,
+        ]);
+        n++;
+      }
+      return n;
+    });
   }
 
   /** Deletes an external client and frees its address. Throws not_found. */

@@ -7,8 +7,10 @@ import type { Node, SetEgressRequest, SetIngressRequest } from '@wiremesh/protoc
 import { ApiError } from '../api-error.js';
 import type { Queryable, SqlValue } from '../db.js';
 import { normalizeRange } from '../ip-pool.js';
+import { egressRangeProblem } from '../range-policy.js';
 import type { StoreContext } from './context.js';
 import { jsonText } from './json.js';
+import { networkById, rangesOf } from './networks.js';
 import { activeNodeByName, findNodeInNetwork, nodeById, nodeView } from './nodes.js';
 import type { PairWaitRecord } from './pair-relays.js';
 
@@ -24,6 +26,12 @@ export class Gateways {
       if ('problem' in c) throw new ApiError('validation_failed', c.problem);
       if (!ranges.includes(c.cidr)) ranges.push(c.cidr);
     }
+    const node = await nodeById(this.s.db, id);
+    const problem = egressRangeProblem(
+      ranges,
+      rangesOf(await networkById(this.s.db, node.networkId)),
+    );
+    if (problem !== null) throw new ApiError('validation_failed', problem);
     return this.updateRole(
       id,
       'UPDATE nodes SET egress_ranges = ?, egress_interface = ? WHERE id = ?',

@@ -1,13 +1,17 @@
 /**
  * The coordinator's state and every rule about changing it, one module per aggregate (networks,
- * enrollment keys, nodes, gateways and relays, external clients, DNS names, the admin token). Rows never
- * leave the store: each module parses its rows, JSON columns through a zod schema, into records.
+ * enrollment keys, nodes, gateways and relays, external clients, DNS names, the admin token, named
+ * admin tokens, the audit log). Rows never leave the store: each module parses its rows, JSON
+ * columns through a zod schema, into records.
  * Each change runs in one transaction that first bumps the network's revision (which also locks
  * the network row, serialising its writers) and then publishes the change.
  */
 import type { PeerStatus } from '@wiremesh/protocol';
 import type { Db, Queryable } from '../db.js';
+import type { KeySeal } from '../key-seal.js';
 import { AdminToken } from './admin-token.js';
+import { AdminTokens } from './admin-tokens.js';
+import { AuditLog } from './audit-log.js';
 import type { StoreContext } from './context.js';
 import { Dns, dnsOf, type NetworkDnsState } from './dns.js';
 import { EnrollmentKeys } from './enrollment-keys.js';
@@ -22,6 +26,7 @@ import {
   type PairWaitRecord,
 } from './pair-relays.js';
 
+export { allows, type AdminTokenRecord, type Principal } from './admin-tokens.js';
 export { addressesOf, rangesOf, type NetworkRecord, type Ranges } from './networks.js';
 export type { NodeCount, NodeRecord } from './nodes.js';
 export type { ExtClientRecord } from './ext-clients.js';
@@ -60,6 +65,8 @@ export interface RelayState {
 /** The coordinator's state. Methods throw ApiError for anything the client got wrong. */
 export class Store {
   readonly adminToken: AdminToken;
+  readonly adminTokens: AdminTokens;
+  readonly audit: AuditLog;
   readonly networks: Networks;
   readonly keys: EnrollmentKeys;
   readonly nodes: Nodes;
@@ -71,6 +78,8 @@ export class Store {
   constructor(
     readonly db: Db,
     clock: () => number = Date.now,
+    /** Seals generated private keys of external clients at rest; null stores them as they are. */
+    seal: KeySeal | null = null,
   ) {
     const changed = async (networkId: string): Promise<void> => {
       for (const l of this.localListeners) l(networkId);
@@ -90,11 +99,13 @@ export class Store {
       },
     };
     this.adminToken = new AdminToken(ctx);
+    this.adminTokens = new AdminTokens(ctx);
+    this.audit = new AuditLog(ctx);
     this.networks = new Networks(ctx);
     this.keys = new EnrollmentKeys(ctx);
     this.nodes = new Nodes(ctx);
     this.gateways = new Gateways(ctx);
-    this.extClients = new ExtClients(ctx);
+    this.extClients = new ExtClients(ctx, seal);
     this.dns = new Dns(ctx);
   }
 

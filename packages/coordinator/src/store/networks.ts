@@ -22,6 +22,7 @@ import {
   type Ipv4Range,
   type Ipv6Range,
 } from '../ip-pool.js';
+import { networkRangeProblem, overlaps4, overlaps6 } from '../range-policy.js';
 import { flag, newId, type StoreContext } from './context.js';
 
 interface NetworkRow {
@@ -133,14 +134,22 @@ export async function allNetworks(q: Queryable): Promise<NetworkRecord[]> {
 export class Networks {
   constructor(private readonly s: StoreContext) {}
 
-  /** Creates a network. Throws validation_failed for bad ranges, name_taken for a used name. */
+  /**
+   * Creates a network. Throws validation_failed for bad ranges (or public ones unless
+   * `allowPublicRange`), conflict for a range overlapping another network's (unless
+   * `allowOverlap`), name_taken for a used name.
+   */
   async create(req: CreateNetworkRequest): Promise<Network> {
     const v4 = parseNetworkIpv4(req.ipv4Cidr);
     if (isProblem(v4)) throw new ApiError('validation_failed', v4);
+    const problem = networkRangeProblem(req.ipv4Cidr, v4, req.allowPublicRange === true);
+    if (problem !== null) throw new ApiError('validation_failed', problem);
     let ipv6Cidr: string | null = null;
+    let v6: Ipv6Range | null = null;
     if (req.ipv6Cidr !== undefined) {
-      const v6 = parseNetworkIpv6(req.ipv6Cidr);
-      if (isProblem(v6)) throw new ApiError('validation_failed', v6);
+      const p6 = parseNetworkIpv6(req.ipv6Cidr);
+      if (isProblem(p6)) throw new ApiError('validation_failed', p6);
+      v6 = p6;
       ipv6Cidr = canonicalCidr(req.ipv6Cidr) ?? req.ipv6Cidr;
     }
     const n: NetworkRecord = {
@@ -156,8 +165,17 @@ export class Networks {
       createdAt: this.s.clock(),
     };
     try {
-      await this.s.db.tx((q) =>
-        q.run(
+      await this.s.db.tx(async (q) => {
+        if (req.allowOverlap !== true)
+          for (const o of await allNetworks(q)) {
+            const r = rangesOf(o);
+            if (overlaps4(v4, r.v4) || (v6 !== null && r.v6 !== null && overlaps6(v6, r.v6)))
+              throw new ApiError(
+                'conflict',
+                `the range overlaps network ${o.name} (${o.ipv4Cidr}${o.ipv6Cidr === null ? '' : `, ${o.ipv6Cidr}`}); choose another range, or allow it with --allow-overlap (allowOverlap)`,
+              );
+          }
+        await q.run(
           `INSERT INTO networks (id, name, ipv4_cidr, ipv6_cidr, listen_port, persistent_keepalive, mtu, allow_without_key, revision, created_at)
            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
           [
@@ -172,8 +190,8 @@ export class Networks {
             n.revision,
             n.createdAt,
           ],
-        ),
-      );
+        );
+      });
     } catch (e) {
       if (e instanceof UniqueViolation)
         throw new ApiError('name_taken', `a network named ${req.name} exists`);

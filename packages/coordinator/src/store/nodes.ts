@@ -295,6 +295,17 @@ export class Nodes {
         );
       }
       await assertNameFree(q, net.id, req.name);
+      // External clients share the network's peers: a node with a client's key would make every
+      // map carry one key twice.
+      const ext = await q.get<{ name: string }>(
+        'SELECT name FROM ext_clients WHERE network_id = ? AND public_key = ?',
+        [net.id, req.publicKey],
+      );
+      if (ext !== undefined)
+        throw new ApiError(
+          'node_exists',
+          `external client ${ext.name} already uses this public key in network ${req.network}; generate a new key pair`,
+        );
       const hostIndex = await allocateAddress(q, cur, id);
       const node: NodeRecord = {
         id,

@@ -11,10 +11,20 @@ import {
   Name,
   PROTOCOL_VERSION,
   formatEndpoint,
+  formatFingerprint,
+  parseFingerprint,
+  splitEnrollmentKey,
   type MapPeer,
   type NetworkMap,
 } from '@wiremesh/protocol';
-import { generatePrivateKey, keyToBase64, nobleCrypto, publicKeyOf, wipe } from '@wiremesh/wg-core';
+import {
+  equalBytes,
+  generatePrivateKey,
+  keyToBase64,
+  nobleCrypto,
+  publicKeyOf,
+  wipe,
+} from '@wiremesh/wg-core';
 import {
   kernelBackend,
   selectBackend,
@@ -212,7 +222,11 @@ function agentFor(
   return new NetworkAgent({
     state,
     store: ctx.store,
-    api: new HttpCoordinator({ server: state.server, nodeSecret: state.nodeSecret }),
+    api: new HttpCoordinator({
+      server: state.server,
+      nodeSecret: state.nodeSecret,
+      serverFingerprint: storedPin(state),
+    }),
     dataplane,
     log: ctx.log,
     localAddresses: () => localAddresses(exclude),
@@ -235,6 +249,45 @@ export interface JoinOptions {
   backend: BackendChoice;
   port?: number;
   interface?: string;
+  /** SHA-256 of the coordinator's certificate to pin (hex or base64). */
+  serverFingerprint?: string;
+}
+
+/**
+ * The enrollment key to send and the certificate fingerprint to pin, from `--key` (which may
+ * carry one: `wmk_....FP`) and `--server-fingerprint`. Throws AgentError('usage') for a bad or
+ * contradicting fingerprint.
+ */
+function joinPin(o: JoinOptions): { key: string | undefined; fingerprint: Uint8Array | null } {
+  let fingerprint: Uint8Array | null = null;
+  if (o.serverFingerprint !== undefined) {
+    fingerprint = parseFingerprint(o.serverFingerprint);
+    if (fingerprint === null)
+      throw new AgentError(
+        'usage',
+        `--server-fingerprint ${o.serverFingerprint} is not a SHA-256 fingerprint: give the 64 hex digits (colons allowed) that the coordinator prints at start`,
+      );
+  }
+  if (o.key === undefined) return { key: undefined, fingerprint };
+  const split = splitEnrollmentKey(o.key);
+  if ('problem' in split) throw new AgentError('usage', `--key: ${split.problem}`);
+  if (
+    split.fingerprint !== null &&
+    fingerprint !== null &&
+    !equalBytes(split.fingerprint, fingerprint)
+  )
+    throw new AgentError(
+      'usage',
+      '--server-fingerprint and the fingerprint inside --key differ: give one of them',
+    );
+  return { key: split.key, fingerprint: fingerprint ?? split.fingerprint };
+}
+
+/** The pinned certificate fingerprint stored with a joined network, or null. */
+export function storedPin(state: NetworkState): Uint8Array | null {
+  return state.serverFingerprint === undefined || state.serverFingerprint === null
+    ? null
+    : parseFingerprint(state.serverFingerprint);
 }
 
 function parseServer(text: string): string {
@@ -272,6 +325,7 @@ export async function joinCommand(ctx: CommandContext, o: JoinOptions): Promise<
       `--name ${name} is not a node name (lower-case letters, digits, inner hyphens, at most 63)`,
     );
   const server = parseServer(o.server);
+  const pin = joinPin(o);
   const iface = o.interface ?? interfaceName(o.network);
   if (!isInterfaceName(iface))
     throw new AgentError(
@@ -302,7 +356,7 @@ export async function joinCommand(ctx: CommandContext, o: JoinOptions): Promise<
           `interface ${iface} already serves network ${other}: pick another with --interface`,
         );
     }
-    const api = new HttpCoordinator({ server });
+    const api = new HttpCoordinator({ server, serverFingerprint: pin.fingerprint });
     const info = await api.info().catch((e: unknown) => {
       if (e instanceof AgentError && e.code === 'unreachable')
         throw new AgentError(
@@ -328,7 +382,7 @@ export async function joinCommand(ctx: CommandContext, o: JoinOptions): Promise<
       reg = await api.register({
         protocolVersion: PROTOCOL_VERSION,
         network: o.network,
-        ...(o.key !== undefined ? { enrollmentKey: o.key } : {}),
+        ...(pin.key !== undefined ? { enrollmentKey: pin.key } : {}),
         name,
         publicKey,
         os: `${osType()} ${release()}`,
@@ -358,6 +412,9 @@ export async function joinCommand(ctx: CommandContext, o: JoinOptions): Promise<
       listenPort: o.port ?? null,
       publicKey,
       joinedAt: Date.now(),
+      ...(pin.fingerprint === null
+        ? {}
+        : { serverFingerprint: formatFingerprint(pin.fingerprint) }),
     };
     try {
       ctx.store.saveKey(o.network, priv);
@@ -527,7 +584,11 @@ async function rollbackJoin(
     ctx.log.error(`${state.network}: could not remove ${state.interface}: ${errorMessage(e)}`);
   }
   try {
-    await new HttpCoordinator({ server: state.server, nodeSecret: state.nodeSecret }).leave();
+    await new HttpCoordinator({
+      server: state.server,
+      nodeSecret: state.nodeSecret,
+      serverFingerprint: storedPin(state),
+    }).leave();
   } catch {
     // The coordinator may be the reason the join failed; the node stays listed there.
   }
@@ -901,7 +962,11 @@ export async function leaveCommand(
     ctx.store.remove(n);
     signalDaemon(ctx.store);
     try {
-      await new HttpCoordinator({ server: state.server, nodeSecret: state.nodeSecret }).leave();
+      await new HttpCoordinator({
+        server: state.server,
+        nodeSecret: state.nodeSecret,
+        serverFingerprint: storedPin(state),
+      }).leave();
     } catch (e) {
       if (!(
         e instanceof CoordinatorError &&

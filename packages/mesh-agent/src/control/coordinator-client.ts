@@ -4,9 +4,13 @@
  * that does not validate is returned as a rejection (never applied), so the caller keeps its last
  * good one.
  */
+import { createHash } from 'node:crypto';
+import type { TLSSocket } from 'node:tls';
+import { Agent as UndiciAgent, buildConnector, fetch as undiciFetch } from 'undici';
 import { z } from 'zod';
 import {
   ErrorBody,
+  formatFingerprint,
   InfoResponse,
   MapPatch,
   NODE_ROUTES,
@@ -153,6 +157,70 @@ export interface HttpCoordinatorOptions {
   streamDeadAfterMs?: number;
   /** Largest answer (bytes) or push event (characters) accepted; default MAX_MESSAGE_BYTES. */
   maxMessageBytes?: number;
+  /**
+   * SHA-256 of the coordinator's TLS certificate (DER): the connection is refused unless the
+   * server presents exactly this certificate (for self-signed coordinators). Absent or null: the
+   * certificate is verified against the system's CAs (and NODE_EXTRA_CA_CERTS).
+   */
+  serverFingerprint?: Uint8Array | null;
+}
+
+/** The error a pinned connection fails with when the certificate is another one. */
+class PinMismatch extends Error {
+  override readonly name = 'PinMismatch';
+}
+
+/** Certificate errors of Node's TLS that mean "not trusted", as opposed to "not reachable". */
+const UNTRUSTED_CERT_CODES = new Set([
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'CERT_HAS_EXPIRED',
+  'ERR_TLS_CERT_ALTNAME_INVALID',
+]);
+
+/**
+ * A fetch whose TLS connections are accepted only with the certificate `fp`, checked after the
+ * handshake and before a byte of the request (the node secret) is sent.
+ */
+function pinnedFetch(fp: Uint8Array): typeof fetch {
+  // No session resumption: a resumed session may carry no peer certificate to check.
+  const connect = buildConnector({ rejectUnauthorized: false, maxCachedSessions: 0 });
+  const dispatcher = new UndiciAgent({
+    connect: (opts, callback) =>
+      connect(opts, (err, socket) => {
+        if (err !== null) return callback(err, null);
+        const peer = (socket as TLSSocket).getPeerCertificate?.();
+        const got = peer?.raw === undefined ? null : createHash('sha256').update(peer.raw).digest();
+        if (got !== null && Buffer.from(fp).equals(got)) return callback(null, socket);
+        socket.destroy();
+        callback(
+          new PinMismatch(
+            got === null
+              ? `the coordinator at ${opts.protocol}//${opts.hostname}:${opts.port} presented no certificate, but one is pinned (--server-fingerprint ${formatFingerprint(fp)}): refusing to connect`
+              : `the coordinator at ${opts.protocol}//${opts.hostname}:${opts.port} presented certificate SHA-256 ${formatFingerprint(got)}, not the pinned ${formatFingerprint(fp)}: refusing to connect (another server, or its certificate changed: check --server-fingerprint or the enrollment key)`,
+          ),
+          null,
+        );
+      }),
+  });
+  return ((input: string, init?: RequestInit) =>
+    undiciFetch(input, { ...(init as object), dispatcher } as Parameters<
+      typeof undiciFetch
+    >[1])) as unknown as typeof fetch;
+}
+
+/** The one-line reason a request could not reach the coordinator. */
+function unreachable(base: string, e: unknown, what: string): AgentError {
+  const cause = (e as { cause?: { code?: string; message?: string } }).cause;
+  if (cause instanceof PinMismatch) return new AgentError('unreachable', cause.message);
+  if (cause?.code !== undefined && UNTRUSTED_CERT_CODES.has(cause.code))
+    return new AgentError(
+      'unreachable',
+      `the coordinator at ${base} has a certificate this host does not trust (${cause.code}); for a self-signed certificate pin it with --server-fingerprint or an enrollment key that carries it`,
+    );
+  return new AgentError('unreachable', `cannot reach the coordinator at ${base} (${what})`);
 }
 
 /**
@@ -199,8 +267,13 @@ export class HttpCoordinator implements CoordinatorApi {
   private readonly timeoutMs: number;
   private readonly deadAfterMs: number;
   private readonly maxBytes: number;
+  private readonly fetch: typeof fetch;
 
   constructor(o: HttpCoordinatorOptions) {
+    this.fetch =
+      o.serverFingerprint === undefined || o.serverFingerprint === null
+        ? globalThis.fetch
+        : pinnedFetch(o.serverFingerprint);
     this.base = o.server.replace(/\/+$/, '');
     this.secret = o.nodeSecret;
     this.timeoutMs = o.timeoutMs ?? HTTP_TIMEOUT_MS;
@@ -218,7 +291,7 @@ export class HttpCoordinator implements CoordinatorApi {
   private async request(method: string, path: string, body?: unknown): Promise<unknown> {
     let res: Response;
     try {
-      res = await fetch(`${this.base}${path}`, {
+      res = await this.fetch(`${this.base}${path}`, {
         method,
         headers: this.headers(body !== undefined),
         ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
@@ -227,10 +300,7 @@ export class HttpCoordinator implements CoordinatorApi {
       });
     } catch (e) {
       const cause = (e as { cause?: { code?: string; message?: string } }).cause;
-      throw new AgentError(
-        'unreachable',
-        `cannot reach the coordinator at ${this.base} (${cause?.code ?? cause?.message ?? errorMessage(e)})`,
-      );
+      throw unreachable(this.base, e, cause?.code ?? cause?.message ?? errorMessage(e));
     }
     if (isRedirect(res.status)) {
       await res.body?.cancel().catch(() => undefined);
@@ -350,7 +420,7 @@ export class HttpCoordinator implements CoordinatorApi {
       arm();
       let res: Response;
       try {
-        res = await fetch(`${this.base}${NODE_ROUTES.stream}`, {
+        res = await this.fetch(`${this.base}${NODE_ROUTES.stream}`, {
           headers: { ...this.headers(false), accept: STREAM_CONTENT_TYPE },
           signal: ctl.signal,
           redirect: 'manual',
@@ -358,10 +428,7 @@ export class HttpCoordinator implements CoordinatorApi {
       } catch (e) {
         if (signal.aborted) return;
         const cause = (e as { cause?: { code?: string } }).cause;
-        throw new AgentError(
-          'unreachable',
-          `cannot reach the coordinator at ${this.base} (${dead ? 'no answer' : (cause?.code ?? errorMessage(e))})`,
-        );
+        throw unreachable(this.base, e, dead ? 'no answer' : (cause?.code ?? errorMessage(e)));
       }
       if (isRedirect(res.status)) throw redirected(this.base, NODE_ROUTES.stream, res);
       if (!res.ok || res.body === null) {
