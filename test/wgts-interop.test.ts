@@ -183,7 +183,7 @@ async function udpBurst(t: Topology, to: string): Promise<string[]> {
       '--input-type=module',
       '-e',
       `const {openUdpBind}=await import(${JSON.stringify(WG_TUN_UDP)});const b=openUdpBind();` +
-        `const d=[];for(let i=0;i<${UDP_DATAGRAMS};i++)d.push({data:new Uint8Array(${UDP_BYTES}).fill(i),endpoint:{address:'${to}',port:${UDP_PORT}}});` +
+        `const d=[];for(let i=0;i<${UDP_DATAGRAMS};i++)d.push({data:new Uint8Array(${UDP_BYTES}).fill(i),endpoint:{ip:'${to}',port:${UDP_PORT}}});` +
         `const n=b.send(d);b.close();if(n!==d.length)throw new Error('sent '+n);`,
     ]);
     await pollUntil('every datagram to arrive', async () => !receiver.running, 10_000);
