@@ -190,6 +190,8 @@ class InstalledHub extends Hub {
         `0.0.0.0:${COORDINATOR_PORT}`,
         '--data-dir',
         this.dataDir,
+        // Plain HTTP between namespaces of this test (the TLS path is test/tls.test.ts's).
+        '--insecure-http',
       ],
       { env: hostEnv(prefix) },
     );
