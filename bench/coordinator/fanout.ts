@@ -7,98 +7,16 @@
  * Run: pnpm build && pnpm --filter @wiremesh/bench exec node --import tsx coordinator/fanout.ts
  * Env: BENCH_AGENTS (1000), BENCH_ROUNDS (5).
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { request, type IncomingMessage } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { generatePrivateKey, keyToBase64, nobleCrypto, publicKeyOf } from '@wiremesh/wg-core';
+import { call, register, startCoordinator } from '../coordinator-client.js';
 
 const AGENTS = Number(process.env.BENCH_AGENTS ?? 1000);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
 const REGISTER_CONCURRENCY = 32;
 const ROUND_TIMEOUT_MS = 30_000;
-const CLI = fileURLToPath(new URL('../../packages/coordinator/dist/cli.js', import.meta.url));
-
-function publicKey(): string {
-  const priv = generatePrivateKey((out) => out.set(randomBytes(out.length)));
-  return keyToBase64(publicKeyOf(nobleCrypto, priv));
-}
-
-async function startCoordinator(
-  dir: string,
-): Promise<{ child: ChildProcess; url: string; token: string }> {
-  const child = spawn(
-    process.execPath,
-    [
-      CLI,
-      'serve',
-      '--listen',
-      '127.0.0.1:0',
-      '--data-dir',
-      dir,
-      '--log-level',
-      'warn',
-      '--register-burst',
-      '1000000',
-      '--register-rate',
-      '1000000',
-    ],
-    {
-      stdio: ['ignore', 'pipe', 'inherit'],
-    },
-  );
-  return new Promise((resolve, reject) => {
-    let out = '';
-    child.stdout?.on('data', (d: Buffer) => {
-      out += d.toString();
-      const url = /listening on (http:\/\/\S+)/.exec(out)?.[1];
-      const token = /(wma_\S+)/.exec(out)?.[1];
-      if (url && token) resolve({ child, url, token });
-    });
-    child.once('exit', (c) => reject(new Error(`coordinator exited (${c})`)));
-  });
-}
-
-async function call(
-  url: string,
-  method: string,
-  path: string,
-  token: string | undefined,
-  body?: unknown,
-): Promise<any> {
-  const r = await fetch(url + path, {
-    method,
-    headers: {
-      ...(token ? { authorization: `Bearer ${token}` } : {}),
-      ...(body ? { 'content-type': 'application/json' } : {}),
-    },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  const text = await r.text();
-  if (r.status >= 300) throw new Error(`${method} ${path}: ${r.status} ${text}`);
-  return text ? JSON.parse(text) : null;
-}
-
-function register(
-  url: string,
-  name: string,
-  key?: string,
-): Promise<{ nodeId: string; nodeSecret: string }> {
-  return call(url, 'POST', '/api/v1/register', undefined, {
-    protocolVersion: 1,
-    network: 'bench',
-    enrollmentKey: key,
-    name,
-    publicKey: publicKey(),
-    os: 'linux',
-    version: 'bench',
-    backend: 'userspace',
-    localEndpoints: [{ ip: '192.168.1.10', port: 51820 }],
-  });
-}
 
 /** One simulated agent: holds the stream and records when a peer id first appears. */
 class Agent {
