@@ -2,6 +2,7 @@
 // the few REST calls the benches make against it.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { request, type IncomingMessage } from 'node:http';
 import { fileURLToPath } from 'node:url';
 import { generatePrivateKey, keyToBase64, nobleCrypto, publicKeyOf } from '@wiremesh/wg-core';
 
@@ -81,3 +82,38 @@ export const register = (
     backend: 'userspace',
     localEndpoints: [{ ip: '192.168.1.10', port: 51820 }],
   });
+
+/**
+ * Opens a node's push stream and hands each event (the JSON of its `data:` line) to `onEvent`,
+ * in order; resolves with the response once it arrives, rejects when the request fails.
+ */
+export function openNodeStream(
+  url: string,
+  secret: string,
+  onEvent: (ev: any) => void,
+): Promise<IncomingMessage> {
+  return new Promise((resolve, reject) => {
+    const req = request(
+      `${url}/api/v1/node/stream`,
+      { headers: { authorization: `Bearer ${secret}` } },
+      (res) => {
+        resolve(res);
+        res.setEncoding('utf8');
+        let buf = '';
+        res.on('data', (chunk: string) => {
+          buf += chunk;
+          let i: number;
+          while ((i = buf.indexOf('\n\n')) >= 0) {
+            const frame = buf.slice(0, i);
+            buf = buf.slice(i + 2);
+            const line = frame.split('\n').find((l) => l.startsWith('data: '));
+            if (line === undefined) continue;
+            onEvent(JSON.parse(line.slice(6)));
+          }
+        });
+      },
+    );
+    req.on('error', reject);
+    req.end();
+  });
+}

@@ -17,14 +17,14 @@
  */
 import { createSocket, type Socket } from 'node:dgram';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { request, type IncomingMessage } from 'node:http';
+import type { IncomingMessage } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { applyMapPatch, type MapPatch, type NetworkMap } from '../packages/protocol/src/index.js';
 import { tableFromMap, type DnsTable } from '../packages/mesh-agent/src/dns/records.js';
 import { answerQuery, answersOf, encodeQuery } from '../packages/mesh-agent/src/dns/resolver.js';
 import { startDnsServer, type DnsServer } from '../packages/mesh-agent/src/dns/server.js';
-import { call, register, startCoordinator } from './coordinator-client.js';
+import { call, openNodeStream, register, startCoordinator } from './coordinator-client.js';
 
 const NAMES = Number(process.env.BENCH_NAMES ?? 1000);
 const WINDOW = Number(process.env.BENCH_WINDOW ?? 64);
@@ -153,47 +153,21 @@ class Agent {
     readonly server: DnsServer | null,
   ) {
     this.ready = new Promise((resolve, reject) => {
-      const req = request(
-        `${url}/api/v1/node/stream`,
-        { headers: { authorization: `Bearer ${secret}` } },
-        (res) => {
-          this.res = res;
-          res.setEncoding('utf8');
-          let buf = '';
-          res.on('data', (chunk: string) => {
-            buf += chunk;
-            let i: number;
-            while ((i = buf.indexOf('\n\n')) >= 0) {
-              const line = buf
-                .slice(0, i)
-                .split('\n')
-                .find((l) => l.startsWith('data: '));
-              buf = buf.slice(i + 2);
-              if (line === undefined) continue;
-              const ev = JSON.parse(line.slice(6)) as {
-                type: string;
-                map?: NetworkMap;
-                patch?: MapPatch;
-              };
-              if (ev.type === 'map' && ev.map) this.map = ev.map;
-              else if (ev.type === 'patch' && ev.patch && this.map) {
-                const next = applyMapPatch(this.map, ev.patch);
-                if (next === null) throw new Error('patch does not apply');
-                this.map = next;
-              } else continue;
-              this.table = tableFromMap(this.map);
-              this.server?.setTable(this.table);
-              resolve();
-              if (this.waiting && this.waiting.pred(this.table)) {
-                this.waiting.resolve(performance.now());
-                this.waiting = null;
-              }
-            }
-          });
-        },
-      );
-      req.on('error', reject);
-      req.end();
+      openNodeStream(url, secret, (ev: { type: string; map?: NetworkMap; patch?: MapPatch }) => {
+        if (ev.type === 'map' && ev.map) this.map = ev.map;
+        else if (ev.type === 'patch' && ev.patch && this.map) {
+          const next = applyMapPatch(this.map, ev.patch);
+          if (next === null) throw new Error('patch does not apply');
+          this.map = next;
+        } else return;
+        this.table = tableFromMap(this.map);
+        this.server?.setTable(this.table);
+        resolve();
+        if (this.waiting && this.waiting.pred(this.table)) {
+          this.waiting.resolve(performance.now());
+          this.waiting = null;
+        }
+      }).then((res) => (this.res = res), reject);
     });
   }
 

@@ -8,10 +8,10 @@
  * Env: BENCH_AGENTS (1000), BENCH_ROUNDS (5).
  */
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { request, type IncomingMessage } from 'node:http';
+import type { IncomingMessage } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { call, register, startCoordinator } from '../coordinator-client.js';
+import { call, openNodeStream, register, startCoordinator } from '../coordinator-client.js';
 
 const AGENTS = Number(process.env.BENCH_AGENTS ?? 1000);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
@@ -28,43 +28,23 @@ class Agent {
 
   constructor(url: string, secret: string) {
     this.ready = new Promise((resolve, reject) => {
-      const req = request(
-        `${url}/api/v1/node/stream`,
-        { headers: { authorization: `Bearer ${secret}` } },
-        (res) => {
-          this.res = res;
-          res.setEncoding('utf8');
-          let buf = '';
-          res.on('data', (chunk: string) => {
-            buf += chunk;
-            let i: number;
-            while ((i = buf.indexOf('\n\n')) >= 0) {
-              const frame = buf.slice(0, i);
-              buf = buf.slice(i + 2);
-              const line = frame.split('\n').find((l) => l.startsWith('data: '));
-              if (line === undefined) continue;
-              const ev = JSON.parse(line.slice(6));
-              if (ev.type === 'map') {
-                this.peers.clear();
-                for (const p of ev.map.peers) this.peers.add(p.id);
-                this.version = ev.map.version;
-                resolve();
-              } else if (ev.type === 'patch') {
-                if (ev.patch.fromVersion !== this.version) throw new Error('patch does not apply');
-                for (const id of ev.patch.removePeerIds) this.peers.delete(id);
-                for (const p of ev.patch.upsertPeers) this.peers.add(p.id);
-                this.version = ev.patch.version;
-              }
-              if (this.waiting && this.peers.has(this.waiting.id)) {
-                this.waiting.resolve(performance.now());
-                this.waiting = null;
-              }
-            }
-          });
-        },
-      );
-      req.on('error', reject);
-      req.end();
+      openNodeStream(url, secret, (ev) => {
+        if (ev.type === 'map') {
+          this.peers.clear();
+          for (const p of ev.map.peers) this.peers.add(p.id);
+          this.version = ev.map.version;
+          resolve();
+        } else if (ev.type === 'patch') {
+          if (ev.patch.fromVersion !== this.version) throw new Error('patch does not apply');
+          for (const id of ev.patch.removePeerIds) this.peers.delete(id);
+          for (const p of ev.patch.upsertPeers) this.peers.add(p.id);
+          this.version = ev.patch.version;
+        }
+        if (this.waiting && this.peers.has(this.waiting.id)) {
+          this.waiting.resolve(performance.now());
+          this.waiting = null;
+        }
+      }).then((res) => (this.res = res), reject);
     });
   }
 
