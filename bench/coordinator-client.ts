@@ -117,3 +117,14 @@ export function openNodeStream(
     req.end();
   });
 }
+
+/** Creates network `bench` (10.100.0.0/16, joinable without a key); returns an auto-approve key. */
+export async function createBenchNetwork(url: string, token: string): Promise<string> {
+  await call(url, 'POST', '/api/v1/networks', token, {
+    name: 'bench',
+    ipv4Cidr: '10.100.0.0/16',
+    allowJoinWithoutKey: true,
+  });
+  return (await call(url, 'POST', '/api/v1/networks/bench/keys', token, { autoApprove: true }))
+    .key as string;
+}

@@ -24,7 +24,13 @@ import { applyMapPatch, type MapPatch, type NetworkMap } from '../packages/proto
 import { tableFromMap, type DnsTable } from '../packages/mesh-agent/src/dns/records.js';
 import { answerQuery, answersOf, encodeQuery } from '../packages/mesh-agent/src/dns/resolver.js';
 import { startDnsServer, type DnsServer } from '../packages/mesh-agent/src/dns/server.js';
-import { call, openNodeStream, register, startCoordinator } from './coordinator-client.js';
+import {
+  call,
+  createBenchNetwork,
+  openNodeStream,
+  register,
+  startCoordinator,
+} from './coordinator-client.js';
 
 const NAMES = Number(process.env.BENCH_NAMES ?? 1000);
 const WINDOW = Number(process.env.BENCH_WINDOW ?? 64);
@@ -219,14 +225,7 @@ async function propagationPart(): Promise<void> {
   const { child, url, token } = await startCoordinator(dir);
   const agents: Agent[] = [];
   try {
-    await call(url, 'POST', '/api/v1/networks', token, {
-      name: 'bench',
-      ipv4Cidr: '10.100.0.0/16',
-      allowJoinWithoutKey: true,
-    });
-    const key = (
-      await call(url, 'POST', '/api/v1/networks/bench/keys', token, { autoApprove: true })
-    ).key as string;
+    const key = await createBenchNetwork(url, token);
     const nodes: { nodeId: string; nodeSecret: string }[] = [];
     for (let i = 0; i < AGENTS; i += REGISTER_CONCURRENCY)
       nodes.push(

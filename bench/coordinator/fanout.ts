@@ -11,7 +11,13 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import type { IncomingMessage } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { call, openNodeStream, register, startCoordinator } from '../coordinator-client.js';
+import {
+  call,
+  createBenchNetwork,
+  openNodeStream,
+  register,
+  startCoordinator,
+} from '../coordinator-client.js';
 
 const AGENTS = Number(process.env.BENCH_AGENTS ?? 1000);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
@@ -103,14 +109,7 @@ async function main(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'wm-bench-coord-'));
   const { child, url, token } = await startCoordinator(dir);
   try {
-    await call(url, 'POST', '/api/v1/networks', token, {
-      name: 'bench',
-      ipv4Cidr: '10.100.0.0/16',
-      allowJoinWithoutKey: true,
-    });
-    const key = (
-      await call(url, 'POST', '/api/v1/networks/bench/keys', token, { autoApprove: true })
-    ).key as string;
+    const key = await createBenchNetwork(url, token);
     const t0 = performance.now();
     const nodes: { nodeId: string; nodeSecret: string }[] = [];
     for (let i = 0; i < AGENTS; i += REGISTER_CONCURRENCY) {
