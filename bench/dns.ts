@@ -15,19 +15,22 @@
  * Env: BENCH_NAMES (1000), BENCH_WINDOW (64), BENCH_SECONDS (3), BENCH_AGENTS (1000),
  * BENCH_ROUNDS (5), BENCH_PARTS (resolver,propagation).
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
 import { createSocket, type Socket } from 'node:dgram';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { request, type IncomingMessage } from 'node:http';
+import type { IncomingMessage } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { generatePrivateKey, keyToBase64, nobleCrypto, publicKeyOf } from '@wiremesh/wg-core';
 import { applyMapPatch, type MapPatch, type NetworkMap } from '../packages/protocol/src/index.js';
 import { tableFromMap, type DnsTable } from '../packages/mesh-agent/src/dns/records.js';
 import { answerQuery, answersOf, encodeQuery } from '../packages/mesh-agent/src/dns/resolver.js';
 import { startDnsServer, type DnsServer } from '../packages/mesh-agent/src/dns/server.js';
+import {
+  call,
+  createBenchNetwork,
+  openNodeStream,
+  register,
+  startCoordinator,
+} from './coordinator-client.js';
 
 const NAMES = Number(process.env.BENCH_NAMES ?? 1000);
 const WINDOW = Number(process.env.BENCH_WINDOW ?? 64);
@@ -42,7 +45,6 @@ const REGISTER_CONCURRENCY = 32;
 const ROUND_TIMEOUT_MS = 30_000;
 const MS_PER_S = 1000;
 const UINT16 = 0x10000;
-const CLI = fileURLToPath(new URL('../packages/coordinator/dist/cli.js', import.meta.url));
 
 // --- 1. resolver throughput ---
 
@@ -143,81 +145,6 @@ async function resolverPart(): Promise<void> {
 
 // --- 2. propagation ---
 
-function publicKey(): string {
-  const priv = generatePrivateKey((out) => out.set(randomBytes(out.length)));
-  return keyToBase64(publicKeyOf(nobleCrypto, priv));
-}
-
-async function startCoordinator(
-  dir: string,
-): Promise<{ child: ChildProcess; url: string; token: string }> {
-  const child = spawn(
-    process.execPath,
-    [
-      CLI,
-      'serve',
-      '--listen',
-      '127.0.0.1:0',
-      '--data-dir',
-      dir,
-      '--log-level',
-      'warn',
-      '--register-burst',
-      '1000000',
-      '--register-rate',
-      '1000000',
-    ],
-    { stdio: ['ignore', 'pipe', 'inherit'] },
-  );
-  return new Promise((resolve, reject) => {
-    let out = '';
-    child.stdout?.on('data', (d: Buffer) => {
-      out += d.toString();
-      const url = /listening on (http:\/\/\S+)/.exec(out)?.[1];
-      const token = /(wma_\S+)/.exec(out)?.[1];
-      if (url && token) resolve({ child, url, token });
-    });
-    child.once('exit', (c) => reject(new Error(`coordinator exited (${c})`)));
-  });
-}
-
-async function call(
-  url: string,
-  method: string,
-  path: string,
-  token?: string,
-  body?: unknown,
-): Promise<any> {
-  const r = await fetch(url + path, {
-    method,
-    headers: {
-      ...(token ? { authorization: `Bearer ${token}` } : {}),
-      ...(body ? { 'content-type': 'application/json' } : {}),
-    },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  const text = await r.text();
-  if (r.status >= 300) throw new Error(`${method} ${path}: ${r.status} ${text}`);
-  return text ? JSON.parse(text) : null;
-}
-
-const register = (
-  url: string,
-  name: string,
-  key?: string,
-): Promise<{ nodeId: string; nodeSecret: string }> =>
-  call(url, 'POST', '/api/v1/register', undefined, {
-    protocolVersion: 1,
-    network: 'bench',
-    enrollmentKey: key,
-    name,
-    publicKey: publicKey(),
-    os: 'linux',
-    version: 'bench',
-    backend: 'userspace',
-    localEndpoints: [{ ip: '192.168.1.10', port: 51820 }],
-  });
-
 /** One simulated agent: its map from the stream, its resolver table from the map. */
 class Agent {
   map: NetworkMap | null = null;
@@ -232,47 +159,21 @@ class Agent {
     readonly server: DnsServer | null,
   ) {
     this.ready = new Promise((resolve, reject) => {
-      const req = request(
-        `${url}/api/v1/node/stream`,
-        { headers: { authorization: `Bearer ${secret}` } },
-        (res) => {
-          this.res = res;
-          res.setEncoding('utf8');
-          let buf = '';
-          res.on('data', (chunk: string) => {
-            buf += chunk;
-            let i: number;
-            while ((i = buf.indexOf('\n\n')) >= 0) {
-              const line = buf
-                .slice(0, i)
-                .split('\n')
-                .find((l) => l.startsWith('data: '));
-              buf = buf.slice(i + 2);
-              if (line === undefined) continue;
-              const ev = JSON.parse(line.slice(6)) as {
-                type: string;
-                map?: NetworkMap;
-                patch?: MapPatch;
-              };
-              if (ev.type === 'map' && ev.map) this.map = ev.map;
-              else if (ev.type === 'patch' && ev.patch && this.map) {
-                const next = applyMapPatch(this.map, ev.patch);
-                if (next === null) throw new Error('patch does not apply');
-                this.map = next;
-              } else continue;
-              this.table = tableFromMap(this.map);
-              this.server?.setTable(this.table);
-              resolve();
-              if (this.waiting && this.waiting.pred(this.table)) {
-                this.waiting.resolve(performance.now());
-                this.waiting = null;
-              }
-            }
-          });
-        },
-      );
-      req.on('error', reject);
-      req.end();
+      openNodeStream(url, secret, (ev: { type: string; map?: NetworkMap; patch?: MapPatch }) => {
+        if (ev.type === 'map' && ev.map) this.map = ev.map;
+        else if (ev.type === 'patch' && ev.patch && this.map) {
+          const next = applyMapPatch(this.map, ev.patch);
+          if (next === null) throw new Error('patch does not apply');
+          this.map = next;
+        } else return;
+        this.table = tableFromMap(this.map);
+        this.server?.setTable(this.table);
+        resolve();
+        if (this.waiting && this.waiting.pred(this.table)) {
+          this.waiting.resolve(performance.now());
+          this.waiting = null;
+        }
+      }).then((res) => (this.res = res), reject);
     });
   }
 
@@ -324,14 +225,7 @@ async function propagationPart(): Promise<void> {
   const { child, url, token } = await startCoordinator(dir);
   const agents: Agent[] = [];
   try {
-    await call(url, 'POST', '/api/v1/networks', token, {
-      name: 'bench',
-      ipv4Cidr: '10.100.0.0/16',
-      allowJoinWithoutKey: true,
-    });
-    const key = (
-      await call(url, 'POST', '/api/v1/networks/bench/keys', token, { autoApprove: true })
-    ).key as string;
+    const key = await createBenchNetwork(url, token);
     const nodes: { nodeId: string; nodeSecret: string }[] = [];
     for (let i = 0; i < AGENTS; i += REGISTER_CONCURRENCY)
       nodes.push(

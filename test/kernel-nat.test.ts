@@ -21,14 +21,6 @@ const DIRECT_BOUND_MS = 40_000;
 /** The guest's address on rK's LAN (the harness reserves it there). */
 const GUEST_LAN = '192.168.1.50';
 
-interface StatusPeer {
-  name: string;
-  endpoint: string | null;
-  path: 'direct' | 'relay';
-  via: string | null;
-  endpointSource?: string;
-}
-
 let topo: Topology;
 let vm: KernelVm | undefined;
 let hub: Hub;
@@ -39,20 +31,6 @@ let u: AgentHost;
 let k: KernelNode | undefined;
 const timings: string[] = [];
 
-async function nodeByName(
-  name: string,
-): Promise<{ id: string; addressV4: string; publicKey: string }> {
-  const nodes = (await hub.admin('GET', `/api/v1/networks/${NETWORK}/nodes`)) as {
-    id: string;
-    name: string;
-    addressV4: string;
-    publicKey: string;
-  }[];
-  const n = nodes.find((x) => x.name === name);
-  if (n === undefined) throw new Error(`no node ${name}`);
-  return n;
-}
-
 /** Joins a userspace node (detached join, then the daemon with its in-process device). */
 async function joinUserspace(name: string, host: string): Promise<AgentHost> {
   const a = new AgentHost(hub, name, { ns: topo.ns(host), lan: topo.node(host).ipv4 });
@@ -60,12 +38,6 @@ async function joinUserspace(name: string, host: string): Promise<AgentHost> {
   expect(r.status, `${name} join: ${r.stderr}`).toBe(0);
   a.startDaemon();
   return a;
-}
-
-async function status(a: AgentHost): Promise<StatusPeer[]> {
-  const r = await a.cli(['status', '--json', '--state-dir', a.stateDir]);
-  expect(r.status, r.stderr).toBe(0);
-  return (JSON.parse(r.stdout) as { peers: StatusPeer[] }[])[0]!.peers;
 }
 
 async function failureLogs(): Promise<string> {
@@ -124,7 +96,7 @@ beforeAll(async () => {
   key = (await hub.admin('POST', `/api/v1/networks/${NETWORK}/keys`, { autoApprove: true }))
     .key as string;
   relay = await joinUserspace('r', 'relay');
-  await hub.admin('PUT', `/api/v1/nodes/${(await nodeByName('r')).id}/relay`, {
+  await hub.admin('PUT', `/api/v1/nodes/${(await hub.node(NETWORK, 'r')).id}/relay`, {
     relayedNodeIds: [],
   });
   u = await joinUserspace('u', 'u');
@@ -158,9 +130,9 @@ describe('a kernel-WireGuard node behind a home NAT', () => {
     });
     const kernel = k;
     try {
-      const uNode = await nodeByName('u');
-      const kNode = await nodeByName('k');
-      const rNode = await nodeByName('r');
+      const uNode = await hub.node(NETWORK, 'u');
+      const kNode = await hub.node(NETWORK, 'k');
+      const rNode = await hub.node(NETWORK, 'r');
       const rK = topo.publicAddress('rK').ipv4;
       const rU = topo.publicAddress('rU').ipv4;
       const uDirect = async () => {
@@ -216,9 +188,9 @@ describe('a kernel-WireGuard node behind a home NAT', () => {
         `kernel/home: join K -> both sides direct, relay unused: ${Math.round(performance.now() - t0)} ms`,
       );
       // U's status says where K's endpoint came from: observed by the relay, a public node.
-      const sU = (await status(u)).find((p) => p.name === 'k');
+      const sU = (await u.statusPeers()).find((p) => p.name === 'k');
       expect(sU).toMatchObject({ path: 'direct', via: null, endpointSource: 'observed by r' });
-      expect((await status(u)).find((p) => p.name === 'r')?.endpointSource).toBe('reflected');
+      expect((await u.statusPeers()).find((p) => p.name === 'r')?.endpointSource).toBe('reflected');
     } catch (e) {
       console.log(await failureLogs());
       throw e;

@@ -21,32 +21,11 @@ const TRIES = Number(process.env['WIREMESH_NAT_TRIES'] ?? 3);
 /** How long one try may take to show a direct handshake. */
 const TRY_MS = 20_000;
 
-interface StatusPeer {
-  name: string;
-  endpoint: string | null;
-  path: 'direct' | 'relay';
-  via: string | null;
-  endpointSource: string | null;
-  relayReason: string | null;
-}
-
 let topo: Topology;
 let hub: Hub;
 let key = '';
 const hosts: Record<string, AgentHost> = {};
 const timings: string[] = [];
-
-async function nodeOf(name: string): Promise<{ id: string; addressV4: string; publicKey: string }> {
-  const nodes = (await hub.admin('GET', `/api/v1/networks/${NETWORK}/nodes`)) as {
-    id: string;
-    name: string;
-    addressV4: string;
-    publicKey: string;
-  }[];
-  const n = nodes.find((x) => x.name === name);
-  if (n === undefined) throw new Error(`no node ${name}`);
-  return n;
-}
 
 async function join(name: string): Promise<AgentHost> {
   const a = new AgentHost(hub, name, { ns: topo.ns(name), lan: topo.node(name).ipv4 });
@@ -57,15 +36,9 @@ async function join(name: string): Promise<AgentHost> {
   return a;
 }
 
-async function status(a: AgentHost): Promise<StatusPeer[]> {
-  const r = await a.cli(['status', '--json', '--state-dir', a.stateDir]);
-  expect(r.status, r.stderr).toBe(0);
-  return (JSON.parse(r.stdout) as { peers: StatusPeer[] }[])[0]!.peers;
-}
-
 /** Waits until `a`'s WireGuard entry for `b` holds an endpoint on `publicIp` with a handshake. */
 async function directEndpoint(a: AgentHost, b: string, publicIp: string, timeoutMs: number) {
-  const bKey = (await nodeOf(b)).publicKey;
+  const bKey = (await hub.node(NETWORK, b)).publicKey;
   return pollUntil(
     `${a.name}'s entry for ${b} at ${publicIp}`,
     async () => {
@@ -125,7 +98,9 @@ beforeAll(async () => {
   key = (await hub.admin('POST', `/api/v1/networks/${NETWORK}/keys`, { autoApprove: true }))
     .key as string;
   await join('r');
-  await hub.admin('PUT', `/api/v1/nodes/${(await nodeOf('r')).id}/relay`, { relayedNodeIds: [] });
+  await hub.admin('PUT', `/api/v1/nodes/${(await hub.node(NETWORK, 'r')).id}/relay`, {
+    relayedNodeIds: [],
+  });
   await join('a');
 }, 120_000);
 
@@ -151,12 +126,12 @@ describe('NAT pairs of userspace nodes', () => {
       timings.push(
         `home/home: join B -> direct handshake both sides: ${Math.round(performance.now() - t0)} ms`,
       );
-      await waitPing(a, (await nodeOf('b')).addressV4, CONVERGE_MS);
-      await waitPing(b, (await nodeOf('a')).addressV4, CONVERGE_MS);
+      await waitPing(a, (await hub.node(NETWORK, 'b')).addressV4, CONVERGE_MS);
+      await waitPing(b, (await hub.node(NETWORK, 'a')).addressV4, CONVERGE_MS);
       timings.push(
         `home/home: join B -> first ping both ways: ${Math.round(performance.now() - t0)} ms`,
       );
-      expect((await status(a)).find((p) => p.name === 'b')).toMatchObject({
+      expect((await a.statusPeers()).find((p) => p.name === 'b')).toMatchObject({
         path: 'direct',
         endpointSource: 'reflected',
         relayReason: null,
@@ -196,15 +171,15 @@ describe('NAT pairs of userspace nodes', () => {
       timings.push(
         `home/split: join S -> direct handshake at A: ${Math.round(performance.now() - t0)} ms`,
       );
-      await waitPing(a, (await nodeOf('s')).addressV4, CONVERGE_MS);
-      await waitPing(s, (await nodeOf('a')).addressV4, CONVERGE_MS);
+      await waitPing(a, (await hub.node(NETWORK, 's')).addressV4, CONVERGE_MS);
+      await waitPing(s, (await hub.node(NETWORK, 'a')).addressV4, CONVERGE_MS);
       timings.push(
         `home/split: join S -> first ping both ways: ${Math.round(performance.now() - t0)} ms`,
       );
       // The reflector saw S's first port; R, public, saw the second, which is what works.
       expect(aSeesS.endpoint).toBe(`${rS}:${SPLIT_PORT}`);
       await directEndpoint(s, 'a', rA, CONVERGE_MS);
-      const sa = (await status(a)).find((p) => p.name === 's');
+      const sa = (await a.statusPeers()).find((p) => p.name === 's');
       expect(sa).toMatchObject({
         path: 'direct',
         endpoint: `${rS}:${SPLIT_PORT}`,
@@ -254,9 +229,9 @@ describe('NAT pairs of userspace nodes', () => {
       if (firstDirectMs !== null)
         timings.push(`bare/bare: join -> first direct handshake: ${Math.round(firstDirectMs)} ms`);
       // Whatever the rate, the pair talks: directly, or through R with the reason in status.
-      await waitPing(m, (await nodeOf('n')).addressV4, RELAY_BOUND_MS);
-      await waitPing(n, (await nodeOf('m')).addressV4, RELAY_BOUND_MS);
-      const mn = (await status(m)).find((p) => p.name === 'n');
+      await waitPing(m, (await hub.node(NETWORK, 'n')).addressV4, RELAY_BOUND_MS);
+      await waitPing(n, (await hub.node(NETWORK, 'm')).addressV4, RELAY_BOUND_MS);
+      const mn = (await m.statusPeers()).find((p) => p.name === 'n');
       // A bare MASQUERADE router that answered the peer's first packet maps its host's own flow
       // to another port (NAT.md): the coordinator may see that as a split mapping.
       if (mn?.path === 'relay') {
@@ -280,11 +255,11 @@ describe('NAT pairs of userspace nodes', () => {
     const a = hosts['a']!;
     try {
       const relayed = async () => {
-        const p = (await status(a)).find((x) => x.name === 'd');
+        const p = (await a.statusPeers()).find((x) => x.name === 'd');
         return p?.path === 'relay' ? p : false;
       };
       const p = await pollUntil('A to route D through R', relayed, RELAY_BOUND_MS, 250);
-      await waitPing(a, (await nodeOf('d')).addressV4, RELAY_BOUND_MS);
+      await waitPing(a, (await hub.node(NETWORK, 'd')).addressV4, RELAY_BOUND_MS);
       timings.push(
         `home/symmetric: join D -> first ping A->D (relayed): ${Math.round(performance.now() - t0)} ms`,
       );

@@ -3,8 +3,8 @@
 // agent's client verifying the certificate or pinning its fingerprint (given alone or carried
 // in the enrollment key). Loopback only; no namespaces needed.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { execFileSync, spawn } from 'node:child_process';
-import { X509Certificate, randomBytes } from 'node:crypto';
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { request as httpsRequest } from 'node:https';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -19,38 +19,14 @@ import { startCoordinator, type Coordinator } from '@wiremesh/coordinator';
 import { AgentError, HttpCoordinator } from '@wiremesh/mesh-agent';
 import { generatePrivateKey, keyToBase64, nobleCrypto, publicKeyOf } from '@wiremesh/wg-core';
 import { COORDINATOR_JS } from './harness/agent-mesh.js';
+import { selfSignedCertificate, type SelfSigned } from './harness/certs.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'wm-tls-test-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 /** A self-signed certificate for 127.0.0.1 with its key; returns the paths and the fingerprint. */
-function makeCert(name: string): { cert: string; key: string; fingerprint: string } {
-  const cert = join(dir, `${name}.crt`);
-  const key = join(dir, `${name}.key`);
-  execFileSync(
-    'openssl',
-    [
-      'req',
-      '-x509',
-      '-newkey',
-      'ec',
-      '-pkeyopt',
-      'ec_paramgen_curve:prime256v1',
-      '-nodes',
-      '-keyout',
-      key,
-      '-out',
-      cert,
-      '-days',
-      '2',
-      '-subj',
-      `/CN=${name}`,
-      '-addext',
-      'subjectAltName=IP:127.0.0.1',
-    ],
-    { stdio: 'ignore' },
-  );
-  return { cert, key, fingerprint: new X509Certificate(readFileSync(cert)).fingerprint256 };
+function makeCert(name: string): SelfSigned {
+  return selfSignedCertificate(dir, name, { subject: name, ips: ['127.0.0.1'], days: 2 });
 }
 
 const opts = (data: string) => ({ dataDir: join(dir, data), logLevel: 'silent' });

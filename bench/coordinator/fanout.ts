@@ -7,98 +7,22 @@
  * Run: pnpm build && pnpm --filter @wiremesh/bench exec node --import tsx coordinator/fanout.ts
  * Env: BENCH_AGENTS (1000), BENCH_ROUNDS (5).
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { request, type IncomingMessage } from 'node:http';
+import type { IncomingMessage } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { generatePrivateKey, keyToBase64, nobleCrypto, publicKeyOf } from '@wiremesh/wg-core';
+import {
+  call,
+  createBenchNetwork,
+  openNodeStream,
+  register,
+  startCoordinator,
+} from '../coordinator-client.js';
 
 const AGENTS = Number(process.env.BENCH_AGENTS ?? 1000);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
 const REGISTER_CONCURRENCY = 32;
 const ROUND_TIMEOUT_MS = 30_000;
-const CLI = fileURLToPath(new URL('../../packages/coordinator/dist/cli.js', import.meta.url));
-
-function publicKey(): string {
-  const priv = generatePrivateKey((out) => out.set(randomBytes(out.length)));
-  return keyToBase64(publicKeyOf(nobleCrypto, priv));
-}
-
-async function startCoordinator(
-  dir: string,
-): Promise<{ child: ChildProcess; url: string; token: string }> {
-  const child = spawn(
-    process.execPath,
-    [
-      CLI,
-      'serve',
-      '--listen',
-      '127.0.0.1:0',
-      '--data-dir',
-      dir,
-      '--log-level',
-      'warn',
-      '--register-burst',
-      '1000000',
-      '--register-rate',
-      '1000000',
-    ],
-    {
-      stdio: ['ignore', 'pipe', 'inherit'],
-    },
-  );
-  return new Promise((resolve, reject) => {
-    let out = '';
-    child.stdout?.on('data', (d: Buffer) => {
-      out += d.toString();
-      const url = /listening on (http:\/\/\S+)/.exec(out)?.[1];
-      const token = /(wma_\S+)/.exec(out)?.[1];
-      if (url && token) resolve({ child, url, token });
-    });
-    child.once('exit', (c) => reject(new Error(`coordinator exited (${c})`)));
-  });
-}
-
-async function call(
-  url: string,
-  method: string,
-  path: string,
-  token: string | undefined,
-  body?: unknown,
-): Promise<any> {
-  const r = await fetch(url + path, {
-    method,
-    headers: {
-      ...(token ? { authorization: `Bearer ${token}` } : {}),
-      ...(body ? { 'content-type': 'application/json' } : {}),
-    },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  const text = await r.text();
-  if (r.status >= 300) throw new Error(`${method} ${path}: ${r.status} ${text}`);
-  return text ? JSON.parse(text) : null;
-}
-
-function register(
-  url: string,
-  name: string,
-  key?: string,
-): Promise<{ nodeId: string; nodeSecret: string }> {
-  return call(url, 'POST', '/api/v1/register', undefined, {
-    protocolVersion: 1,
-    network: 'bench',
-    enrollmentKey: key,
-    name,
-    publicKey: publicKey(),
-    os: 'linux',
-    version: 'bench',
-    backend: 'userspace',
-    localEndpoints: [{ ip: '192.168.1.10', port: 51820 }],
-  });
-}
 
 /** One simulated agent: holds the stream and records when a peer id first appears. */
 class Agent {
@@ -110,43 +34,23 @@ class Agent {
 
   constructor(url: string, secret: string) {
     this.ready = new Promise((resolve, reject) => {
-      const req = request(
-        `${url}/api/v1/node/stream`,
-        { headers: { authorization: `Bearer ${secret}` } },
-        (res) => {
-          this.res = res;
-          res.setEncoding('utf8');
-          let buf = '';
-          res.on('data', (chunk: string) => {
-            buf += chunk;
-            let i: number;
-            while ((i = buf.indexOf('\n\n')) >= 0) {
-              const frame = buf.slice(0, i);
-              buf = buf.slice(i + 2);
-              const line = frame.split('\n').find((l) => l.startsWith('data: '));
-              if (line === undefined) continue;
-              const ev = JSON.parse(line.slice(6));
-              if (ev.type === 'map') {
-                this.peers.clear();
-                for (const p of ev.map.peers) this.peers.add(p.id);
-                this.version = ev.map.version;
-                resolve();
-              } else if (ev.type === 'patch') {
-                if (ev.patch.fromVersion !== this.version) throw new Error('patch does not apply');
-                for (const id of ev.patch.removePeerIds) this.peers.delete(id);
-                for (const p of ev.patch.upsertPeers) this.peers.add(p.id);
-                this.version = ev.patch.version;
-              }
-              if (this.waiting && this.peers.has(this.waiting.id)) {
-                this.waiting.resolve(performance.now());
-                this.waiting = null;
-              }
-            }
-          });
-        },
-      );
-      req.on('error', reject);
-      req.end();
+      openNodeStream(url, secret, (ev) => {
+        if (ev.type === 'map') {
+          this.peers.clear();
+          for (const p of ev.map.peers) this.peers.add(p.id);
+          this.version = ev.map.version;
+          resolve();
+        } else if (ev.type === 'patch') {
+          if (ev.patch.fromVersion !== this.version) throw new Error('patch does not apply');
+          for (const id of ev.patch.removePeerIds) this.peers.delete(id);
+          for (const p of ev.patch.upsertPeers) this.peers.add(p.id);
+          this.version = ev.patch.version;
+        }
+        if (this.waiting && this.peers.has(this.waiting.id)) {
+          this.waiting.resolve(performance.now());
+          this.waiting = null;
+        }
+      }).then((res) => (this.res = res), reject);
     });
   }
 
@@ -205,14 +109,7 @@ async function main(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'wm-bench-coord-'));
   const { child, url, token } = await startCoordinator(dir);
   try {
-    await call(url, 'POST', '/api/v1/networks', token, {
-      name: 'bench',
-      ipv4Cidr: '10.100.0.0/16',
-      allowJoinWithoutKey: true,
-    });
-    const key = (
-      await call(url, 'POST', '/api/v1/networks/bench/keys', token, { autoApprove: true })
-    ).key as string;
+    const key = await createBenchNetwork(url, token);
     const t0 = performance.now();
     const nodes: { nodeId: string; nodeSecret: string }[] = [];
     for (let i = 0; i < AGENTS; i += REGISTER_CONCURRENCY) {

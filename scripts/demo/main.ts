@@ -2,8 +2,7 @@
 // web UI and a small mesh behind NATs: two homes, an egress LAN, a public ingress gateway and a
 // phone-like stock WireGuard client. Run as root: `bash scripts/demo.sh [--duration N] [--port N]`.
 import { spawnSync } from 'node:child_process';
-import { X509Certificate } from 'node:crypto';
-import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 
@@ -15,6 +14,7 @@ import {
   buildAll,
   tempDir,
 } from '../../test/harness/agent-mesh.js';
+import { selfSignedCertificate, type SelfSigned } from '../../test/harness/certs.js';
 import { check, cleanupAll, run, uniqueId } from '../../test/harness/netns.js';
 import { buildTopology, type Topology, type TopologySpec } from '../../test/harness/topology.js';
 import { exposeOnLoopback } from './host-port.js';
@@ -126,39 +126,12 @@ function preflight(): void {
 }
 
 /** A self-signed certificate (openssl) for the coordinator's address and loopback. */
-function selfSignedCertificate(address: string): {
-  cert: string;
-  key: string;
-  fingerprint: string;
-} {
-  const dir = tempDir('wiremesh-demo-tls');
-  const cert = join(dir, 'coordinator.crt');
-  const key = join(dir, 'coordinator.key');
-  const r = spawnSync(
-    'openssl',
-    [
-      'req',
-      '-x509',
-      '-newkey',
-      'ec',
-      '-pkeyopt',
-      'ec_paramgen_curve:prime256v1',
-      '-nodes',
-      '-keyout',
-      key,
-      '-out',
-      cert,
-      '-days',
-      '30',
-      '-subj',
-      '/CN=wiremesh demo coordinator',
-      '-addext',
-      `subjectAltName=IP:${address},IP:127.0.0.1`,
-    ],
-    { encoding: 'utf8' },
-  );
-  if (r.status !== 0) throw new Error(`openssl could not make a certificate: ${r.stderr.trim()}`);
-  return { cert, key, fingerprint: new X509Certificate(readFileSync(cert)).fingerprint256 };
+function coordinatorCertificate(address: string): SelfSigned {
+  return selfSignedCertificate(tempDir('wiremesh-demo-tls'), 'coordinator', {
+    subject: 'wiremesh demo coordinator',
+    ips: [address, '127.0.0.1'],
+    days: 30,
+  });
 }
 
 /** Shell wrappers so that the printed commands read `wiremesh ...` and `wiremesh-coordinator ...`. */
@@ -257,7 +230,7 @@ async function main(): Promise<number> {
   const topo = await buildTopology(SPEC);
   console.log(indent(layout(topo)));
   const internet = topo.node('internet');
-  const tls = selfSignedCertificate(internet.ipv4);
+  const tls = coordinatorCertificate(internet.ipv4);
   say(
     `a self-signed TLS certificate for the coordinator (${internet.ipv4}, 127.0.0.1): SHA-256 ${tls.fingerprint}`,
   );

@@ -81,6 +81,24 @@ export interface HubPlacement {
 }
 
 /** The running coordinator in the hub namespace. */
+/** A node as the admin API lists it (the fields the tests use). */
+export interface MeshNode {
+  id: string;
+  name: string;
+  addressV4: string;
+  publicKey: string;
+}
+
+/** A peer as `wiremesh status --json` lists it (the fields the tests use). */
+export interface StatusPeer {
+  name: string;
+  endpoint: string | null;
+  path: 'direct' | 'relay';
+  via: string | null;
+  endpointSource: string | null;
+  relayReason: string | null;
+}
+
 export class Hub {
   readonly ns: string;
   /** The bridge's /24 without the last byte; '' for a placed hub (attach() then throws). */
@@ -190,6 +208,14 @@ export class Hub {
     return text === '' ? null : JSON.parse(text);
   }
 
+  /** The node called `name` in `network`, as the admin API lists it. Throws when there is none. */
+  async node(network: string, name: string): Promise<MeshNode> {
+    const nodes = (await this.admin('GET', `/api/v1/networks/${network}/nodes`)) as MeshNode[];
+    const n = nodes.find((x) => x.name === name);
+    if (n === undefined) throw new Error(`no node ${name}`);
+    return n;
+  }
+
   /** Makes a new namespace on the bridge; returns it with its LAN address. */
   attach(): { ns: string; lan: string } {
     if (this.subnet === '') throw new Error('a placed hub has no bridge to attach agents to');
@@ -244,6 +270,13 @@ export class AgentHost {
       timeoutMs: 60_000,
       ...(env ? { env } : {}),
     });
+  }
+
+  /** The peers `wiremesh status --json` lists for this host. Throws when status fails. */
+  async statusPeers(): Promise<StatusPeer[]> {
+    const r = await this.cli(['status', '--json', '--state-dir', this.stateDir]);
+    if (r.status !== 0) throw new Error(`wiremesh status: ${r.stderr.trim()}`);
+    return (JSON.parse(r.stdout) as { peers: StatusPeer[] }[])[0]!.peers;
   }
 
   /** `wiremesh join --daemon off` with this host's name, interface and state directory. */

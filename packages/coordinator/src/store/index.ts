@@ -119,34 +119,43 @@ export class Store {
 
   /** Everything a network's maps are built from, read in one transaction; null when the network is gone. */
   async networkState(networkId: string): Promise<NetworkState | null> {
-    return this.db.tx(async (q) => {
-      const network = await findNetwork(q, networkId);
-      if (network === undefined) return null;
-      const { nodes, peerStatus } = await nodeReportsOf(q, networkId);
-      return {
-        network,
-        nodes,
-        extClients: await extClientsOf(q, networkId),
-        pairRelays: await pairRelaysOf(q, networkId),
-        peerStatus,
-        dns: await dnsOf(q, networkId),
-      };
-    });
+    return this.readNetwork(networkId, async (q, network, { nodes, peerStatus }) => ({
+      network,
+      nodes,
+      extClients: await extClientsOf(q, networkId),
+      pairRelays: await pairRelaysOf(q, networkId),
+      peerStatus,
+      dns: await dnsOf(q, networkId),
+    }));
   }
 
   /** Everything the relay fallback looks at, read in one transaction; null when the network is gone. */
   async relayState(networkId: string): Promise<RelayState | null> {
+    return this.readNetwork(networkId, async (q, network, { nodes, peerStatus }) => ({
+      network,
+      nodes,
+      peerStatus,
+      pairRelays: await pairRelaysOf(q, networkId),
+      pairWaits: await pairWaitsOf(q, networkId),
+    }));
+  }
+
+  /**
+   * In one transaction: the network and its nodes' reports, handed to `read` for the rest;
+   * null when the network is gone.
+   */
+  private readNetwork<T>(
+    networkId: string,
+    read: (
+      q: Queryable,
+      network: NetworkRecord,
+      reports: Awaited<ReturnType<typeof nodeReportsOf>>,
+    ) => Promise<T>,
+  ): Promise<T | null> {
     return this.db.tx(async (q) => {
       const network = await findNetwork(q, networkId);
       if (network === undefined) return null;
-      const { nodes, peerStatus } = await nodeReportsOf(q, networkId);
-      return {
-        network,
-        nodes,
-        peerStatus,
-        pairRelays: await pairRelaysOf(q, networkId),
-        pairWaits: await pairWaitsOf(q, networkId),
-      };
+      return read(q, network, await nodeReportsOf(q, networkId));
     });
   }
 }
