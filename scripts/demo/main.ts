@@ -324,9 +324,11 @@ async function main(): Promise<number> {
     'phone',
     '--ingress',
     id('p'),
+    // The demo's phone is Linux wg-quick without resolvconf, which its DNS step needs.
+    '--no-mesh-dns',
   ]);
   say(
-    `$ wiremesh-coordinator extclient create --network ${NETWORK} --name phone --ingress ${id('p')}`,
+    `$ wiremesh-coordinator extclient create --network ${NETWORK} --name phone --ingress ${id('p')} --no-mesh-dns`,
   );
   const config = await admin.run(['extclient', 'config', phone.id], false);
   say(

@@ -69,7 +69,7 @@ Admin commands (over the REST API; --server URL or $WIREMESH_SERVER, default ${D
   gateway ingress ID [--endpoint HOST:PORT] | ingress-off ID
   gateway relay ID [--nodes ID[,ID...]] | relay-off ID
   extclient list --network NET | show ID | delete ID | config ID [--out FILE]
-  extclient create --network NET --name NAME [--ingress ID] [--public-key KEY] [--dns IP[,IP]] [--mesh-dns]
+  extclient create --network NET --name NAME [--ingress ID] [--public-key KEY] [--dns IP[,IP]] [--no-mesh-dns]
   extclient qr ID [--png FILE]
   dns show --network NET | domain --network NET DOMAIN [--force]
   dns add --network NET NAME IP | list --network NET | remove --network NET NAME|ID
@@ -125,7 +125,7 @@ const OPTIONS = {
   out: { type: 'string' },
   png: { type: 'string' },
   print: { type: 'boolean' },
-  'mesh-dns': { type: 'boolean' },
+  'no-mesh-dns': { type: 'boolean' },
   force: { type: 'boolean' },
   scope: { type: 'string' },
   limit: { type: 'string' },
@@ -663,7 +663,7 @@ async function adminCommand(group: string, args: string[], v: Values): Promise<v
           ingressNodeId: v.ingress,
           publicKey: v['public-key'],
           dns: list(v.dns),
-          meshDns: v['mesh-dns'] === true ? true : undefined,
+          meshDns: v['no-mesh-dns'] === true ? false : undefined,
         },
       );
       return print(

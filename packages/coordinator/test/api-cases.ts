@@ -556,6 +556,7 @@ export function apiCases(
       const created = await admin('POST', '/api/v1/networks/ing/extclients', {
         name: 'phone',
         dns: ['10.20.0.1'],
+        meshDns: false, // the mesh-DNS line is dns-cases.ts's
       });
       expect(created.status, created.text).toBe(201);
       const phone = ExtClient.parse(created.body);

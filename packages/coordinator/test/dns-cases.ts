@@ -209,21 +209,26 @@ export function dnsCases(backend: () => Promise<Pick<CoordinatorOptions, 'databa
       expectError(await admin('PUT', `/api/v1/nodes/${a.nodeId}/name`, { name: 'y' }), 'conflict');
     });
 
-    it("puts the ingress gateway's resolver and the domain into a mesh-DNS client's wg-quick file", async () => {
+    it("puts the ingress gateway's resolver and the domain into an external client's wg-quick file unless told not to", async () => {
       const key = await network('dn-ext');
       const a = await join('dn-ext', 'alpha', key);
       await admin('PUT', `/api/v1/nodes/${a.nodeId}/ingress`, { endpoint: '192.0.2.1:51820' });
-      const plain = await admin('POST', '/api/v1/networks/dn-ext/extclients', { name: 'laptop' });
+      const plain = await admin('POST', '/api/v1/networks/dn-ext/extclients', {
+        name: 'laptop',
+        meshDns: false,
+      });
       const mesh = await admin('POST', '/api/v1/networks/dn-ext/extclients', {
         name: 'phone',
-        meshDns: true,
         dns: ['9.9.9.9'],
       });
+      const only = await admin('POST', '/api/v1/networks/dn-ext/extclients', { name: 'tablet' });
       expect(mesh.body.dns).toEqual(['10.30.0.1', '9.9.9.9']);
+      expect(only.body.dns).toEqual(['10.30.0.1']);
       const conf = (id: string) =>
         admin('GET', `/api/v1/extclients/${id}/config`).then((r) => r.text);
       expect(await conf(plain.body.id)).not.toMatch(/^DNS =/m);
       expect(await conf(mesh.body.id)).toMatch(/^DNS = 10\.30\.0\.1, 9\.9\.9\.9, dn-ext$/m);
+      expect(await conf(only.body.id)).toMatch(/^DNS = 10\.30\.0\.1, dn-ext$/m);
       await admin('PUT', '/api/v1/networks/dn-ext/dns', { domain: 'home.internal' });
       expect(await conf(mesh.body.id)).toMatch(/^DNS = 10\.30\.0\.1, 9\.9\.9\.9, home\.internal$/m);
     });

@@ -507,7 +507,7 @@ $('ext-form').addEventListener('submit', (e) => {
     const c = await call('POST', `/networks/${current}/extclients`, {
       name: f.name,
       dns,
-      meshDns: f.meshDns === 'on' || undefined,
+      meshDns: f.meshDns === 'on',
     });
     e.target.reset();
     await showQr(c);

@@ -177,7 +177,8 @@ export const CreateExtClientRequest = z.strictObject({
   dns: z.array(IpAddress).max(4).optional(),
   /**
    * Put the ingress gateway's mesh address first in `dns` (its agent's resolver answers for the
-   * network's domain) and the domain as the search domain of the wg-quick file.
+   * network's domain) and the domain as the search domain of the wg-quick file. Default true;
+   * false leaves `dns` as given (a Linux client whose wg-quick has no resolvconf, say).
    */
   meshDns: z.boolean().optional(),
 });

@@ -140,8 +140,8 @@ export function mapRecordsOf(state: DnsSource, domain: string): MapDnsRecord[] {
 }
 
 /**
- * The `dns` list of a new external client: with `meshDns`, the ingress gateway's mesh address
- * first (then the admin's servers), else the admin's servers as given.
+ * The `dns` list of a new external client: the ingress gateway's mesh address first (then the
+ * admin's servers), unless `meshDns` is false: then the admin's servers as given.
  */
 export function meshDnsList(
   req: { dns?: string[] | undefined; meshDns?: boolean | undefined },
@@ -149,7 +149,7 @@ export function meshDnsList(
   network: NetworkRecord,
 ): string[] {
   const given = req.dns ?? [];
-  if (req.meshDns !== true) return given;
+  if (req.meshDns === false) return given;
   const own = addressesOf(rangesOf(network), ingress.hostIndex).v4;
   return [own, ...given.filter((d) => d !== own)];
 }
