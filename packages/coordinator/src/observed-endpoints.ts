@@ -68,11 +68,12 @@ export function observationKey(n: NodeRecord, peers: readonly PeerStatus[]): str
 /**
  * The public endpoint of every node in `nodes` (one network), by id, from what each last reported
  * about its peers (`peerStatus`, by node id). A node's own reflected
- * endpoint stands while no public node observes it elsewhere; a node without one gets the
- * freshest observation by a public node (never one of the node's own LAN addresses, which a
- * public node on the same LAN sees); a node whose reflector answer has the observed address but
- * another port (its NAT mapped its peer flows to a second public port) gets the observation,
- * with the reflector's answer kept in the source.
+ * endpoint stands while no public node observes it elsewhere; a node without one gets what the
+ * public nodes observe (never one of the node's own LAN addresses, which a public node on the
+ * same LAN sees); a node whose reflector answer has the observed address but another port (its
+ * NAT mapped its peer flows to a second public port) gets the observation, with the reflector's
+ * answer kept in the source. Public nodes that disagree (a symmetric NAT) give nothing: the node
+ * keeps its own answer, or has none.
  */
 export function resolveEndpoints(
   nodes: readonly NodeRecord[],
@@ -93,8 +94,13 @@ export function resolveEndpoints(
     const lan = new Set(n.localEndpoints.map((e) => e.ip));
     const seen = (byKey.get(n.publicKey) ?? [])
       .filter((o) => o.byId !== n.id && !lan.has(o.endpoint.ip))
-      .sort((a, b) => a.ageMs - b.ageMs || (a.byName < b.byName ? -1 : 1));
-    const best = seen[0];
+      .sort((a, b) => (a.byName < b.byName ? -1 : a.byName > b.byName ? 1 : 0));
+    // Public nodes that see the node at different places: its NAT gives every destination its
+    // own port (a symmetric mapping), so what one observer saw is of no use to anyone else. The
+    // first by name is named otherwise, not the freshest: handshake ages change with every
+    // report, and a choice that flips would restart every pair's wait for a direct path.
+    const symmetric = new Set(seen.map((o) => `${o.endpoint.ip}:${o.endpoint.port}`)).size > 1;
+    const best = symmetric ? undefined : seen[0];
     if (own === null) {
       out.set(
         n.id,

@@ -124,11 +124,11 @@ describe('resolveEndpoints', () => {
       reflected: natted,
       source: { kind: 'observed', byId: 'n1', byName: 'node1', reflector: null },
     });
-    // A node whose reflected endpoint is its own address is public too; the freshest one wins.
+    // A node whose reflected endpoint is its own address is public too.
     const p = publicRow(2, [seen(KEYS[0]!, { ip: natted.ip, port: 40002 }, 500)]);
-    expect(resolve([k, r, p]).get('n0')?.reflected).toEqual({
-      ip: natted.ip,
-      port: 40002,
+    expect(resolve([k, p]).get('n0')).toEqual({
+      reflected: { ip: natted.ip, port: 40002 },
+      source: { kind: 'observed', byId: 'n2', byName: 'node2', reflector: null },
     });
   });
 
@@ -188,6 +188,41 @@ describe('resolveEndpoints', () => {
       peer_status: JSON.stringify([seen(KEYS[0]!, { ip: '192.0.2.99', port: 1 })]),
     });
     expect(resolve([k, elsewhere]).get('n0')?.reflected).toEqual(own);
+  });
+
+  it('gives nothing of public observers that disagree (a symmetric NAT), whatever their ages', () => {
+    // R and P each see the node at their own port of one address: every destination gets a port.
+    const atR = { ip: natted.ip, port: 40077 };
+    const atP = { ip: natted.ip, port: 40078 };
+    const observers = (ageR: number, ageP: number) => [
+      row(1, { is_relay: 1, peer_status: JSON.stringify([seen(KEYS[0]!, atR, ageR)]) }),
+      row(2, { is_ingress: 1, peer_status: JSON.stringify([seen(KEYS[0]!, atP, ageP)]) }),
+    ];
+    const own = { ip: natted.ip, port: 40001 };
+    const probed = row(0, { reflected_endpoint: JSON.stringify(own) });
+    const unprobed = row(0);
+    for (const [ageR, ageP] of [
+      [1_000, 9_000],
+      [9_000, 1_000],
+    ] as const) {
+      expect(resolve([probed, ...observers(ageR, ageP)]).get('n0')).toEqual({
+        reflected: own,
+        source: { kind: 'reflector' },
+      });
+      expect(resolve([unprobed, ...observers(ageR, ageP)]).get('n0')).toEqual({
+        reflected: null,
+        source: undefined,
+      });
+    }
+    // Observers that agree name one of them, the same one however the ages of their reports
+    // move (a map that changed with every report would restart every pair's wait).
+    const agree = (ageR: number, ageP: number) => [
+      row(1, { is_relay: 1, peer_status: JSON.stringify([seen(KEYS[0]!, atR, ageR)]) }),
+      row(2, { is_ingress: 1, peer_status: JSON.stringify([seen(KEYS[0]!, atR, ageP)]) }),
+    ];
+    const first = resolve([unprobed, ...agree(1_000, 9_000)]).get('n0');
+    expect(first?.reflected).toEqual(atR);
+    expect(resolve([unprobed, ...agree(9_000, 1_000)]).get('n0')).toEqual(first);
   });
 
   it('property: an endpoint is the node’s own or a fresh public observation, never a LAN address', () => {
