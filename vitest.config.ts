@@ -7,6 +7,7 @@ const pkg = (name: string) => fileURLToPath(new URL(`./packages/${name}/src`, im
 // tsconfig.tests.json maps the same names in `paths` for the type check: keep the two in step.
 const alias = [
   { find: /^@wiremesh\/wg-core$/, replacement: `${pkg('wg-core')}/index.ts` },
+  { find: /^@wiremesh\/wg-core\/engine$/, replacement: `${pkg('wg-core')}/engine.ts` },
   { find: /^@wiremesh\/wg-core\/native$/, replacement: `${pkg('wg-core')}/native.ts` },
   { find: /^@wiremesh\/wg-tun$/, replacement: `${pkg('wg-tun')}/index.ts` },
   { find: /^@wiremesh\/protocol$/, replacement: `${pkg('protocol')}/index.ts` },

@@ -1,32 +1,4 @@
 /** @wiremesh/wg-core: a sans-IO WireGuard engine in pure TypeScript. */
-export * from './constants.js';
-export * from './types.js';
-export type { CryptoProvider, RandomSource } from './crypto/provider.js';
+export * from './engine.js';
+// The same object as engine.ts's, with its primitives bound at import (no loader needed).
 export { nobleCrypto } from './crypto/noble.js';
-export {
-  clampPrivateKey,
-  equalBytes,
-  generatePrivateKey,
-  isZeroKey,
-  keyFromBase64,
-  keyFromHex,
-  keyToBase64,
-  keyToHex,
-  publicKeyOf,
-  wipe,
-} from './keys.js';
-export * from './kdf.js';
-export * from './tai64n.js';
-export * from './messages.js';
-export * from './handshake.js';
-export * from './cookie.js';
-export * from './ip.js';
-export * from './replay.js';
-export * from './allowed-ips.js';
-export * from './index-table.js';
-export * from './uapi.js';
-export { Device, paddedLength, type DeviceOptions, type PeerOptions } from './device.js';
-export { Peer } from './peer.js';
-export { Keypair, Keypairs } from './keypair.js';
-export type { TimerName } from './timers.js';
-export { ipPacketLength, ipVersion } from './ip-packet.js';

@@ -14,9 +14,19 @@ import {
 import { createRequire } from 'node:module';
 import { AEAD_NONCE_LEN, AEAD_TAG_LEN, HASH_LEN, KEY_LEN, XAEAD_NONCE_LEN } from './constants.js';
 import { blake2sHash, blake2sMac, hkdfBlake2s, hmacBlake2s } from './crypto/blake2s.js';
-import { nobleCrypto } from './crypto/noble.js';
-import { kdf3 } from './kdf.js';
+import { nobleCrypto, provideNobleLoader } from './crypto/noble-lazy.js';
 import type { CryptoProvider } from './crypto/provider.js';
+
+// The pure-TS primitives load synchronously when first used (require of an ES module, Node >=
+// 20.19), so a process on the native provider never pays their ~8 MiB.
+provideNobleLoader(
+  () =>
+    (
+      createRequire(import.meta.url)(
+        './crypto/noble-impl.js',
+      ) as typeof import('./crypto/noble-impl.js')
+    ).nobleImpl,
+);
 
 /**
  * From this plaintext size on, OpenSSL's ChaCha20-Poly1305 beats libsodium's (its vectorised code
@@ -356,48 +366,82 @@ function build(
   } catch {
     mismatch = 'a primitive threw';
   }
-  if (mismatch) return { error: `self-check against noble failed (${mismatch})` };
+  if (mismatch) return { error: `self-check against known answers failed (${mismatch})` };
   return { provider, plan };
 }
 
 /**
- * Compares every primitive with noble on fixed inputs, both AEAD paths included, so a broken or
- * mismatched binding is never selected. Returns the failing primitive's name or null.
+ * Known answers of every primitive on fixed inputs (computed with noble, the reference), both AEAD
+ * paths included, so a broken or mismatched binding is never selected. Long outputs are compared
+ * by their BLAKE2s digest, whose own answer is checked first. Answers rather than a live noble
+ * comparison keep the pure-TS primitives unloaded.
  */
+const KNOWN = {
+  aPub: '07a37cbc142093c8b755dc1b10e86cb426374ad16aa853ed0bdfc0b2b86d1c7c',
+  bPub: '5714769d116bf76436ae74bc793d2c30ad1903c59ac5273805c7e2698b410c36',
+  shared: 'c9ea6a3f79a000b60b076d4afc990b272f3f0b5aaa3f0b8713c209273e363863',
+  hash: 'b208aa24c2db734fc3a29bf987280c8fd5a105d56979b06ae00ee61b700ade2e',
+  hmac: '13f70b043987a6ad6fac8467abd2e5bbe92ffaa97f1268f07abd68bcafc480ce',
+  mac: 'dd1f4de3b65146db9797bdedb99c1ca0',
+  /** BLAKE2s of T1||T2||T3 of Kdf3(a, b), and of Kdf3(a, ε) (which derives transport keys). */
+  kdf: '791560ad68b433768f91d2d41cd97d50188df6a085897e50ece2d8272bac4c36',
+  kdfEmpty: '8d8e912fd95625e7a2d9c25334897552fa713f2546c0c5d7ecb87e078dea76b0',
+  /** BLAKE2s of ciphertext||tag, by plaintext size: the libsodium and the OpenSSL path. */
+  seal: new Map([
+    [AEAD_TAG_LEN, '3619137d53cf71d82e5f15f461eb153825c621060db818a898c4baf86a824859'],
+    [OPENSSL_AEAD_MIN_BYTES, 'c4bd24cc1d3ee0a85e9c299037ede2a9dab7cd227199ca6eab8ff20d00ea207f'],
+  ]),
+  xseal: new Map([
+    [AEAD_TAG_LEN, 'c3fce5c5be6059bb584242a62967f2365e770385c40cca9184ec039ba2ee8df1'],
+    [OPENSSL_AEAD_MIN_BYTES, 'fc186a63d3c91811c9e5a9d23dc6db16b632e58d9413cdd8f162e27c19865aec'],
+  ]),
+} as const;
+
+/** Checks every primitive against KNOWN. Returns the failing primitive's name or null. */
 function selfCheck(p: CryptoProvider): string | null {
   const fill = (n: number, seed: number): Uint8Array =>
     Uint8Array.from({ length: n }, (_, i) => seed + i);
-  const same = (a: Uint8Array, b: Uint8Array): boolean =>
-    a.length === b.length && a.every((v, i) => v === b[i]);
+  const hex = (b: Uint8Array): string =>
+    Buffer.from(b.buffer, b.byteOffset, b.length).toString('hex');
   const a = fill(KEY_LEN, 1);
   const b = fill(KEY_LEN, 101);
-  const bPub = nobleCrypto.x25519Public(b);
-  if (!same(p.x25519Public(a), nobleCrypto.x25519Public(a))) return 'x25519Public';
-  if (!same(p.x25519(a, bPub), nobleCrypto.x25519(a, bPub))) return 'x25519';
+  if (hex(p.hash(a, b)) !== KNOWN.hash) return 'hash';
+  if (hex(p.hmac(a, b)) !== KNOWN.hmac) return 'hmac';
   const ad = fill(AEAD_TAG_LEN, 7);
+  if (hex(p.mac(a, ad)) !== KNOWN.mac) return 'mac';
+  if (hex(p.x25519Public(a)) !== KNOWN.aPub || hex(p.x25519Public(b)) !== KNOWN.bPub)
+    return 'x25519Public';
+  if (hex(p.x25519(a, Buffer.from(KNOWN.bPub, 'hex'))) !== KNOWN.shared) return 'x25519';
   for (const size of [AEAD_TAG_LEN, OPENSSL_AEAD_MIN_BYTES]) {
     const pt = fill(size, 3);
-    const mine = new Uint8Array(size + AEAD_TAG_LEN);
-    const ref = new Uint8Array(size + AEAD_TAG_LEN);
-    p.seal(a, fill(AEAD_NONCE_LEN, 9), pt, ad, mine);
-    nobleCrypto.seal(a, fill(AEAD_NONCE_LEN, 9), pt, ad, ref);
+    const sealed = new Uint8Array(size + AEAD_TAG_LEN);
+    p.seal(a, fill(AEAD_NONCE_LEN, 9), pt, ad, sealed);
     const back = new Uint8Array(size);
-    if (!same(mine, ref) || !p.open(a, fill(AEAD_NONCE_LEN, 9), ref, ad, back) || !same(back, pt))
+    if (
+      hex(p.hash(sealed)) !== KNOWN.seal.get(size) ||
+      !p.open(a, fill(AEAD_NONCE_LEN, 9), sealed, ad, back) ||
+      hex(back) !== hex(pt)
+    )
       return 'seal/open';
-    ref[0]! ^= 1;
-    if (p.open(a, fill(AEAD_NONCE_LEN, 9), ref, ad, back)) return 'open accepted a forgery';
-    p.xseal(a, fill(XAEAD_NONCE_LEN, 9), pt, ad, mine);
-    nobleCrypto.xseal(a, fill(XAEAD_NONCE_LEN, 9), pt, ad, ref);
-    if (!same(mine, ref)) return 'xseal';
+    sealed[0]! ^= 1;
+    if (p.open(a, fill(AEAD_NONCE_LEN, 9), sealed, ad, back)) return 'open accepted a forgery';
+    p.xseal(a, fill(XAEAD_NONCE_LEN, 9), pt, ad, sealed);
+    if (
+      hex(p.hash(sealed)) !== KNOWN.xseal.get(size) ||
+      !p.xopen(a, fill(XAEAD_NONCE_LEN, 9), sealed, ad, back) ||
+      hex(back) !== hex(pt)
+    )
+      return 'xseal/xopen';
   }
-  if (!same(p.hash(a, b), nobleCrypto.hash(a, b))) return 'hash';
-  if (!same(p.hmac(a, b), nobleCrypto.hmac(a, b))) return 'hmac';
-  if (!same(p.mac(a, ad), nobleCrypto.mac(a, ad))) return 'mac';
-  // Kdf3 with and without input (Kdf2(C, ε) derives the transport keys) against noble's hmac chain.
-  for (const input of p.kdf ? [b, new Uint8Array(0)] : []) {
-    const mine = [new Uint8Array(HASH_LEN), new Uint8Array(HASH_LEN), new Uint8Array(HASH_LEN)];
-    p.kdf!(a, input, mine);
-    if (!kdf3(nobleCrypto, a, input).every((t, i) => same(t, mine[i]!))) return 'kdf';
+  for (const [input, known] of p.kdf
+    ? ([
+        [b, KNOWN.kdf],
+        [new Uint8Array(0), KNOWN.kdfEmpty],
+      ] as const)
+    : []) {
+    const out = [new Uint8Array(HASH_LEN), new Uint8Array(HASH_LEN), new Uint8Array(HASH_LEN)];
+    p.kdf!(a, input, out);
+    if (hex(p.hash(...out)) !== known) return 'kdf';
   }
   return null;
 }
@@ -440,7 +484,7 @@ function probe(useSodium: boolean): Probe {
 
 /**
  * The native provider, or null when this runtime has neither libsodium nor OpenSSL's X25519 and
- * ChaCha20-Poly1305, or when it fails its start-up self-check against noble. Built once per
+ * ChaCha20-Poly1305, or when it fails its start-up self-check (known answers). Built once per
  * option set and shared; the provider keeps no per-call state and no secrets.
  */
 export function nativeCrypto(options: NativeCryptoOptions = {}): CryptoProvider | null {

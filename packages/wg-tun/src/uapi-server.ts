@@ -7,7 +7,7 @@ import { chmodSync, lstatSync, mkdirSync, unlinkSync, type Stats } from 'node:fs
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
 
-import { UAPI_ERRNO, errnoReply, parseRequest } from '@wiremesh/wg-core';
+import { UAPI_ERRNO, errnoReply, parseRequest } from '@wiremesh/wg-core/engine';
 
 import {
   MAX_UAPI_CONNECTIONS,

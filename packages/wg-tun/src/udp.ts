@@ -6,7 +6,7 @@
  */
 import { isIP } from 'node:net';
 
-import type { Endpoint } from '@wiremesh/wg-core';
+import type { Endpoint } from '@wiremesh/wg-core/engine';
 
 import { loadAddon, type IoStats, type NativeAddon, type NativeUdp } from './native/addon.js';
 import {

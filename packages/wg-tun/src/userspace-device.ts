@@ -27,7 +27,7 @@ import {
   type UapiAllowedIp,
   type UapiPeerConfig,
   type UapiSetRequest,
-} from '@wiremesh/wg-core';
+} from '@wiremesh/wg-core/engine';
 import { selectCrypto } from '@wiremesh/wg-core/native';
 
 import {
