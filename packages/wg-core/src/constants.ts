@@ -73,6 +73,8 @@ export const UNDER_LOAD_AFTER_TIME_MS = 1_000;
 export const RATELIMIT_PACKETS_PER_SECOND = 20;
 export const RATELIMIT_BURST = 5;
 export const DEFAULT_MTU = 1420;
+/** Bytes the engine's random pool draws from its source at once (random-pool.ts): 64 jitters. */
+export const RANDOM_POOL_BYTES = 256;
 export const MAX_PEERS = 1 << 16;
 /**
  * Longest UAPI line, without its '\n': wireguard-go reads lines with bufio.Scanner, whose 64 KiB

@@ -40,6 +40,7 @@ import {
 import { Keypair } from './keypair.js';
 import { messageType } from './messages.js';
 import { Peer } from './peer.js';
+import { RandomPool } from './random-pool.js';
 import { RateLimiter } from './ratelimiter.js';
 import { tai64n } from './tai64n.js';
 import { TIMER_NAMES, type TimerName } from './timers.js';
@@ -49,7 +50,11 @@ import type { UapiDeviceState, UapiSetRequest } from './uapi.js';
 /** Options of a Device. */
 export interface DeviceOptions {
   crypto: CryptoProvider;
-  /** Cryptographically secure randomness: ephemerals, indices, cookie secrets, jitter. */
+  /**
+   * Cryptographically secure randomness: ephemerals, indices, cookie secrets, jitter. Keys are
+   * drawn directly; indices, jitter and cookie-reply nonces come through a RandomPool, which draws
+   * RANDOM_POOL_BYTES at a time and serves them in order (a fixed source gives a fixed run).
+   */
   random: RandomSource;
   /** Wall-clock ms since the Unix epoch, for TAI64N timestamps and last-handshake times. */
   wallClock: WallClock;
@@ -142,7 +147,8 @@ export class Device {
   };
 
   private readonly nonce = new Uint8Array(AEAD_NONCE_LEN);
-  private readonly jitterBuf = new Uint8Array(4);
+  /** Jitter, indices and cookie-reply nonces: many small draws, refilled in bulk. */
+  private readonly randomPool: RandomPool;
 
   constructor(opts: DeviceOptions) {
     if (typeof opts.random !== 'function') throw new TypeError('random must be a function');
@@ -154,7 +160,8 @@ export class Device {
     this.underLoadThreshold = opts.underLoadThreshold ?? UNDER_LOAD_HANDSHAKES_PER_SECOND;
     this.allocate = opts.allocate ?? ((length) => new Uint8Array(length));
     this.cookieChecker = new CookieChecker(this.crypto, null);
-    this.indexTable = new IndexTable<IndexEntry>(this.random);
+    this.randomPool = new RandomPool(this.random);
+    this.indexTable = new IndexTable<IndexEntry>(this.randomPool.fill);
   }
 
   // ---------------------------------------------------------------- configuration
@@ -423,7 +430,7 @@ export class Device {
         out.push({
           type: 'send',
           endpoint: from,
-          data: this.cookieChecker.createReply(msg, source, now, this.random),
+          data: this.cookieChecker.createReply(msg, source, now, this.randomPool.fill),
         });
         return this.drop('mac2-missing', out);
       }
@@ -803,8 +810,7 @@ export class Device {
 
   /** Uniform jitter in [0, REKEY_TIMEOUT_JITTER_MAX_MS) ms for handshake timers (whitepaper §6.1). */
   private jitter(): number {
-    this.random(this.jitterBuf);
-    return readLe32(this.jitterBuf, 0) % REKEY_TIMEOUT_JITTER_MAX_MS;
+    return this.randomPool.uint32() % REKEY_TIMEOUT_JITTER_MAX_MS;
   }
 
   private setNonce(lo: number, hi: number): void {

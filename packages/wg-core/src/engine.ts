@@ -27,6 +27,7 @@ export * from './ip.js';
 export * from './replay.js';
 export * from './allowed-ips.js';
 export * from './index-table.js';
+export { RandomPool } from './random-pool.js';
 export * from './uapi.js';
 export { Device, paddedLength, type DeviceOptions, type PeerOptions } from './device.js';
 export { Peer } from './peer.js';

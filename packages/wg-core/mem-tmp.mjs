@@ -1,0 +1,14 @@
+const { Peer, Handshake, CookieGenerator, Keypairs } = await import('./dist/index.js');
+const { PeerTimers } = await import('./dist/timers.js');
+const { selectCrypto } = await import('./dist/native.js');
+const c = selectCrypto().provider;
+const h = () => { gc(); gc(); return process.memoryUsage().heapUsed; };
+const N = 1000; const keep = [];
+const m = (name, f) => { const h0 = h(); for (let i = 0; i < N; i++) keep.push(f(i)); console.log(name, ((h() - h0) / N).toFixed(0)); };
+const pk = () => crypto.getRandomValues(new Uint8Array(32));
+m('u8(32)', () => new Uint8Array(32));
+m('Handshake', () => new Handshake(c, null, pk(), null));
+m('CookieGenerator', () => new CookieGenerator(c, pk()));
+m('Keypairs', () => new Keypairs());
+m('PeerTimers', () => new PeerTimers(() => 0));
+m('Peer', (i) => new Peer(c, null, pk(), 'ab'.repeat(32) + i, () => 0));
