@@ -5,6 +5,7 @@
 import {
   COOKIE_LEN,
   COOKIE_REFRESH_TIME_MS,
+  HASH_LEN,
   KEY_LEN,
   LABEL_COOKIE,
   LABEL_MAC1,
@@ -152,22 +153,34 @@ export class CookieChecker {
   }
 }
 
+/** CookieGenerator's fixed fields: views of one buffer. */
+interface CookieFields {
+  readonly mac1Key: Uint8Array;
+  readonly cookieKey: Uint8Array;
+  readonly cookie: Uint8Array;
+  readonly lastMac1: Uint8Array;
+}
+
 /**
  * Adds mac1/mac2 to the handshake messages we send to one peer and takes the cookies it replies
  * with (whitepaper §5.4.4, §5.4.7). Keyed on the peer's static public key.
  */
 export class CookieGenerator {
   readonly #crypto: CryptoProvider;
-  /** HASH(LABEL_MAC1 || Spub_peer). */
-  readonly #mac1Key: Uint8Array;
-  /** HASH(LABEL_COOKIE || Spub_peer): opens the peer's cookie replies. */
-  readonly #cookieKey: Uint8Array;
-  readonly #cookie = new Uint8Array(COOKIE_LEN);
+  readonly #remoteStatic: Uint8Array;
+  /**
+   * HASH(LABEL_MAC1 || Spub_peer), HASH(LABEL_COOKIE || Spub_peer) (opens the peer's cookie
+   * replies), the cookie and the last mac1 sent, in one buffer made by the first addMacs: a
+   * configured peer that never handshakes holds none of them (see Handshake's fields on why).
+   */
+  #fields: CookieFields | null = null;
   #cookieSetAtMs: number | null = null;
-  readonly #lastMac1 = new Uint8Array(MAC_LEN);
   #hasLastMac1 = false;
 
-  /** Takes the peer's 32-byte static public key. Throws TypeError/RangeError on a wrong one. */
+  /**
+   * Takes the peer's 32-byte static public key, kept by reference (a Peer passes its handshake's
+   * copy): do not modify it afterwards. Throws TypeError/RangeError on a wrong one.
+   */
   constructor(crypto: CryptoProvider, remoteStatic: Uint8Array) {
     if (typeof crypto !== 'object' || crypto === null)
       throw new TypeError('crypto must be a CryptoProvider');
@@ -176,8 +189,22 @@ export class CookieGenerator {
     if (remoteStatic.length !== KEY_LEN)
       throw new RangeError(`remoteStatic must be ${KEY_LEN} bytes`);
     this.#crypto = crypto;
-    this.#mac1Key = labelledHash(crypto, LABEL_MAC1, remoteStatic);
-    this.#cookieKey = labelledHash(crypto, LABEL_COOKIE, remoteStatic);
+    this.#remoteStatic = remoteStatic;
+  }
+
+  #state(): CookieFields {
+    if (this.#fields !== null) return this.#fields;
+    const buf = new Uint8Array(2 * HASH_LEN + COOKIE_LEN + MAC_LEN);
+    const f: CookieFields = {
+      mac1Key: buf.subarray(0, HASH_LEN),
+      cookieKey: buf.subarray(HASH_LEN, 2 * HASH_LEN),
+      cookie: buf.subarray(2 * HASH_LEN, 2 * HASH_LEN + COOKIE_LEN),
+      lastMac1: buf.subarray(2 * HASH_LEN + COOKIE_LEN),
+    };
+    f.mac1Key.set(labelledHash(this.#crypto, LABEL_MAC1, this.#remoteStatic));
+    f.cookieKey.set(labelledHash(this.#crypto, LABEL_COOKIE, this.#remoteStatic));
+    this.#fields = f;
+    return f;
   }
 
   /**
@@ -192,12 +219,13 @@ export class CookieGenerator {
     if (offsets === null) {
       throw new RangeError('addMacs: msg must be a handshake initiation or response');
     }
-    const mac1 = this.#crypto.mac(this.#mac1Key, msg.subarray(0, offsets.mac1));
+    const f = this.#state();
+    const mac1 = this.#crypto.mac(f.mac1Key, msg.subarray(0, offsets.mac1));
     msg.set(mac1, offsets.mac1);
-    this.#lastMac1.set(mac1);
+    f.lastMac1.set(mac1);
     this.#hasLastMac1 = true;
     if (fresh(this.#cookieSetAtMs, now)) {
-      msg.set(this.#crypto.mac(this.#cookie, msg.subarray(0, offsets.mac2)), offsets.mac2);
+      msg.set(this.#crypto.mac(f.cookie, msg.subarray(0, offsets.mac2)), offsets.mac2);
     } else {
       msg.fill(0, offsets.mac2, offsets.mac2 + MAC_LEN);
     }
@@ -212,21 +240,14 @@ export class CookieGenerator {
   consumeReply(msg: Uint8Array, now: number): boolean {
     checkTime(now);
     if (!(msg instanceof Uint8Array) || !this.#hasLastMac1) return false;
+    const f = this.#state();
     const reply = readCookieReply(msg);
     if (reply === null) return false;
     const cookie = new Uint8Array(COOKIE_LEN);
-    if (
-      !this.#crypto.xopen(
-        this.#cookieKey,
-        reply.nonce,
-        reply.encryptedCookie,
-        this.#lastMac1,
-        cookie,
-      )
-    ) {
+    if (!this.#crypto.xopen(f.cookieKey, reply.nonce, reply.encryptedCookie, f.lastMac1, cookie)) {
       return false;
     }
-    this.#cookie.set(cookie);
+    f.cookie.set(cookie);
     cookie.fill(0);
     this.#cookieSetAtMs = now;
     return true;

@@ -230,7 +230,8 @@ export class Device {
     const id = hex(publicKey);
     let peer = this.peerMap.get(id);
     if (!peer) {
-      peer = new Peer(this.crypto, this.local, publicKey.slice(), id, () => this.jitter());
+      // The handshake copies the key; the peer shares that copy.
+      peer = new Peer(this.crypto, this.local, publicKey, id, () => this.jitter());
       this.peerMap.set(id, peer);
     }
     if (opts.presharedKey !== undefined) this.setPresharedKey(peer, opts.presharedKey);

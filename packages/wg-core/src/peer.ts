@@ -32,16 +32,20 @@ export class Peer {
   rxBytes = 0;
   txBytes = 0;
 
+  /** The peer's static public key (the handshake's copy). Do not modify. */
+  readonly publicKey: Uint8Array;
+
   constructor(
     crypto: CryptoProvider,
     local: LocalIdentity | null,
-    readonly publicKey: Uint8Array,
+    publicKey: Uint8Array,
     /** Hex of the public key: the peer's key in the device's map. */
     readonly id: string,
     jitter: () => number,
   ) {
     this.handshake = new Handshake(crypto, local, publicKey, null);
-    this.cookieGenerator = new CookieGenerator(crypto, publicKey);
+    this.publicKey = this.handshake.remoteStatic;
+    this.cookieGenerator = new CookieGenerator(crypto, this.publicKey);
     this.timers = new PeerTimers(jitter);
   }
 
