@@ -5,7 +5,8 @@
  * over rounds, configurations alternating in order.
  *
  * Run as root: pnpm --filter @wiremesh/bench exec node --import tsx memory/run.ts [--rounds N]
- * Flags: --rounds N (default 3), --peers N (default 1000), --json FILE (results as JSON).
+ * Flags: --rounds N (default 2), --peers N (default 1000), --settle S (seconds idle before each
+ * reading, default 10), --json FILE (results as JSON).
  */
 import { execFileSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
@@ -33,10 +34,14 @@ import {
   type Figure,
 } from '../tunnel/lib.js';
 
-const DEFAULT_ROUNDS = 3;
+const DEFAULT_ROUNDS = 2;
 const DEFAULT_PEERS = 1000;
-/** A freshly started or reconfigured daemon settles (lazy init, a GC) before its RSS is read. */
-const SETTLE_MS = 1500;
+/**
+ * A freshly started or reconfigured daemon settles before its RSS is read: V8's memory reducer
+ * returns the pages of a configuration's garbage some seconds after the heap goes quiet (and Go's
+ * scavenger does likewise), so an idle daemon is read after it has been idle a while.
+ */
+const DEFAULT_SETTLE_S = 10;
 /** RSS is read this many times SAMPLE_GAP_MS apart after settling; the median is kept. */
 const SAMPLES = 5;
 const SAMPLE_GAP_MS = 100;
@@ -77,16 +82,22 @@ const ROWS: Row[] = [
   { key: 'setconf', label: (n) => `wg setconf ${n.toLocaleString('en')} peers, ms`, decimals: 0 },
 ];
 
-const USAGE = 'usage: memory/run.ts [--rounds N] [--peers N] [--json FILE]   (as root)\n';
+const USAGE =
+  'usage: memory/run.ts [--rounds N] [--peers N] [--settle S] [--json FILE]   (as root)\n';
 
 interface Options {
   rounds: number;
   peers: number;
+  settleMs: number;
   json?: string;
 }
 
 function parseArgs(argv: readonly string[]): Options {
-  const o: Options = { rounds: DEFAULT_ROUNDS, peers: DEFAULT_PEERS };
+  const o: Options = {
+    rounds: DEFAULT_ROUNDS,
+    peers: DEFAULT_PEERS,
+    settleMs: DEFAULT_SETTLE_S * 1000,
+  };
   for (let i = 0; i < argv.length; i++) {
     const flag = argv[i]!;
     const value = argv[i + 1];
@@ -98,6 +109,7 @@ function parseArgs(argv: readonly string[]): Options {
     };
     if (flag === '--rounds') o.rounds = count();
     else if (flag === '--peers') o.peers = count();
+    else if (flag === '--settle') o.settleMs = count() * 1000;
     else if (flag === '--json') {
       if (value === undefined) throw new Error('--json needs a file name');
       o.json = value;
@@ -133,9 +145,9 @@ function residentKiB(pid: number): { rss: number; anon: number } {
   return { rss: field('VmRSS'), anon: field('RssAnon') };
 }
 
-/** After SETTLE_MS, the median of SAMPLES readings (a GC or a timer may be running at any one). */
-async function settledKiB(pid: number): Promise<{ rss: number; anon: number }> {
-  await sleep(SETTLE_MS);
+/** After settleMs, the median of SAMPLES readings (a GC or a timer may be running at any one). */
+async function settledKiB(pid: number, settleMs: number): Promise<{ rss: number; anon: number }> {
+  await sleep(settleMs);
   const rss: number[] = [];
   const anon: number[] = [];
   for (let i = 0; i < SAMPLES; i++) {
@@ -173,7 +185,12 @@ async function peersConfig(peers: number): Promise<string> {
 }
 
 /** One namespace per measurement, so no daemon's interface or socket meets another's. */
-async function measureDaemon(col: Column, configPath: string, peers: number): Promise<void> {
+async function measureDaemon(
+  col: Column,
+  configPath: string,
+  peers: number,
+  settleMs: number,
+): Promise<void> {
   const ns = createNamespace(NS_TAG);
   let daemon;
   try {
@@ -189,7 +206,7 @@ async function measureDaemon(col: Column, configPath: string, peers: number): Pr
   const pid = daemon.proc.pid;
   let idle: { rss: number; anon: number } | undefined;
   const idleF = await figure(async () => {
-    idle = await settledKiB(pid);
+    idle = await settledKiB(pid, settleMs);
     return { value: idle.rss / KIB_PER_MIB };
   });
   record('idle', col.key, idleF);
@@ -209,7 +226,7 @@ async function measureDaemon(col: Column, configPath: string, peers: number): Pr
           const dump = await check(ns, ['wg', 'show', daemon.iface, 'peers']);
           const n = dump.split('\n').filter((l) => l.trim() !== '').length;
           if (n !== peers) throw new Error(`${n} of ${peers} peers configured`);
-          after = await settledKiB(pid);
+          after = await settledKiB(pid, settleMs);
           return { value: after.rss / KIB_PER_MIB };
         });
   record('peers', col.key, afterF);
@@ -226,12 +243,12 @@ async function measureDaemon(col: Column, configPath: string, peers: number): Pr
 }
 
 /** The floor: a node process of the same binary doing nothing. */
-async function measureNode(): Promise<void> {
+async function measureNode(settleMs: number): Promise<void> {
   const f = await figure(async () => {
     const proc = spawnIn(null, [process.execPath, '-e', 'setInterval(() => {}, 1 << 30)']);
     try {
       await pollUntil('node to start', () => proc.running || undefined, 5_000);
-      const r = await settledKiB(proc.pid);
+      const r = await settledKiB(proc.pid, settleMs);
       record('idleAnon', 'node', { value: r.anon / KIB_PER_MIB });
       return { value: r.rss / KIB_PER_MIB };
     } finally {
@@ -374,15 +391,15 @@ async function main(): Promise<number> {
     const order = round % 2 === 0 ? COLUMNS : [...COLUMNS].reverse();
     for (const col of order) {
       progress(`round ${round + 1}/${o.rounds}: ${col.label}`);
-      if (col.spec === undefined) await measureNode();
-      else await measureDaemon(col, configPath, o.peers);
+      if (col.spec === undefined) await measureNode(o.settleMs);
+      else await measureDaemon(col, configPath, o.peers, o.settleMs);
     }
   }
   const elapsed = (performance.now() - started) / 1000;
   const header = [
     `bench/memory: ${o.rounds} round${o.rounds === 1 ? '' : 's'}; each daemon alone in a fresh namespace, link up (MTU ${TUNNEL_MTU}), then \`wg setconf\` with ${o.peers.toLocaleString('en')} peers (key, /32, endpoint each; no traffic)`,
     `node ${process.version}; ${toolVersion(['wireguard-go', '--version'])}; wgts crypto (auto): ${wgtsCryptoLine()}`,
-    `${cpus().length} CPUs, load average ${load0.toFixed(2)} at start, ${loadavg()[0]!.toFixed(2)} at end; ${elapsed.toFixed(0)} s; RSS read ${SETTLE_MS} ms after each step, median of ${SAMPLES} readings`,
+    `${cpus().length} CPUs, load average ${load0.toFixed(2)} at start, ${loadavg()[0]!.toFixed(2)} at end; ${elapsed.toFixed(0)} s; RSS read ${o.settleMs / 1000} s after each step, median of ${SAMPLES} readings`,
     ...(buildNote === undefined ? [] : [`NOTE: ${buildNote}`]),
   ];
   const text = render(o, header);
