@@ -448,6 +448,7 @@ const ROUTES: RouteSpec[] = [
     mutates: true,
   },
   { method: 'GET', path: (p) => `${P}/networks/${p('network')}/nodes`, auth: 'admin', read: true },
+  { method: 'GET', path: (p) => `${P}/networks/${p('network')}/paths`, auth: 'admin', read: true },
   { method: 'GET', path: () => `${P}/nodes`, auth: 'admin', read: true },
   { method: 'GET', path: (p) => `${P}/nodes/${p('node')}`, auth: 'admin', read: true },
   { method: 'GET', path: (p) => `${P}/nodes/${p('node')}/map`, auth: 'admin', read: true },
