@@ -90,6 +90,7 @@ export interface ServerDeps {
 const WEB_FILES: Record<string, string> = {
   '/': 'index.html',
   '/ui/app.js': 'app.js',
+  '/ui/map.js': 'map.js',
   '/ui/style.css': 'style.css',
 };
 const CONTENT_TYPES: Record<string, string> = {
