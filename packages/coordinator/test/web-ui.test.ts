@@ -14,6 +14,7 @@ import {
   startTestCoordinator,
   type TestCoordinator,
 } from './helpers.js';
+import { selfSignedCertificate } from '../../../test/harness/certs.js';
 
 const CHROMIUM = '/usr/bin/chromium';
 
@@ -615,3 +616,40 @@ it('keeps the map readable with 50 nodes', { timeout: 90_000 }, async () => {
   expect(await page.locator('#map-peers tr[data-peer]').count()).toBe(49);
   await page.click('#signout');
 });
+
+it(
+  'shows the pinned enrollment key of a coordinator that serves TLS',
+  { timeout: 60_000 },
+  async () => {
+    const tls = selfSignedCertificate(c.dir, 'ui-tls', {
+      subject: 'wiremesh-ui-test',
+      ips: ['127.0.0.1'],
+      days: 2,
+    });
+    const secure = await startTestCoordinator({ tlsCert: tls.cert, tlsKey: tls.key });
+    const context = await browser.newContext({ ignoreHTTPSErrors: true });
+    try {
+      expect(secure.url.startsWith('https://')).toBe(true);
+      const p = await context.newPage();
+      await p.goto(secure.url);
+      await p.fill('#token', secure.admin);
+      await p.click('#signin-form button');
+      await p.waitForSelector('#app:not([hidden])');
+      await p.fill('#network-form [name=name]', 'tls');
+      await p.fill('#network-form [name=ipv4Cidr]', '10.64.0.0/24');
+      await p.click('#network-form button');
+      await p.waitForSelector('#network-title:has-text("Network tls")');
+      await p.click('#key-form button');
+      await p.waitForSelector('#new-key:not([hidden])');
+      const text = (await p.textContent('#new-key')) ?? '';
+      // The pinned form carries the SHA-256 of the certificate served, base64url.
+      const sha = Buffer.from(tls.fingerprint.replaceAll(':', ''), 'hex').toString('base64url');
+      const plain = /shown once\): (wmk_[^\s.]+) /.exec(text)?.[1];
+      expect(plain).toBeDefined();
+      expect(text).toContain(`certificate: ${plain}.${sha}`);
+    } finally {
+      await context.close();
+      await secure.close();
+    }
+  },
+);
