@@ -543,6 +543,19 @@ it(
     await page.click('#map-svg [data-map-node=cloud] circle');
     expect(await page.textContent('#map-detail')).toContain('ingress (1 external client)');
 
+    // The map the office's agent gets (`node map ID`) holds the same relays.
+    await page.click('#nodes tr[data-node=office] button:has-text("Map")');
+    await page.waitForSelector('#node-map:not([hidden])');
+    const officeMap = JSON.parse((await page.textContent('#node-map-json')) ?? '{}') as {
+      self: { name: string; peerRelays?: { peerId: string; relayId: string }[] };
+    };
+    expect(officeMap.self.name).toBe('office');
+    expect(officeMap.self.peerRelays?.map((r) => r.relayId)).toEqual([
+      n('relay').id,
+      n('relay').id,
+      n('relay').id,
+    ]);
+
     // Hiding a kind of path hides its lines, and the choice survives the refresh.
     await page.uncheck('#map-legend [data-kind=direct] input');
     await page.waitForSelector(link('cloud--laptop'), { state: 'detached' });
@@ -651,5 +664,29 @@ it(
       await context.close();
       await secure.close();
     }
+  },
+);
+
+it(
+  'rotates the first admin token and stays signed in with the new one',
+  { timeout: 60_000 },
+  async () => {
+    await signIn();
+    const old = c.admin;
+    answer('');
+    await page.click('#rotate-admin');
+    await page.waitForSelector('#new-token:not([hidden]):has-text("New first admin token")');
+    const fresh = /wma_\S+/.exec((await page.textContent('#new-token')) ?? '')?.[0] ?? '';
+    expect(fresh).not.toBe(old);
+    expect((await api(c.url, 'GET', '/api/v1/networks', { token: old })).status).toBe(401);
+    expect((await api(c.url, 'GET', '/api/v1/networks', { token: fresh })).status).toBe(200);
+    c.admin = fresh;
+    // The page goes on with the new token: its next call succeeds and it is still signed in.
+    await page.fill('#network-form [name=name]', 'after');
+    await page.fill('#network-form [name=ipv4Cidr]', '10.65.0.0/24');
+    await page.click('#network-form button');
+    await page.waitForSelector('#network-title:has-text("Network after")');
+    expect(await page.isVisible('#app')).toBe(true);
+    await page.click('#signout');
   },
 );

@@ -369,6 +369,9 @@ async function refresh() {
                     'Unmake relay',
                   )
                 : '',
+              n.state === 'approved'
+                ? h('button', { onclick: () => act(() => showNodeMap(n)) }, 'Map')
+                : '',
               h(
                 'button',
                 {
@@ -464,6 +467,14 @@ async function refresh() {
   );
 }
 
+/** The network map node `n` gets (what `node map ID` prints). */
+async function showNodeMap(n) {
+  const map = await call('GET', `/nodes/${n.id}/map`);
+  $('node-map-title').textContent = `Map of ${n.name} (version ${map.version})`;
+  $('node-map-json').textContent = JSON.stringify(map, null, 2);
+  $('node-map').hidden = false;
+}
+
 /** Offers the approved ingress gateways for a new external client, keeping the admin's choice. */
 function fillIngressChoice(ingresses) {
   const select = $('ext-form').elements.ingress;
@@ -500,6 +511,7 @@ async function showQr(c) {
 function select(name) {
   current = name;
   $('qr').hidden = true;
+  $('node-map').hidden = true;
   $('new-key').hidden = true;
   void act(async () => undefined);
 }
@@ -602,6 +614,20 @@ $('network-delete').addEventListener('click', () => {
     await call('DELETE', `/networks/${current}`);
     current = null;
     settingsOf = null;
+  });
+});
+$('rotate-admin').addEventListener('click', () => {
+  void act(async () => {
+    if (!confirm('Rotate the first admin token? The old one stops working at once.')) return;
+    const r = await call('POST', '/admin/token/rotate');
+    // Signed in with the first token: go on with the new one (a named token is untouched).
+    const still = await fetch(`${API}/networks`, { headers: { authorization: `Bearer ${token}` } });
+    if (still.status === 401) {
+      token = r.token;
+      sessionStorage.setItem('wiremesh-admin-token', r.token);
+    }
+    $('new-token').textContent = `New first admin token (shown once): ${r.token}`;
+    $('new-token').hidden = false;
   });
 });
 $('audit-limit').addEventListener('change', () => void act(async () => undefined));
