@@ -102,6 +102,39 @@ export function registration(
   };
 }
 
+/** A node registered by `autoApproveNetwork`'s `reg`. */
+export interface RegisteredNode {
+  id: string;
+  secret: string;
+  pk: string;
+}
+
+/**
+ * Creates network `name` (`ipv4Cidr`) on the coordinator at `url` with an auto-approving
+ * enrollment key; resolves with a function that registers (and so approves) a node by name.
+ */
+export async function autoApproveNetwork(
+  url: string,
+  adminToken: string,
+  name: string,
+  ipv4Cidr: string,
+): Promise<(node: string) => Promise<RegisteredNode>> {
+  const admin = { token: adminToken };
+  await api(url, 'POST', '/api/v1/networks', { ...admin, body: { name, ipv4Cidr } });
+  const key = (
+    await api(url, 'POST', `/api/v1/networks/${name}/keys`, {
+      ...admin,
+      body: { autoApprove: true },
+    })
+  ).body.key as string;
+  return async (node: string) => {
+    const req = registration(name, node, { enrollmentKey: key });
+    const r = await api(url, 'POST', '/api/v1/register', { body: req });
+    if (r.status !== 201) throw new Error(`registering ${node}: ${r.status}`);
+    return { id: r.body.nodeId as string, secret: r.body.nodeSecret as string, pk: req.publicKey };
+  };
+}
+
 /** A push-stream reader: collects parsed events; `next` waits for one matching a predicate. */
 export class StreamReader {
   readonly events: PushEvent[] = [];
