@@ -4,7 +4,6 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createSocket } from 'node:dgram';
 import { randomBytes } from 'node:crypto';
 import {
-  ErrorBody,
   NetworkMap,
   CheckinResponse,
   RegisterResponse,
@@ -20,6 +19,7 @@ import {
   api,
   keyPair,
   registration,
+  expectError,
   startTestCoordinator,
   StreamReader,
   type TestCoordinator,
@@ -40,14 +40,6 @@ export function apiCases(
 
   const admin = (method: string, path: string, body?: unknown) =>
     api(c.url, method, path, { token: c.admin, body });
-  const expectError = (
-    r: { status: number; body: unknown; text: string },
-    status: number,
-    code: string,
-  ) => {
-    expect(r.status, r.text).toBe(status);
-    expect(ErrorBody.parse(r.body).code).toBe(code);
-  };
 
   // The cases share one range (their addresses are asserted); probe-cases.ts tests the refusal.
   async function network(name: string, extra: Record<string, unknown> = {}) {

@@ -5,8 +5,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import pino from 'pino';
+import { expect } from 'vitest';
 import { generatePrivateKey, keyToBase64, nobleCrypto, publicKeyOf } from '@wiremesh/wg-core';
 import {
+  ErrorBody,
   PROTOCOL_VERSION,
   parsePushEvent,
   type PushEvent,
@@ -100,6 +102,16 @@ export function registration(
     localEndpoints: [{ ip: '192.168.1.10', port: 51820 }],
     ...over,
   };
+}
+
+/** Expects an API answer with HTTP `status` and error body `code`. */
+export function expectError(
+  r: { status: number; body: unknown; text: string },
+  status: number,
+  code: string,
+): void {
+  expect(r.status, r.text).toBe(status);
+  expect(ErrorBody.parse(r.body).code).toBe(code);
 }
 
 /** A node registered by `autoApproveNetwork`'s `reg`. */
