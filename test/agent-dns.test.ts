@@ -22,7 +22,7 @@ import {
   pollUntil,
   run,
 } from './harness/netns.js';
-import { startDaemon, tempFile } from './harness/wgts.js';
+import { wgQuickByHand } from './harness/wgts.js';
 
 const NETWORK = 'demo';
 const CONVERGE_MS = 15_000;
@@ -229,24 +229,9 @@ describe('mesh DNS', () => {
     });
     const conf = (await hub.http('GET', `/api/v1/extclients/${client.id}/config`)).text;
     expect(conf).toContain(`DNS = ${addr.alpha}, ${NETWORK}\n`);
-    // wg-quick's steps by hand (its DNS step needs resolvconf): wg setconf without the lines
-    // wg(8) does not know, the address, the routes of AllowedIPs.
+    // The phone: wireguard-go configured from the wg-quick file as wg-quick would.
     const { ns } = hub.attach();
-    const iface = alpha.extraIface();
-    await startDaemon(ns, 'wireguard-go', iface);
-    const address = /^Address = ([^,\n]+)/m.exec(conf)![1]!;
-    const allowed = /^AllowedIPs = (.+)$/m
-      .exec(conf)![1]!
-      .split(',')
-      .map((x) => x.trim());
-    const wgConf = conf
-      .split('\n')
-      .filter((l) => !/^(Address|DNS|MTU) =/.test(l))
-      .join('\n');
-    await check(ns, ['wg', 'setconf', iface, tempFile(wgConf)]);
-    await check(ns, ['ip', 'address', 'add', address, 'dev', iface]);
-    await check(ns, ['ip', 'link', 'set', iface, 'up']);
-    for (const r of allowed) await check(ns, ['ip', 'route', 'replace', r, 'dev', iface]);
+    const address = await wgQuickByHand(ns, alpha.extraIface(), conf);
     const phone = { ns };
     await pollUntil(
       'the phone to resolve gamma.demo through alpha',

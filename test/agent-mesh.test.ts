@@ -6,7 +6,7 @@ import { statSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AgentHost, Hub, NS_TAG, buildAll, waitPing } from './harness/agent-mesh.js';
-import { startDaemon, tempFile } from './harness/wgts.js';
+import { wgQuickByHand } from './harness/wgts.js';
 import {
   check,
   cleanupAll,
@@ -333,24 +333,9 @@ describe('wiremesh agents in namespaces', () => {
     const conf = (await hub.http('GET', `/api/v1/extclients/${client.id}/config`)).text;
     expect(conf).toContain(`Endpoint = ${alpha.lan}:51820`);
 
-    // The phone: wireguard-go configured from the wg-quick file as wg-quick would (wg setconf with
-    // the [Interface] lines wg(8) does not know stripped; address and routes by hand).
+    // The phone: wireguard-go configured from the wg-quick file as wg-quick would.
     const { ns } = hub.attach();
-    const iface = alpha.extraIface();
-    await startDaemon(ns, 'wireguard-go', iface);
-    const address = /^Address = ([^,\n]+)/m.exec(conf)![1]!;
-    const allowed = /^AllowedIPs = (.+)$/m
-      .exec(conf)![1]!
-      .split(',')
-      .map((x) => x.trim());
-    const wgConf = conf
-      .split('\n')
-      .filter((l) => !/^(Address|DNS|MTU) =/.test(l))
-      .join('\n');
-    await check(ns, ['wg', 'setconf', iface, tempFile(wgConf)]);
-    await check(ns, ['ip', 'address', 'add', address, 'dev', iface]);
-    await check(ns, ['ip', 'link', 'set', iface, 'up']);
-    for (const r of allowed) await check(ns, ['ip', 'route', 'replace', r, 'dev', iface]);
+    const address = await wgQuickByHand(ns, alpha.extraIface(), conf);
 
     // Through alpha, the phone reaches beta, and beta (whose map routes the phone via alpha) answers.
     await pollUntil(

@@ -176,3 +176,26 @@ export function exists(path: string): boolean {
     return false;
   }
 }
+
+/**
+ * wg-quick's steps by hand for a generated wg-quick file `conf` (its DNS step needs resolvconf):
+ * wireguard-go as interface `iface` in `ns`, `wg setconf` without the lines wg(8) does not know,
+ * the address, the routes of AllowedIPs. Resolves with the interface address (CIDR).
+ */
+export async function wgQuickByHand(ns: string, iface: string, conf: string): Promise<string> {
+  await startDaemon(ns, 'wireguard-go', iface);
+  const address = /^Address = ([^,\n]+)/m.exec(conf)![1]!;
+  const allowed = /^AllowedIPs = (.+)$/m
+    .exec(conf)![1]!
+    .split(',')
+    .map((x) => x.trim());
+  const wgConf = conf
+    .split('\n')
+    .filter((l) => !/^(Address|DNS|MTU) =/.test(l))
+    .join('\n');
+  await check(ns, ['wg', 'setconf', iface, tempFile(wgConf)]);
+  await check(ns, ['ip', 'address', 'add', address, 'dev', iface]);
+  await check(ns, ['ip', 'link', 'set', iface, 'up']);
+  for (const r of allowed) await check(ns, ['ip', 'route', 'replace', r, 'dev', iface]);
+  return address;
+}

@@ -236,6 +236,7 @@ export async function startCoordinator(opts: CoordinatorOptions = {}): Promise<C
       metricsPublic: opts.metricsPublic === true,
       tls: tls === null ? null : { cert: tls.cert, key: tls.key },
       fingerprint: () => tls?.fingerprint ?? null,
+      ...(opts.clock !== undefined ? { clock: opts.clock } : {}),
     });
     await app.listen({ host, port });
     const addr = app.server.address();

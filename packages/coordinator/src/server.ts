@@ -58,6 +58,7 @@ import type { Hub } from './hub.js';
 import type { Metrics } from './metrics.js';
 import { RateLimiter } from './rate-limit.js';
 import { localEndpointProblem, weakKeyProblem } from './registration-policy.js';
+import { networkPaths } from './network-paths.js';
 import { mapJsonFor } from './snapshot.js';
 import { allows, domainOf, type NodeRecord, type Principal, type Store } from './store/index.js';
 
@@ -82,11 +83,14 @@ export interface ServerDeps {
   tls?: { cert: Buffer; key: Buffer } | null;
   /** The fingerprint of the certificate served now (pinned keys carry it), or null. */
   fingerprint?: () => Uint8Array | null;
+  /** Wall clock in unix ms (the store's; default Date.now). */
+  clock?: () => number;
 }
 
 const WEB_FILES: Record<string, string> = {
   '/': 'index.html',
   '/ui/app.js': 'app.js',
+  '/ui/map.js': 'map.js',
   '/ui/style.css': 'style.css',
 };
 const CONTENT_TYPES: Record<string, string> = {
@@ -581,6 +585,13 @@ export function buildServer(d: ServerDeps): FastifyInstance {
     admin.delete(`${API_PREFIX}/networks/:network`, async (req, reply) => {
       await store.networks.delete(parseBody(NetworkParam, req.params, 'path').network);
       return reply.code(204).send();
+    });
+
+    admin.get(`${API_PREFIX}/networks/:network/paths`, async (req) => {
+      const net = await store.networks.get(parseBody(NetworkParam, req.params, 'path').network);
+      const state = await store.networkState(net.id);
+      if (state === null) throw new ApiError('not_found', `no network ${net.name}`);
+      return networkPaths(state, (d.clock ?? Date.now)());
     });
 
     admin.get(`${API_PREFIX}/networks/:network/keys`, async (req) =>

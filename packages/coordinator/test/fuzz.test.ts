@@ -448,6 +448,7 @@ const ROUTES: RouteSpec[] = [
     mutates: true,
   },
   { method: 'GET', path: (p) => `${P}/networks/${p('network')}/nodes`, auth: 'admin', read: true },
+  { method: 'GET', path: (p) => `${P}/networks/${p('network')}/paths`, auth: 'admin', read: true },
   { method: 'GET', path: () => `${P}/nodes`, auth: 'admin', read: true },
   { method: 'GET', path: (p) => `${P}/nodes/${p('node')}`, auth: 'admin', read: true },
   { method: 'GET', path: (p) => `${P}/nodes/${p('node')}/map`, auth: 'admin', read: true },
@@ -1199,6 +1200,8 @@ async function until(pred: () => boolean, what: string, ms = ANSWER_TIMEOUT_MS):
 
 const STREAM_CAP_BYTES = 64 * 1024;
 const STREAM_NODES = 250;
+/** Setting up: STREAM_NODES registrations, each committed on its own (seconds on a busy machine). */
+const STREAM_SETUP_MS = 60_000;
 
 describe('push streams under abuse', () => {
   let c: TestCoordinator;
@@ -1231,7 +1234,7 @@ describe('push streams under abuse', () => {
       expect(r.status, r.text).toBe(201);
       secrets.push(r.body.nodeSecret);
     }
-  });
+  }, STREAM_SETUP_MS);
   afterAll(async () => {
     await c?.close();
   });

@@ -5,8 +5,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import pino from 'pino';
+import { expect } from 'vitest';
 import { generatePrivateKey, keyToBase64, nobleCrypto, publicKeyOf } from '@wiremesh/wg-core';
 import {
+  ErrorBody,
   PROTOCOL_VERSION,
   parsePushEvent,
   type PushEvent,
@@ -99,6 +101,49 @@ export function registration(
     listenPort: 51820,
     localEndpoints: [{ ip: '192.168.1.10', port: 51820 }],
     ...over,
+  };
+}
+
+/** Expects an API answer with HTTP `status` and error body `code`. */
+export function expectError(
+  r: { status: number; body: unknown; text: string },
+  status: number,
+  code: string,
+): void {
+  expect(r.status, r.text).toBe(status);
+  expect(ErrorBody.parse(r.body).code).toBe(code);
+}
+
+/** A node registered by `autoApproveNetwork`'s `reg`. */
+export interface RegisteredNode {
+  id: string;
+  secret: string;
+  pk: string;
+}
+
+/**
+ * Creates network `name` (`ipv4Cidr`) on the coordinator at `url` with an auto-approving
+ * enrollment key; resolves with a function that registers (and so approves) a node by name.
+ */
+export async function autoApproveNetwork(
+  url: string,
+  adminToken: string,
+  name: string,
+  ipv4Cidr: string,
+): Promise<(node: string) => Promise<RegisteredNode>> {
+  const admin = { token: adminToken };
+  await api(url, 'POST', '/api/v1/networks', { ...admin, body: { name, ipv4Cidr } });
+  const key = (
+    await api(url, 'POST', `/api/v1/networks/${name}/keys`, {
+      ...admin,
+      body: { autoApprove: true },
+    })
+  ).body.key as string;
+  return async (node: string) => {
+    const req = registration(name, node, { enrollmentKey: key });
+    const r = await api(url, 'POST', '/api/v1/register', { body: req });
+    if (r.status !== 201) throw new Error(`registering ${node}: ${r.status}`);
+    return { id: r.body.nodeId as string, secret: r.body.nodeSecret as string, pk: req.publicKey };
   };
 }
 

@@ -3,7 +3,7 @@
 import { describe, expect, it } from 'vitest';
 import { PROTOCOL_VERSION, type NetworkMap, type PeerStatus } from '@wiremesh/protocol';
 import { PathMonitor, type PairRelay, type PathNode } from '../src/path-monitor.js';
-import { api, registration, startTestCoordinator } from './helpers.js';
+import { api, autoApproveNetwork, startTestCoordinator } from './helpers.js';
 
 const OPTS = { relayAfterMs: 15_000, freshMs: 195_000, retryMs: 5_000 };
 
@@ -172,26 +172,7 @@ describe('relay fallback through the coordinator', () => {
     const c = await startTestCoordinator({ clock: () => now, relayAfterMs: 15_000 });
     try {
       const admin = { token: c.admin };
-      await api(c.url, 'POST', '/api/v1/networks', {
-        ...admin,
-        body: { name: 'nat', ipv4Cidr: '10.9.0.0/16' },
-      });
-      const key = (
-        await api(c.url, 'POST', '/api/v1/networks/nat/keys', {
-          ...admin,
-          body: { autoApprove: true },
-        })
-      ).body.key as string;
-      const reg = async (name: string) => {
-        const req = registration('nat', name, { enrollmentKey: key });
-        const r = await api(c.url, 'POST', '/api/v1/register', { body: req });
-        expect(r.status).toBe(201);
-        return {
-          id: r.body.nodeId as string,
-          secret: r.body.nodeSecret as string,
-          pk: req.publicKey,
-        };
-      };
+      const reg = await autoApproveNetwork(c.url, admin.token, 'nat', '10.9.0.0/16');
       const [a, d, r] = [await reg('a'), await reg('d'), await reg('r')];
       const relayRes = await api(c.url, 'PUT', `/api/v1/nodes/${r.id}/relay`, {
         ...admin,

@@ -6,11 +6,12 @@ import { tmpdir } from 'node:os';
 import { join as joinPath } from 'node:path';
 import { connect } from 'node:net';
 import pino from 'pino';
-import { ErrorBody, ExtClient, RegisterResponse } from '@wiremesh/protocol';
+import { ExtClient, RegisterResponse } from '@wiremesh/protocol';
 import {
   api,
   keyPair,
   registration,
+  expectError,
   startTestCoordinator,
   type TestCoordinator,
 } from './helpers.js';
@@ -29,14 +30,6 @@ export function probeCases(backend: () => Promise<Pick<CoordinatorOptions, 'data
 
   const admin = (method: string, path: string, body?: unknown) =>
     api(c.url, method, path, { token: c.admin, body });
-  const expectError = (
-    r: { status: number; body: unknown; text: string },
-    status: number,
-    code: string,
-  ) => {
-    expect(r.status, r.text).toBe(status);
-    expect(ErrorBody.parse(r.body).code).toBe(code);
-  };
 
   /** A network with its own range (10.60+n.0.0/24) and an auto-approving key. */
   async function network(name: string): Promise<string> {

@@ -8,7 +8,7 @@ import pino from 'pino';
 import { afterAll, describe, expect, it } from 'vitest';
 import { PROTOCOL_VERSION, type NetworkMap, type PeerStatus } from '@wiremesh/protocol';
 import { startCoordinator, type Coordinator } from '../src/index.js';
-import { api, registration } from './helpers.js';
+import { api, autoApproveNetwork } from './helpers.js';
 import { startPostgres, type PgServer } from './pg-server.js';
 
 const RELAY_AFTER_MS = 15_000;
@@ -39,26 +39,7 @@ for (const dialect of ['sqlite', 'postgres'] as const) {
       try {
         const admin = { token: c.adminToken ?? '' };
         expect(admin.token).not.toBe('');
-        await api(c.url, 'POST', '/api/v1/networks', {
-          ...admin,
-          body: { name: 'nat', ipv4Cidr: '10.9.0.0/16' },
-        });
-        const key = (
-          await api(c.url, 'POST', '/api/v1/networks/nat/keys', {
-            ...admin,
-            body: { autoApprove: true },
-          })
-        ).body.key as string;
-        const reg = async (name: string) => {
-          const req = registration('nat', name, { enrollmentKey: key });
-          const r = await api(c.url, 'POST', '/api/v1/register', { body: req });
-          expect(r.status).toBe(201);
-          return {
-            id: r.body.nodeId as string,
-            secret: r.body.nodeSecret as string,
-            pk: req.publicKey,
-          };
-        };
+        const reg = await autoApproveNetwork(c.url, admin.token, 'nat', '10.9.0.0/16');
         const [a, d, e, r] = [await reg('a'), await reg('d'), await reg('e'), await reg('r')];
         expect(
           (

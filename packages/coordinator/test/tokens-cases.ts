@@ -16,6 +16,7 @@ const ROUTES: [method: string, path: string, need: 'read' | 'approve' | 'full'][
   ['POST', '/api/v1/networks/none/keys', 'full'],
   ['DELETE', '/api/v1/networks/none/keys/none', 'full'],
   ['GET', '/api/v1/networks/none/nodes', 'read'],
+  ['GET', '/api/v1/networks/none/paths', 'read'],
   ['GET', '/api/v1/nodes', 'read'],
   ['GET', '/api/v1/nodes/none', 'read'],
   ['DELETE', '/api/v1/nodes/none', 'full'],

@@ -1,5 +1,7 @@
 // The coordinator's web UI: plain JavaScript over the admin REST API (no build step). The admin
 // token lives in sessionStorage for this tab only and is sent as a Bearer header.
+import { renderMap } from '/ui/map.js';
+
 const API = '/api/v1';
 const $ = (id) => document.getElementById(id);
 let token = sessionStorage.getItem('wiremesh-admin-token');
@@ -122,7 +124,7 @@ function table(el, headers, rows) {
 async function refreshAdmins() {
   const [tokens, audit] = await Promise.all([
     call('GET', '/admin/tokens'),
-    call('GET', '/admin/audit?limit=50'),
+    call('GET', `/admin/audit?limit=${Number($('audit-limit').value)}`),
   ]);
   table(
     $('tokens'),
@@ -185,12 +187,14 @@ async function refresh() {
   $('network').hidden = current === null;
   if (current === null) return;
   const net = networks.find((n) => n.name === current);
-  const [nodes, keys, clients, dns] = await Promise.all([
+  const [nodes, keys, clients, dns, paths] = await Promise.all([
     call('GET', `/networks/${current}/nodes`),
     call('GET', `/networks/${current}/keys`),
     call('GET', `/networks/${current}/extclients`),
     call('GET', `/networks/${current}/dns`),
+    call('GET', `/networks/${current}/paths`),
   ]);
+  renderMap($('map'), paths);
   $('network-title').textContent = `Network ${net.name}`;
   if (settingsOf !== net.name) {
     // Filled when another network is shown, not on every refresh (the admin may be typing).
@@ -204,6 +208,8 @@ async function refresh() {
   $('network-info').textContent =
     `${net.ipv4Cidr}${net.ipv6Cidr ? `, ${net.ipv6Cidr}` : ''} · port ${net.listenPort} · keepalive ${net.persistentKeepalive}s · MTU ${net.mtu} · ${net.allowJoinWithoutKey ? 'open join (approval needed)' : 'key required'} · map version ${net.revision}`;
   const names = new Map(nodes.map((n) => [n.id, n.name]));
+  fillIngressChoice(nodes.filter((n) => n.state === 'approved' && n.isIngressGateway));
+  const relayedBy = (id) => nodes.filter((x) => x.relayedBy === id && x.state === 'approved');
   const pending = nodes.filter((n) => n.state === 'pending');
   table(
     $('pending'),
@@ -251,9 +257,17 @@ async function refresh() {
         ago(n.lastSeenAt),
         handshakes(n),
         [
-          n.egress ? `egress ${n.egress.ranges.join(' ')}` : '',
-          n.isIngressGateway ? 'ingress' : '',
-          n.isRelay ? 'relay' : '',
+          n.egress
+            ? `egress ${n.egress.ranges.join(' ')}${n.egress.interface ? ` out ${n.egress.interface}` : ''}`
+            : '',
+          n.isIngressGateway ? `ingress ${n.ingressEndpoint ?? '(its public endpoint)'}` : '',
+          n.isRelay
+            ? relayedBy(n.id).length
+              ? `relay for ${relayedBy(n.id)
+                  .map((x) => x.name)
+                  .join(' ')}`
+              : 'relay'
+            : '',
           n.relayedBy ? `via ${names.get(n.relayedBy) ?? n.relayedBy}` : '',
         ]
           .filter(Boolean)
@@ -282,69 +296,82 @@ async function refresh() {
                             'Egress ranges (comma-separated CIDRs)',
                             '192.168.100.0/24',
                           );
-                          if (r)
-                            await call('PUT', `/nodes/${n.id}/egress`, {
-                              ranges: r
-                                .split(',')
-                                .map((s) => s.trim())
-                                .filter(Boolean),
-                            });
+                          if (!r) return;
+                          const out = prompt(
+                            'Outgoing interface for NAT (empty: the one of the default route)',
+                            '',
+                          );
+                          if (out === null) return;
+                          await call('PUT', `/nodes/${n.id}/egress`, {
+                            ranges: r
+                              .split(',')
+                              .map((s) => s.trim())
+                              .filter(Boolean),
+                            ...(out.trim() ? { interface: out.trim() } : {}),
+                          });
                         }),
                     },
                     'Make egress',
                   ),
+              h(
+                'button',
+                {
+                  onclick: () =>
+                    act(async () => {
+                      // Empty: the node's reflected public endpoint, else its first LAN one.
+                      const endpoint = prompt(
+                        'Endpoint external clients dial (host:port; empty: the node’s public endpoint)',
+                        n.ingressEndpoint ?? '',
+                      );
+                      if (endpoint === null) return;
+                      await call(
+                        'PUT',
+                        `/nodes/${n.id}/ingress`,
+                        endpoint.trim() ? { endpoint: endpoint.trim() } : {},
+                      );
+                    }),
+                },
+                n.isIngressGateway ? 'Ingress endpoint' : 'Make ingress',
+              ),
               n.isIngressGateway
                 ? h(
                     'button',
                     { onclick: () => act(() => call('DELETE', `/nodes/${n.id}/ingress`)) },
                     'Unmake ingress',
                   )
-                : h(
-                    'button',
-                    {
-                      onclick: () =>
-                        act(async () => {
-                          // Empty: the node's reflected public endpoint, else its first LAN one.
-                          const endpoint = prompt(
-                            'Endpoint external clients dial (host:port; empty: the node’s public endpoint)',
-                            '',
-                          );
-                          if (endpoint === null) return;
-                          await call(
-                            'PUT',
-                            `/nodes/${n.id}/ingress`,
-                            endpoint.trim() ? { endpoint: endpoint.trim() } : {},
-                          );
-                        }),
-                    },
-                    'Make ingress',
-                  ),
+                : '',
+              h(
+                'button',
+                {
+                  onclick: () =>
+                    act(async () => {
+                      const r = prompt(
+                        'Relay for these nodes (comma-separated names; empty: relay-capable only, the automatic fallback may use it)',
+                        relayedBy(n.id)
+                          .map((x) => x.name)
+                          .join(', '),
+                      );
+                      if (r === null) return;
+                      await call('PUT', `/nodes/${n.id}/relay`, {
+                        relayedNodeIds: r
+                          .split(',')
+                          .map((s) => s.trim())
+                          .filter(Boolean),
+                      });
+                    }),
+                },
+                n.isRelay ? 'Relay for…' : 'Make relay',
+              ),
               n.isRelay
                 ? h(
                     'button',
                     { onclick: () => act(() => call('DELETE', `/nodes/${n.id}/relay`)) },
                     'Unmake relay',
                   )
-                : h(
-                    'button',
-                    {
-                      onclick: () =>
-                        act(async () => {
-                          const r = prompt(
-                            'Relay for these nodes (comma-separated names; empty: relay-capable only)',
-                            '',
-                          );
-                          if (r === null) return;
-                          await call('PUT', `/nodes/${n.id}/relay`, {
-                            relayedNodeIds: r
-                              .split(',')
-                              .map((s) => s.trim())
-                              .filter(Boolean),
-                          });
-                        }),
-                    },
-                    'Make relay',
-                  ),
+                : '',
+              n.state === 'approved'
+                ? h('button', { onclick: () => act(() => showNodeMap(n)) }, 'Map')
+                : '',
               h(
                 'button',
                 {
@@ -373,10 +400,11 @@ async function refresh() {
   );
   table(
     $('keys'),
-    ['Id', 'Uses', 'Expires', 'Auto-approve', 'State', ''],
+    ['Id', 'Name', 'Uses', 'Expires', 'Auto-approve', 'State', ''],
     keys.map((k) => ({
       cells: [
         k.id,
+        k.name ?? '',
         k.maxUses === null ? `${k.uses}/unlimited` : `${k.uses}/${k.maxUses}`,
         k.expiresAt ? new Date(k.expiresAt).toLocaleString() : 'never',
         k.autoApprove ? 'yes' : 'no',
@@ -393,7 +421,7 @@ async function refresh() {
   );
   table(
     $('extclients'),
-    ['Name', 'Address', 'Ingress', 'Public key', ''],
+    ['Name', 'Address', 'Ingress', 'Public key', 'Key pair', 'DNS', ''],
     clients.map((c) => ({
       attrs: { 'data-client': c.name },
       cells: [
@@ -401,6 +429,8 @@ async function refresh() {
         [c.addressV4, c.addressV6].filter(Boolean).join(' '),
         names.get(c.ingressNodeId) ?? c.ingressNodeId,
         c.publicKey,
+        c.hasPrivateKey ? 'generated (private key stored)' : 'the client’s own',
+        c.dns.join(' '),
         [
           h('button', { onclick: () => act(() => showQr(c)) }, 'QR / config'),
           h(
@@ -437,13 +467,41 @@ async function refresh() {
   );
 }
 
+/** The network map node `n` gets (what `node map ID` prints). */
+async function showNodeMap(n) {
+  const map = await call('GET', `/nodes/${n.id}/map`);
+  $('node-map-title').textContent = `Map of ${n.name} (version ${map.version})`;
+  $('node-map-json').textContent = JSON.stringify(map, null, 2);
+  $('node-map').hidden = false;
+}
+
+/** Offers the approved ingress gateways for a new external client, keeping the admin's choice. */
+function fillIngressChoice(ingresses) {
+  const select = $('ext-form').elements.ingress;
+  const chosen = select.value;
+  select.replaceChildren(
+    ...(ingresses.length === 0
+      ? [h('option', { value: '' }, 'none yet: make a node an ingress gateway')]
+      : ingresses.map((n) =>
+          h('option', { value: n.id }, `${n.name} (${n.ingressEndpoint ?? 'its public endpoint'})`),
+        )),
+  );
+  if (ingresses.some((n) => n.id === chosen)) select.value = chosen;
+}
+
 async function showQr(c) {
+  // A client with its own key pair: the config has a placeholder, so a QR code would only
+  // import a broken tunnel; show the text (it holds no secret) to finish on the device.
   const [png, conf] = await Promise.all([
-    call('GET', `/extclients/${c.id}/qr.png`),
+    c.hasPrivateKey ? call('GET', `/extclients/${c.id}/qr.png`) : null,
     call('GET', `/extclients/${c.id}/config`),
   ]);
   $('qr-title').textContent = `WireGuard configuration of ${c.name}`;
-  $('qr-img').src = URL.createObjectURL(png);
+  $('qr-img').hidden = png === null;
+  if (png !== null) $('qr-img').src = URL.createObjectURL(png);
+  $('qr-own-key').hidden = c.hasPrivateKey;
+  $('qr-config').hidden = c.hasPrivateKey;
+  $('qr-config').textContent = c.hasPrivateKey ? '' : await conf.text();
   const link = $('qr-download');
   link.href = URL.createObjectURL(conf);
   link.download = `${c.name}.conf`;
@@ -453,6 +511,7 @@ async function showQr(c) {
 function select(name) {
   current = name;
   $('qr').hidden = true;
+  $('node-map').hidden = true;
   $('new-key').hidden = true;
   void act(async () => undefined);
 }
@@ -485,11 +544,15 @@ $('key-form').addEventListener('submit', (e) => {
   const f = fields(e.target);
   void act(async () => {
     const k = await call('POST', `/networks/${current}/keys`, {
+      name: f.name || undefined,
       maxUses: f.maxUses ? Number(f.maxUses) : undefined,
       expiresInS: f.expiresInH ? Number(f.expiresInH) * 3600 : undefined,
       autoApprove: f.autoApprove === 'on',
     });
-    $('new-key').textContent = `New enrollment key (shown once): ${k.key}`;
+    // With TLS the pinned form carries the certificate's fingerprint (for self-signed ones).
+    $('new-key').textContent = k.pinnedKey
+      ? `New enrollment key (shown once): ${k.key} · pinned to this coordinator's certificate: ${k.pinnedKey}`
+      : `New enrollment key (shown once): ${k.key}`;
     $('new-key').hidden = false;
     e.target.reset();
   });
@@ -506,6 +569,8 @@ $('ext-form').addEventListener('submit', (e) => {
       : undefined;
     const c = await call('POST', `/networks/${current}/extclients`, {
       name: f.name,
+      ingressNodeId: f.ingress || undefined,
+      publicKey: f.publicKey.trim() || undefined,
       dns,
       meshDns: f.meshDns === 'on',
     });
@@ -551,6 +616,21 @@ $('network-delete').addEventListener('click', () => {
     settingsOf = null;
   });
 });
+$('rotate-admin').addEventListener('click', () => {
+  void act(async () => {
+    if (!confirm('Rotate the first admin token? The old one stops working at once.')) return;
+    const r = await call('POST', '/admin/token/rotate');
+    // Signed in with the first token: go on with the new one (a named token is untouched).
+    const still = await fetch(`${API}/networks`, { headers: { authorization: `Bearer ${token}` } });
+    if (still.status === 401) {
+      token = r.token;
+      sessionStorage.setItem('wiremesh-admin-token', r.token);
+    }
+    $('new-token').textContent = `New first admin token (shown once): ${r.token}`;
+    $('new-token').hidden = false;
+  });
+});
+$('audit-limit').addEventListener('change', () => void act(async () => undefined));
 $('token-form').addEventListener('submit', (e) => {
   e.preventDefault();
   const f = fields(e.target);

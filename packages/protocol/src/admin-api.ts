@@ -12,7 +12,7 @@ import {
   MAX_LOCAL_ENDPOINTS,
   MAX_RELAYED_NODES,
 } from './constants.js';
-import { Backend, EgressRole, Keepalive, Mtu, NodeState } from './map.js';
+import { Backend, EgressRole, EndpointSource, Keepalive, Mtu, NodeState } from './map.js';
 import { PeerStatus } from './node-api.js';
 import {
   Cidr,
@@ -300,3 +300,74 @@ export const AuditEntry = z.object({
 });
 /** One audit-log entry. */
 export type AuditEntry = z.infer<typeof AuditEntry>;
+
+/**
+ * How traffic between two approved nodes flows, from the agents' last reports and the
+ * coordinator's relay decisions:
+ * - `direct`: a handshake younger than the coordinator's freshness bound (195 s) on the direct entry;
+ * - `lan`: the same, and the endpoint in use is one of the peer's LAN addresses;
+ * - `relay`: through `relayId` (the relay fallback's pair relay, or a relay an admin set);
+ * - `down`: the nodes report each other but no fresh handshake (waiting for a direct path);
+ * - `unknown`: neither node has reported the other yet.
+ */
+export const PathKind = z.enum(['direct', 'lan', 'relay', 'down', 'unknown']);
+/** How traffic between two nodes flows. */
+export type PathKind = z.infer<typeof PathKind>;
+
+/** One approved node in the paths view. */
+export const PathsNode = z.object({
+  id: Id,
+  name: Name,
+  addressV4: Ipv4,
+  /** It checked in within the coordinator's online window (3 minutes). */
+  online: z.boolean(),
+  lastSeenAt: UnixMs.nullable(),
+  isRelay: z.boolean(),
+  isIngressGateway: z.boolean(),
+  isEgressGateway: z.boolean(),
+  /** The relay an admin routes all of this node's peers through, or null. */
+  relayedBy: Id.nullable(),
+  /** The public endpoint its peers are given, and how it was learned (null: none known). */
+  publicEndpoint: Endpoint.nullable(),
+  endpointSource: EndpointSource.nullable(),
+  /** Its LAN endpoints (candidates for peers on the same LAN). */
+  localEndpoints: z.array(Endpoint).max(MAX_LOCAL_ENDPOINTS),
+});
+/** One node in the paths view. */
+export type PathsNode = z.infer<typeof PathsNode>;
+
+/** The path between approved nodes `a` and `b` (`a` < `b`). */
+export const PathLink = z.object({
+  a: Id,
+  b: Id,
+  path: PathKind,
+  /** The relay node of a `relay` path, else null. */
+  relayId: Id.nullable(),
+  /**
+   * Why a pair is relayed: `admin` (an admin set a relay for one of the nodes), or the relay
+   * fallback's `no_direct_handshake` / `nat_mapping_split` (PeerRelay); null otherwise.
+   */
+  reason: z.enum(['admin', 'no_direct_handshake', 'nat_mapping_split']).nullable(),
+  /** The latest handshake on the direct entries either node reported, on the coordinator's clock. */
+  latestHandshakeAt: UnixMs.nullable(),
+  /** The endpoint `a` sends to `b` at, and `b` to `a`, as each last reported (null: none). */
+  endpointAtoB: Endpoint.nullable(),
+  endpointBtoA: Endpoint.nullable(),
+});
+/** The path between two nodes. */
+export type PathLink = z.infer<typeof PathLink>;
+
+/** Response of `GET /api/v1/networks/:network/paths`: the network's nodes and every pair's path. */
+export const NetworkPaths = z.object({
+  network: Name,
+  revision: z.int().min(0),
+  /** When the view was computed (coordinator's clock). */
+  at: UnixMs,
+  nodes: z.array(PathsNode),
+  /** One entry per pair of approved nodes. */
+  links: z.array(PathLink),
+  /** External clients with the ingress gateway they dial. */
+  extClients: z.array(z.object({ id: Id, name: Name, ingressNodeId: Id })),
+});
+/** A network's paths view. */
+export type NetworkPaths = z.infer<typeof NetworkPaths>;

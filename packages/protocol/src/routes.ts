@@ -23,6 +23,8 @@ export const ADMIN_ROUTES = {
   network: (name: string) => `${API_PREFIX}/networks/${e(name)}`,
   keys: (network: string) => `${API_PREFIX}/networks/${e(network)}/keys`,
   key: (network: string, id: string) => `${API_PREFIX}/networks/${e(network)}/keys/${e(id)}`,
+  /** GET: the network's nodes and the path (direct, LAN, relay) of every pair (`NetworkPaths`). */
+  paths: (network: string) => `${API_PREFIX}/networks/${e(network)}/paths`,
   networkNodes: (network: string) => `${API_PREFIX}/networks/${e(network)}/nodes`,
   nodes: `${API_PREFIX}/nodes`,
   node: (id: string) => `${API_PREFIX}/nodes/${e(id)}`,
