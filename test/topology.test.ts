@@ -229,6 +229,12 @@ describe('topology harness', () => {
       );
       expect(fromM.map((r) => r.port)).toEqual([PORT, PORT]);
       await pollUntil('m to hear both echoes', () => received(m).length === 2, 5_000);
+      // h's agent starts on its own clock: wait for p to hear it before reading rH's mapping.
+      await pollUntil(
+        'p to hear h',
+        () => received(agents[0]!).some((r) => r.address === rH.ipv4),
+        5_000,
+      );
       const hMapping = (await topo.conntrack('rH')).find(
         (e) => e.original.src === topo.node('h').ipv4,
       );
