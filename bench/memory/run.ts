@@ -8,7 +8,6 @@
  * Flags: --rounds N (default 2), --peers N (default 1000), --settle S (seconds idle before each
  * reading, default 10), --json FILE (results as JSON).
  */
-import { execFileSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 
@@ -22,7 +21,6 @@ import {
 } from '../../test/harness/netns.js';
 import { tempFile } from '../../test/harness/wgts.js';
 import {
-  ensureWgts,
   figure,
   median,
   NS_TAG,
@@ -33,6 +31,17 @@ import {
   type DaemonSpec,
   type Figure,
 } from '../tunnel/lib.js';
+import {
+  alignedTable,
+  FigureTable,
+  fmt,
+  Notes,
+  peersConfig,
+  preflight,
+  wgtsBuildNote,
+  toolVersion,
+  type Cell,
+} from '../tunnel/table.js';
 
 const DEFAULT_ROUNDS = 2;
 const DEFAULT_PEERS = 1000;
@@ -119,14 +128,9 @@ function parseArgs(argv: readonly string[]): Options {
   return o;
 }
 
-const samples = new Map<RowKey, Map<ColumnKey, Figure[]>>();
-function record(row: RowKey, col: ColumnKey, f: Figure): void {
-  let byCol = samples.get(row);
-  if (!byCol) samples.set(row, (byCol = new Map()));
-  let list = byCol.get(col);
-  if (!list) byCol.set(col, (list = []));
-  list.push(f);
-}
+const table = new FigureTable<RowKey, ColumnKey>();
+const record = table.record.bind(table);
+const cell = table.cell.bind(table);
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
@@ -160,28 +164,14 @@ async function settledKiB(pid: number, settleMs: number): Promise<{ rss: number;
 }
 
 /** `peers` peers with fresh keys, a /32 allowed IP and an endpoint each, as `wg setconf` text. */
-async function peersConfig(peers: number): Promise<string> {
-  const { generatePrivateKey, keyToBase64, publicKeyOf } = await import('@wiremesh/wg-core');
-  const { selectCrypto } = await import('@wiremesh/wg-core/native');
-  const { randomFillSync } = await import('node:crypto');
-  const { provider } = selectCrypto();
-  const random = (out: Uint8Array): void => void randomFillSync(out);
-  const lines = [
-    '[Interface]',
-    `PrivateKey = ${keyToBase64(generatePrivateKey(random))}`,
-    `ListenPort = ${LISTEN_PORT}`,
-  ];
-  for (let i = 0; i < peers; i++) {
-    lines.push(
-      '',
-      '[Peer]',
-      `PublicKey = ${keyToBase64(publicKeyOf(provider, generatePrivateKey(random)))}`,
-      `AllowedIPs = 10.${212 + (i >> 16)}.${(i >> 8) & 0xff}.${i & 0xff}/32`,
-      // Documentation addresses (RFC 5737): nothing is sent, no handshake is ever due.
-      `Endpoint = 192.0.2.${1 + (i % 254)}:${LISTEN_PORT + 1 + (i % 1000)}`,
-    );
-  }
-  return `${lines.join('\n')}\n`;
+function memoryConfig(peers: number): Promise<string> {
+  return peersConfig({
+    peers,
+    listenPort: LISTEN_PORT,
+    allowedIp: (i) => `10.${212 + (i >> 16)}.${(i >> 8) & 0xff}.${i & 0xff}`,
+    // Documentation addresses (RFC 5737): nothing is sent, no handshake is ever due.
+    endpoint: (i) => `192.0.2.${1 + (i % 254)}:${LISTEN_PORT + 1 + (i % 1000)}`,
+  });
 }
 
 /** One namespace per measurement, so no daemon's interface or socket meets another's. */
@@ -258,40 +248,12 @@ async function measureNode(settleMs: number): Promise<void> {
   record('idle', 'node', f);
 }
 
-interface Cell {
-  median?: number;
-  samples: (number | null)[];
-  na?: string;
-}
-
-function cell(row: RowKey, col: ColumnKey): Cell | undefined {
-  const list = samples.get(row)?.get(col);
-  if (list === undefined) return undefined;
-  const values = list.flatMap((f) => ('value' in f ? [f.value] : []));
-  const reasons = list.flatMap((f) => ('na' in f ? [f.na] : []));
-  const c: Cell = { samples: list.map((f) => ('value' in f ? f.value : null)) };
-  if (values.length > 0) c.median = median(values);
-  if (reasons.length > 0)
-    c.na =
-      values.length > 0
-        ? `${reasons.length} of ${list.length} rounds n/a: ${reasons[0]}`
-        : reasons[0];
-  return c;
-}
-
 function render(o: Options, header: string[]): string {
-  const notes: string[] = [];
-  const note = (reason: string): string => {
-    let i = notes.indexOf(reason);
-    if (i < 0) i = notes.push(reason) - 1;
-    return `[${i + 1}]`;
-  };
-  const fmt = (v: number, d: number): string =>
-    v.toLocaleString('en', { minimumFractionDigits: d, maximumFractionDigits: d });
+  const notes = new Notes();
+  const note = (reason: string): string => notes.mark(reason);
   const ratio = (row: RowKey, num: ColumnKey, den: ColumnKey): string => {
-    const a = cell(row, num)?.median;
-    const b = cell(row, den)?.median;
-    return a === undefined || b === undefined || b === 0 ? 'n/a' : `${(a / b).toFixed(2)}x`;
+    const x = table.ratio(row, num, den);
+    return x === undefined ? 'n/a' : `${x.toFixed(2)}x`;
   };
   const heads = ['figure (median)', ...COLUMNS.map((c) => c.label), 'wgts/wg-go', 'wgts-node'];
   const body = ROWS.map((row) => {
@@ -312,12 +274,7 @@ function render(o: Options, header: string[]): string {
         : '-';
     return [row.label(o.peers), ...shown, ratio(row.key, 'wgts', 'wireguard-go'), overNode];
   });
-  const widths = heads.map((h, i) => Math.max(h.length, ...body.map((b) => b[i]!.length)));
-  const line = (cells: string[]): string =>
-    cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ');
-  const out = [...header, '', line(heads), line(widths.map((w) => '-'.repeat(w)))];
-  for (const b of body) out.push(line(b));
-  out.push('');
+  const out = [...header, '', ...alignedTable(heads, body), ''];
   const idle = cell('idle', 'wgts')?.median;
   const delta = cell('delta', 'wgts')?.median;
   const scaled = delta === undefined ? undefined : (delta * DEFAULT_PEERS) / o.peers;
@@ -339,21 +296,8 @@ function render(o: Options, header: string[]): string {
     'RSS is VmRSS of /proc/PID/status (anonymous: RssAnon; the rest is file-backed, mostly the',
     'node binary, shared between node processes). wgts-node: what wgts adds over a bare node.',
   );
-  if (notes.length > 0) {
-    out.push('', 'Notes:');
-    notes.forEach((n, i) => out.push(`  [${i + 1}] ${n}`));
-  }
+  out.push(...notes.lines());
   return `${out.join('\n')}\n`;
-}
-
-function toolVersion(argv: string[]): string {
-  try {
-    return (
-      execFileSync(argv[0]!, argv.slice(1), { encoding: 'utf8' }).split('\n')[0] ?? ''
-    ).trim();
-  } catch {
-    return 'missing';
-  }
 }
 
 async function main(): Promise<number> {
@@ -364,29 +308,13 @@ async function main(): Promise<number> {
     process.stderr.write(`${(err as Error).message}\n${USAGE}`);
     return 2;
   }
-  if (process.getuid?.() !== 0) {
-    process.stderr.write('bench/memory must run as root (it creates network namespaces)\n');
-    return 2;
-  }
-  for (const tool of ['ip', 'wg', 'setpriv']) {
-    try {
-      execFileSync('sh', ['-c', `command -v ${tool}`], { stdio: 'ignore' });
-    } catch {
-      process.stderr.write(`bench/memory needs ${tool} on PATH\n`);
-      return 1;
-    }
-  }
+  const refused = preflight('bench/memory', ['ip', 'wg', 'setpriv']);
+  if (refused !== undefined) return refused;
   const started = performance.now();
   const load0 = loadavg()[0]!;
-  let buildNote: string | undefined;
-  try {
-    progress('building wgts (tsc -b packages/wg-tun)');
-    buildNote = ensureWgts();
-  } catch (err) {
-    buildNote = `wgts could not be built: ${err instanceof Error ? err.message : String(err)}`;
-  }
+  const buildNote = wgtsBuildNote(progress);
   progress(`generating ${o.peers} peers`);
-  const configPath = tempFile(await peersConfig(o.peers), 'peers.conf');
+  const configPath = tempFile(await memoryConfig(o.peers), 'peers.conf');
   for (let round = 0; round < o.rounds; round++) {
     const order = round % 2 === 0 ? COLUMNS : [...COLUMNS].reverse();
     for (const col of order) {

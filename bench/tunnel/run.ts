@@ -8,7 +8,6 @@
  * Flags: --quick (1 round, 2 s runs), --rounds N, --seconds S, --json FILE (results as JSON).
  */
 import { writeFileSync } from 'node:fs';
-import { execFileSync } from 'node:child_process';
 import { cpus, loadavg } from 'node:os';
 
 import { check, cleanupAll } from '../../test/harness/netns.js';
@@ -17,7 +16,6 @@ import {
   cpuSeconds,
   createPair,
   createStage,
-  ensureWgts,
   figure,
   iperf,
   median,
@@ -34,6 +32,16 @@ import {
   type Pair,
   type Stage,
 } from './lib.js';
+import {
+  alignedTable,
+  FigureTable,
+  fmt,
+  Notes,
+  peersConfig,
+  preflight,
+  toolVersion,
+  wgtsBuildNote,
+} from './table.js';
 
 const FULL = { rounds: 3, seconds: 5 };
 const QUICK = { rounds: 1, seconds: 2 };
@@ -164,15 +172,11 @@ function parseArgs(argv: readonly string[]): Options {
   return o;
 }
 
-/** samples[row][column] holds one Figure per round (one in all for the memory rows). */
-const samples = new Map<RowKey, Map<ColumnKey, Figure[]>>();
-function record(row: RowKey, col: ColumnKey, f: Figure): void {
-  let byCol = samples.get(row);
-  if (byCol === undefined) samples.set(row, (byCol = new Map()));
-  const list = byCol.get(col) ?? [];
-  list.push(f);
-  byCol.set(col, list);
-}
+/** One Figure per round for each row and column (one in all for the memory rows). */
+const table = new FigureTable<RowKey, ColumnKey>();
+const record = table.record.bind(table);
+const cell = table.cell.bind(table);
+const ratio = table.ratio.bind(table);
 
 const progress = (line: string): void => void process.stderr.write(`[bench/tunnel] ${line}\n`);
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -228,29 +232,13 @@ async function measureThroughput(
 }
 
 /** 1,000 peers with fresh keys, /32 allowed IPs and an endpoint each, as `wg setconf` text. */
-async function memoryConfig(port: number): Promise<string> {
-  const { generatePrivateKey, keyToBase64, nobleCrypto, publicKeyOf } =
-    await import('@wiremesh/wg-core');
-  const { nativeCrypto } = await import('@wiremesh/wg-core/native');
-  const { randomFillSync } = await import('node:crypto');
-  const provider = nativeCrypto() ?? nobleCrypto;
-  const random = (out: Uint8Array): void => void randomFillSync(out);
-  const lines = [
-    '[Interface]',
-    `PrivateKey = ${keyToBase64(generatePrivateKey(random))}`,
-    `ListenPort = ${port}`,
-  ];
-  for (let i = 0; i < MEMORY_PEERS; i++) {
-    const pub = keyToBase64(publicKeyOf(provider, generatePrivateKey(random)));
-    lines.push(
-      '',
-      '[Peer]',
-      `PublicKey = ${pub}`,
-      `AllowedIPs = 10.211.${i >> 8}.${i & 0xff}/32`,
-      `Endpoint = ${OUTER.b}:${port + 1 + (i % 1000)}`,
-    );
-  }
-  return `${lines.join('\n')}\n`;
+function memoryConfig(port: number): Promise<string> {
+  return peersConfig({
+    peers: MEMORY_PEERS,
+    listenPort: port,
+    allowedIp: (i) => `10.211.${i >> 8}.${i & 0xff}`,
+    endpoint: (i) => `${OUTER.b}:${port + 1 + (i % 1000)}`,
+  });
 }
 
 async function measureMemory(stage: Stage, col: Column, configPath: string): Promise<void> {
@@ -283,42 +271,9 @@ async function measureMemory(stage: Stage, col: Column, configPath: string): Pro
 
 // ---- the table ----
 
-interface Cell {
-  median?: number;
-  samples: (number | null)[];
-  na?: string;
-}
-
-function cell(row: RowKey, col: ColumnKey): Cell | undefined {
-  const list = samples.get(row)?.get(col);
-  if (list === undefined) return undefined;
-  const values = list.flatMap((f) => ('value' in f && Number.isFinite(f.value) ? [f.value] : []));
-  const reasons = list.flatMap((f) => ('na' in f ? [f.na] : []));
-  const c: Cell = { samples: list.map((f) => ('value' in f ? f.value : null)) };
-  if (values.length > 0) c.median = median(values);
-  if (reasons.length > 0)
-    c.na =
-      values.length > 0
-        ? `${reasons.length} of ${list.length} rounds n/a: ${reasons[0]}`
-        : reasons[0];
-  return c;
-}
-
-function ratio(row: RowKey, num: ColumnKey, den: ColumnKey): number | undefined {
-  const a = cell(row, num)?.median;
-  const b = cell(row, den)?.median;
-  return a === undefined || b === undefined || b === 0 ? undefined : a / b;
-}
-
 function render(o: Options, header: string[]): string {
-  const notes: string[] = [];
-  const note = (reason: string): string => {
-    let i = notes.indexOf(reason);
-    if (i < 0) i = notes.push(reason) - 1;
-    return `[${i + 1}]`;
-  };
-  const fmt = (v: number, decimals: number): string =>
-    v.toLocaleString('en', { minimumFractionDigits: decimals, maximumFractionDigits: decimals });
+  const notes = new Notes();
+  const note = (reason: string): string => notes.mark(reason);
   const heads = [
     'figure (median)',
     'veth (ceiling)',
@@ -362,12 +317,7 @@ function render(o: Options, header: string[]): string {
       r('wgts-noble'),
     ]);
   }
-  const widths = heads.map((h, i) => Math.max(h.length, ...body.map((b) => b[i]!.length)));
-  const line = (cells: string[]): string =>
-    cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ');
-  const out = [...header, '', line(heads), line(widths.map((w) => '-'.repeat(w)))];
-  for (const b of body) out.push(line(b));
-  out.push('');
+  const out = [...header, '', ...alignedTable(heads, body), ''];
   const verdict = (key: RowKey, label: string, target: number, atMost: boolean): string => {
     const x = ratio(key, 'wgts', 'wireguard-go');
     if (x === undefined) return `${label}: n/a`;
@@ -401,21 +351,8 @@ function render(o: Options, header: string[]): string {
       out.push(`  ${row.label}: ${parts.join(' | ')}`);
     }
   }
-  if (notes.length > 0) {
-    out.push('', 'Notes:');
-    notes.forEach((n, i) => out.push(`  [${i + 1}] ${n}`));
-  }
+  out.push(...notes.lines());
   return `${out.join('\n')}\n`;
-}
-
-function toolVersion(argv: string[]): string {
-  try {
-    return (
-      execFileSync(argv[0]!, argv.slice(1), { encoding: 'utf8' }).split('\n')[0] ?? ''
-    ).trim();
-  } catch {
-    return 'missing';
-  }
 }
 
 async function main(): Promise<number> {
@@ -426,27 +363,11 @@ async function main(): Promise<number> {
     process.stderr.write(`${(err as Error).message}\n${USAGE}`);
     return 2;
   }
-  if (process.getuid?.() !== 0) {
-    process.stderr.write('bench/tunnel must run as root (it creates network namespaces)\n');
-    return 2;
-  }
-  for (const tool of ['ip', 'wg', 'iperf3', 'ping', 'setpriv', 'ss']) {
-    try {
-      execFileSync('sh', ['-c', `command -v ${tool}`], { stdio: 'ignore' });
-    } catch {
-      process.stderr.write(`bench/tunnel needs ${tool} on PATH\n`);
-      return 1;
-    }
-  }
+  const refused = preflight('bench/tunnel', ['ip', 'wg', 'iperf3', 'ping', 'setpriv', 'ss']);
+  if (refused !== undefined) return refused;
   const started = performance.now();
   const load0 = loadavg()[0]!;
-  let buildNote: string | undefined;
-  try {
-    progress('building wgts (tsc -b packages/wg-tun)');
-    buildNote = ensureWgts();
-  } catch (err) {
-    buildNote = `wgts could not be built: ${err instanceof Error ? err.message : String(err)}`;
-  }
+  const buildNote = wgtsBuildNote(progress);
 
   const stage = await createStage();
   const pairs = new Map<ColumnKey, Pair>();
