@@ -1,6 +1,6 @@
 // The coordinator's web UI: plain JavaScript over the admin REST API (no build step). The admin
 // token lives in sessionStorage for this tab only and is sent as a Bearer header.
-import { renderMap } from '/ui/map.js';
+import { h, renderMap } from '/ui/map.js';
 
 const API = '/api/v1';
 const $ = (id) => document.getElementById(id);
@@ -8,18 +8,6 @@ let token = sessionStorage.getItem('wiremesh-admin-token');
 let current = null;
 let timer = null;
 let settingsOf = null;
-
-function h(tag, attrs = {}, ...children) {
-  const el = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs)) {
-    if (k.startsWith('on')) el.addEventListener(k.slice(2), v);
-    else if (v !== undefined && v !== null && v !== false)
-      el.setAttribute(k, v === true ? '' : String(v));
-  }
-  for (const c of children.flat())
-    el.append(c instanceof Node ? c : document.createTextNode(c ?? ''));
-  return el;
-}
 
 async function call(method, path, body) {
   const headers = { authorization: `Bearer ${token}` };

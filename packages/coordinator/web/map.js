@@ -38,7 +38,8 @@ function s(tag, attrs = {}, ...children) {
   return el;
 }
 
-function h(tag, attrs = {}, ...children) {
+/** An HTML element with attributes (on* are listeners) and children (nodes or text); app.js uses it too. */
+export function h(tag, attrs = {}, ...children) {
   const el = document.createElement(tag);
   for (const [k, v] of Object.entries(attrs)) {
     if (k.startsWith('on')) el.addEventListener(k.slice(2), v);
